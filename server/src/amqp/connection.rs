@@ -1,0 +1,651 @@
+//! One AMQP connection, from accept to close: the handshake, then a loop
+//! that reads frames, writes replies and deliveries, and keeps heartbeats.
+//!
+//! The connection task owns its channels. Queues reach it only through its
+//! outbox (deliveries, cancellations, forced close). After each batch of
+//! frames it sends the publisher confirms the batch earned and asks queues
+//! to dispatch again where acks released credit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime};
+
+use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
+use rustc_hash::FxHashMap;
+use tokio::net::TcpStream;
+
+use super::channel::Channel;
+use super::codec::{FRAME_MIN_SIZE, Frame, read_frame};
+use super::handshake::{self, Refused};
+use super::io::Io;
+use super::session::{Ctx, Session};
+use crate::broker::connections::ConnectionInfo;
+use crate::broker::consumer::{Consumer, Outbound, Outbox};
+use crate::broker::error::{BrokerError, ErrorKind};
+use crate::broker::queue::{Queue, QueuedMessage};
+use crate::broker::{Broker, DefinitionCommand};
+
+/// Above this much unwritten output we stop taking deliveries from the
+/// outbox, and well above it we stop reading, so a client that does not read
+/// cannot make us buffer without bound.
+const WRITE_HIGH: usize = 512 * 1024;
+const READ_PAUSE: usize = 4 * 1024 * 1024;
+/// How long we wait for close-ok after sending connection.close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let name = format!("{peer} -> {local}");
+    tracing::info!("accepting AMQP connection {name}");
+    let mut io = Io::new(stream, FRAME_MIN_SIZE);
+    let timeout = broker.config.handshake_timeout;
+    let opened =
+        match tokio::time::timeout(timeout, handshake::run(&mut io, &broker, peer, &name)).await {
+            Err(_) => {
+                tracing::warn!("closing AMQP connection {name}: handshake_timeout");
+                return;
+            }
+            Ok(Err(Refused::Gone)) | Ok(Err(Refused::Silent)) => return,
+            Ok(Err(Refused::Error(e))) => {
+                tracing::error!("closing AMQP connection {name}: {e}");
+                io.out.method(0, &close_method(&e, 0, 0));
+                let _ = tokio::time::timeout(Duration::from_secs(1), io.flush_all()).await;
+                // Give the client a moment to read the close before the socket goes.
+                let _ = tokio::time::timeout(Duration::from_millis(500), io.read_some()).await;
+                return;
+            }
+            Ok(Ok(o)) => o,
+        };
+    let id = broker.next_id();
+    let outbox = Arc::new(Outbox::default());
+    let info = Arc::new(ConnectionInfo {
+        id,
+        name: name.clone(),
+        peer,
+        local,
+        user: opened.user.name.clone(),
+        vhost: opened.vhost.name.to_string(),
+        connected_at: SystemTime::now(),
+        client_properties: opened.client_properties.clone(),
+        frame_max: opened.frame_max,
+        channel_max: opened.channel_max,
+        heartbeat: opened.heartbeat,
+        auth_mechanism: opened.mechanism.clone(),
+        outbox: outbox.clone(),
+        channels: Default::default(),
+        recv_oct: Default::default(),
+        send_oct: Default::default(),
+    });
+    broker.connections.register(info.clone());
+    tracing::info!(
+        "connection {name}: user '{}' authenticated and granted access to vhost '{}'",
+        opened.user.name,
+        opened.vhost.name
+    );
+    let session = Session {
+        broker: broker.clone(),
+        vhost: opened.vhost,
+        user: opened.user,
+        conn_id: id,
+        outbox,
+        info,
+        caps: opened.caps,
+    };
+    let mut conn = Connection {
+        io,
+        s: session,
+        channels: FxHashMap::default(),
+        frame_max: opened.frame_max,
+        channel_max: opened.channel_max,
+        heartbeat: opened.heartbeat,
+        closing: None,
+        lost_sync: false,
+        done: false,
+        exclusive_queues: Vec::new(),
+        kick: Vec::new(),
+        auto_deletes: Vec::new(),
+        confirms: Vec::new(),
+        scratch: Vec::new(),
+        name,
+    };
+    conn.run().await;
+    conn.cleanup().await;
+}
+
+fn close_method(e: &BrokerError, class_id: u16, method_id: u16) -> AMQPClass {
+    AMQPClass::Connection(connection::AMQPMethod::Close(connection::Close {
+        reply_code: e.reply_code(),
+        reply_text: e.reply_text().into(),
+        class_id,
+        method_id,
+    }))
+}
+
+struct Connection {
+    io: Io,
+    s: Session,
+    channels: FxHashMap<u16, Channel>,
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat: u16,
+    /// When we sent connection.close and are waiting for close-ok.
+    closing: Option<Instant>,
+    /// A framing error: the input can no longer be parsed.
+    lost_sync: bool,
+    done: bool,
+    exclusive_queues: Vec<String>,
+    kick: Vec<Arc<Queue>>,
+    auto_deletes: Vec<Arc<Queue>>,
+    confirms: Vec<u16>,
+    scratch: Vec<Outbound>,
+    name: String,
+}
+
+/// Borrows the connection's parts a channel handler needs, leaving
+/// `channels` free to be borrowed alongside.
+macro_rules! ctx {
+    ($c:ident) => {
+        Ctx {
+            s: &$c.s,
+            out: &mut $c.io.out,
+            exclusive_queues: &mut $c.exclusive_queues,
+            kick: &mut $c.kick,
+            auto_deletes: &mut $c.auto_deletes,
+            confirms: &mut $c.confirms,
+        }
+    };
+}
+
+impl Connection {
+    async fn run(&mut self) {
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.pump_outbox();
+            self.finish_batch().await;
+            if self.io.try_flush().is_err() {
+                return;
+            }
+            if self.done {
+                let _ = tokio::time::timeout(Duration::from_secs(1), self.io.flush_all()).await;
+                return;
+            }
+            let pending = self.io.out.pending();
+            let outbox = self.s.outbox.clone();
+            tokio::select! {
+                biased;
+                r = self.io.stream.readable(), if pending < READ_PAUSE => {
+                    match r.and_then(|_| self.io.try_read()) {
+                        Ok(true) => self.on_input().await,
+                        Ok(false) | Err(_) => return,
+                    }
+                }
+                r = self.io.stream.writable(), if pending > 0 => {
+                    if r.is_err() {
+                        return;
+                    }
+                }
+                _ = outbox.wait(), if pending < WRITE_HIGH => {}
+                _ = ticker.tick() => self.on_tick(),
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        if let Some(since) = self.closing {
+            if now.duration_since(since) > CLOSE_TIMEOUT {
+                self.done = true;
+            }
+            return;
+        }
+        let hb = u64::from(self.heartbeat);
+        if hb > 0 {
+            if now.duration_since(self.io.last_read) > Duration::from_secs(hb * 2) {
+                tracing::warn!(
+                    "closing AMQP connection {}: missed heartbeats from client, timeout: {hb}s",
+                    self.name
+                );
+                self.done = true;
+                return;
+            }
+            if now.duration_since(self.io.last_write) >= Duration::from_secs((hb / 2).max(1)) {
+                self.io.out.heartbeat();
+            }
+        }
+        if !self.io.rbuf.is_empty()
+            && now.duration_since(self.io.last_read) > self.s.broker.config.handshake_timeout
+        {
+            tracing::warn!(
+                "closing AMQP connection {}: a frame stayed incomplete too long",
+                self.name
+            );
+            self.done = true;
+        }
+        let info = &self.s.info;
+        info.recv_oct.store(self.io.read_bytes, Ordering::Relaxed);
+        info.send_oct
+            .store(self.io.written_bytes, Ordering::Relaxed);
+    }
+
+    async fn on_input(&mut self) {
+        if self.lost_sync {
+            self.io.rbuf.clear();
+            return;
+        }
+        loop {
+            match read_frame(&mut self.io.rbuf, self.frame_max) {
+                Ok(Some(frame)) => {
+                    self.on_frame(frame).await;
+                    if self.done || self.lost_sync {
+                        return;
+                    }
+                }
+                Ok(None) => return,
+                Err(e) => {
+                    // The stream can no longer be parsed: report and stop
+                    // reading.
+                    self.close_connection(e, 0, 0);
+                    self.lost_sync = true;
+                    self.io.rbuf.clear();
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn on_frame(&mut self, frame: Frame) {
+        if self.closing.is_some() {
+            // Only the end of the closing handshake matters now.
+            match frame {
+                Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::CloseOk(_))) => {
+                    self.done = true
+                }
+                Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
+                    self.io.out.method(
+                        0,
+                        &AMQPClass::Connection(connection::AMQPMethod::CloseOk(
+                            connection::CloseOk {},
+                        )),
+                    );
+                    self.done = true;
+                }
+                _ => {}
+            }
+            return;
+        }
+        match frame {
+            Frame::Heartbeat(0) => {}
+            Frame::Heartbeat(_) => self.close_connection(
+                BrokerError::unexpected_frame("type 8, all octets = <<>>"),
+                0,
+                0,
+            ),
+            Frame::Method(0, AMQPClass::Connection(m)) => self.on_connection_method(m),
+            Frame::Method(0, m) => self.close_connection(
+                BrokerError::channel_error("unexpected method in connection state running"),
+                m.get_amqp_class_id(),
+                m.get_amqp_method_id(),
+            ),
+            Frame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::Open(_))) => {
+                self.open_channel(ch)
+            }
+            Frame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
+                self.on_channel_close(ch)
+            }
+            Frame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
+                if self.channels.get(&ch).is_some_and(|c| c.closing) {
+                    self.remove_channel(ch);
+                }
+            }
+            Frame::Method(_, AMQPClass::Connection(m)) => {
+                let (c, mid) = (10, AMQPClass::Connection(m).get_amqp_method_id());
+                self.close_connection(BrokerError::command_invalid("unimplemented method"), c, mid);
+            }
+            Frame::Method(ch, m) => {
+                let Some(channel) = self.channels.get_mut(&ch) else {
+                    return self.not_open(m.get_amqp_class_id(), m.get_amqp_method_id());
+                };
+                if channel.closing {
+                    return;
+                }
+                let mut ctx = ctx!(self);
+                let result = channel.handle(&mut ctx, m).await;
+                if let Err((e, c, mid)) = result {
+                    self.fail(ch, e, c, mid);
+                }
+            }
+            Frame::Header {
+                channel: ch,
+                class_id,
+                body_size,
+                properties,
+                raw_properties,
+            } => {
+                let Some(channel) = self.channels.get_mut(&ch) else {
+                    return self.not_open(0, 0);
+                };
+                if channel.closing {
+                    return;
+                }
+                let mut ctx = ctx!(self);
+                if let Err((e, c, m)) =
+                    channel.on_header(&mut ctx, class_id, body_size, properties, raw_properties)
+                {
+                    self.fail(ch, e, c, m);
+                }
+            }
+            Frame::Body(ch, body) => {
+                let Some(channel) = self.channels.get_mut(&ch) else {
+                    return self.not_open(0, 0);
+                };
+                if channel.closing {
+                    return;
+                }
+                let mut ctx = ctx!(self);
+                if let Err((e, c, m)) = channel.on_body(&mut ctx, body) {
+                    self.fail(ch, e, c, m);
+                }
+            }
+        }
+    }
+
+    fn not_open(&mut self, class_id: u16, method_id: u16) {
+        self.close_connection(
+            BrokerError::channel_error("expected 'channel.open'"),
+            class_id,
+            method_id,
+        );
+    }
+
+    fn on_connection_method(&mut self, m: connection::AMQPMethod) {
+        match m {
+            connection::AMQPMethod::Close(c) => {
+                tracing::info!(
+                    "closing AMQP connection {} (vhost '{}', user '{}'): client said {} {}",
+                    self.name,
+                    self.s.vhost.name,
+                    self.s.user.name,
+                    c.reply_code,
+                    c.reply_text
+                );
+                self.io.out.method(
+                    0,
+                    &AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
+                );
+                self.done = true;
+            }
+            connection::AMQPMethod::CloseOk(_) => self.done = true,
+            other => {
+                let mid = AMQPClass::Connection(other).get_amqp_method_id();
+                self.close_connection(
+                    BrokerError::channel_error("unexpected method in connection state running"),
+                    10,
+                    mid,
+                );
+            }
+        }
+    }
+
+    fn open_channel(&mut self, ch: u16) {
+        if self.channels.contains_key(&ch) {
+            return self.close_connection(
+                BrokerError::channel_error("second 'channel.open' seen"),
+                20,
+                10,
+            );
+        }
+        if ch > self.channel_max || self.channels.len() >= usize::from(self.channel_max) {
+            return self.close_connection(
+                BrokerError::not_allowed(format!(
+                    "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                    self.channels.len(),
+                    self.channel_max
+                )),
+                20,
+                10,
+            );
+        }
+        self.channels.insert(ch, Channel::new(ch));
+        self.s
+            .info
+            .channels
+            .store(self.channels.len() as u32, Ordering::Relaxed);
+        self.io.out.method(
+            ch,
+            &AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
+        );
+    }
+
+    fn on_channel_close(&mut self, ch: u16) {
+        match self.channels.get(&ch) {
+            None => self.not_open(20, 40),
+            Some(c) if c.closing => {
+                // Both sides closed at once: answer, and forget the channel.
+                self.io.out.method(
+                    ch,
+                    &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                );
+                self.remove_channel(ch);
+            }
+            Some(_) => {
+                self.release_channel(ch);
+                self.remove_channel(ch);
+                self.io.out.method(
+                    ch,
+                    &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
+                );
+            }
+        }
+    }
+
+    fn release_channel(&mut self, ch: u16) {
+        if let Some(channel) = self.channels.get_mut(&ch) {
+            let mut ctx = ctx!(self);
+            channel.release_all(&mut ctx);
+        }
+    }
+
+    fn remove_channel(&mut self, ch: u16) {
+        self.channels.remove(&ch);
+        self.confirms.retain(|c| *c != ch);
+        self.s
+            .info
+            .channels
+            .store(self.channels.len() as u32, Ordering::Relaxed);
+    }
+
+    /// A handler failed: a soft error closes the channel, a hard one the
+    /// connection.
+    fn fail(&mut self, ch: u16, e: BrokerError, class_id: u16, method_id: u16) {
+        if e.kind.is_hard() {
+            return self.close_connection(e, class_id, method_id);
+        }
+        tracing::warn!(
+            "channel error on connection {} channel {ch}: {e}",
+            self.name
+        );
+        self.release_channel(ch);
+        if let Some(c) = self.channels.get_mut(&ch) {
+            c.closing = true;
+        }
+        self.confirms.retain(|c| *c != ch);
+        self.io.out.method(
+            ch,
+            &AMQPClass::Channel(channel::AMQPMethod::Close(channel::Close {
+                reply_code: e.reply_code(),
+                reply_text: e.reply_text().into(),
+                class_id,
+                method_id,
+            })),
+        );
+    }
+
+    fn close_connection(&mut self, e: BrokerError, class_id: u16, method_id: u16) {
+        if self.closing.is_some() {
+            return;
+        }
+        if e.kind == ErrorKind::ConnectionForced {
+            tracing::warn!("closing AMQP connection {}: {e}", self.name);
+        } else {
+            tracing::error!("error on AMQP connection {}: {e}", self.name);
+        }
+        self.io
+            .out
+            .method(0, &close_method(&e, class_id, method_id));
+        self.closing = Some(Instant::now());
+    }
+
+    /// Writes what queues handed over, while there is room in the output.
+    fn pump_outbox(&mut self) {
+        if self.io.out.pending() >= WRITE_HIGH {
+            return;
+        }
+        let mut items = std::mem::take(&mut self.scratch);
+        self.s.outbox.take(&mut items);
+        if items.is_empty() {
+            self.scratch = items;
+            return;
+        }
+        let n = items.len();
+        for item in items.drain(..) {
+            match item {
+                Outbound::Deliver {
+                    consumer,
+                    queue,
+                    msg,
+                } => {
+                    let result = match self.channels.get_mut(&consumer.channel) {
+                        Some(channel) => {
+                            let mut ctx = ctx!(self);
+                            channel.write_delivery(&mut ctx, consumer, queue, msg)
+                        }
+                        None => Err((consumer, queue, msg)),
+                    };
+                    if let Err((c, q, m)) = result {
+                        give_back(&c, &q, m);
+                    }
+                }
+                Outbound::Cancelled { consumer } => {
+                    let notify = self.s.caps.consumer_cancel_notify;
+                    if let Some(channel) = self.channels.get_mut(&consumer.channel) {
+                        if channel.forget_consumer(&consumer) && notify && !channel.closing {
+                            self.io.out.method(
+                                consumer.channel,
+                                &AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+                                    consumer_tag: consumer.tag.clone(),
+                                    nowait: true,
+                                })),
+                            );
+                        }
+                    }
+                }
+                Outbound::ForceClose { reason } => self.close_connection(
+                    BrokerError::new(ErrorKind::ConnectionForced, reason),
+                    0,
+                    0,
+                ),
+            }
+        }
+        self.scratch = items;
+        if self.s.outbox.written(n) {
+            for c in self.channels.values() {
+                self.kick.extend(c.consumer_queues().cloned());
+            }
+        }
+    }
+
+    /// Work owed at the end of a batch of frames: confirms, dispatches that
+    /// released credit allows, auto-delete queues whose last consumer left.
+    async fn finish_batch(&mut self) {
+        for ch in std::mem::take(&mut self.confirms) {
+            if let Some(upto) = self.channels.get_mut(&ch).and_then(|c| c.take_confirm()) {
+                self.io.out.method(
+                    ch,
+                    &AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+                        delivery_tag: upto,
+                        multiple: true,
+                    })),
+                );
+            }
+        }
+        if !self.kick.is_empty() {
+            let mut kick = std::mem::take(&mut self.kick);
+            kick.sort_by_key(|q| Arc::as_ptr(q) as usize);
+            kick.dedup_by(|a, b| Arc::ptr_eq(a, b));
+            for q in &kick {
+                q.dispatch();
+            }
+            kick.clear();
+            self.kick = kick;
+        }
+        for q in std::mem::take(&mut self.auto_deletes) {
+            delete_queue(&self.s.broker, &q, true).await;
+        }
+    }
+
+    /// Everything the connection held goes back: consumers leave their
+    /// queues, deliveries not yet written and unacked messages are requeued,
+    /// exclusive queues are deleted.
+    async fn cleanup(&mut self) {
+        let ids: Vec<u16> = self.channels.keys().copied().collect();
+        for ch in ids {
+            self.release_channel(ch);
+        }
+        let mut items = Vec::new();
+        self.s.outbox.take(&mut items);
+        for item in items {
+            if let Outbound::Deliver {
+                consumer,
+                queue,
+                msg,
+            } = item
+            {
+                give_back(&consumer, &queue, msg);
+            }
+        }
+        self.finish_batch().await;
+        for name in std::mem::take(&mut self.exclusive_queues) {
+            let _ = self
+                .s
+                .broker
+                .apply(DefinitionCommand::DeleteQueue {
+                    vhost: self.s.vhost.name.to_string(),
+                    name,
+                    if_unused: false,
+                    if_empty: false,
+                    requester: Some(self.s.conn_id),
+                })
+                .await;
+        }
+        self.s.broker.connections.unregister(self.s.conn_id);
+        tracing::info!("connection {} closed", self.name);
+    }
+}
+
+/// Returns a delivery that never reached the client to its queue.
+fn give_back(consumer: &Arc<Consumer>, queue: &Arc<Queue>, m: QueuedMessage) {
+    consumer.release(1);
+    queue.return_undelivered(m, !consumer.no_ack);
+}
+
+/// Deletes an auto-delete queue whose last consumer left, unless a consumer
+/// came back meanwhile or the name now belongs to another queue.
+async fn delete_queue(broker: &Broker, q: &Arc<Queue>, if_unused: bool) {
+    let Some(v) = broker.vhost(&q.vhost) else {
+        return;
+    };
+    if !v.queue(&q.name).is_some_and(|cur| Arc::ptr_eq(&cur, q)) {
+        return;
+    }
+    let _ = broker
+        .apply(DefinitionCommand::DeleteQueue {
+            vhost: q.vhost.to_string(),
+            name: q.name.to_string(),
+            if_unused,
+            if_empty: false,
+            requester: None,
+        })
+        .await;
+}

@@ -1,0 +1,38 @@
+//! The AMQP 0-9-1 server: a listener that accepts sockets and spawns one
+//! task per connection.
+
+pub mod channel;
+pub mod codec;
+pub mod connection;
+pub mod handshake;
+pub mod io;
+pub mod session;
+pub mod unacked;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::broker::Broker;
+
+/// Accepts connections until the task is dropped. Accept errors (running
+/// out of file descriptors, say) are logged and retried with a backoff
+/// instead of ending the listener.
+pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
+    let mut backoff = Duration::from_millis(10);
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = Duration::from_millis(10);
+                let local = stream.local_addr().unwrap_or(peer);
+                tokio::spawn(connection::serve(broker.clone(), stream, peer, local));
+            }
+            Err(e) => {
+                tracing::error!("accept failed: {e}; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+}

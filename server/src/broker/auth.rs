@@ -1,0 +1,324 @@
+//! Users, password hashes, tags and per-vhost permissions.
+//!
+//! Passwords are stored as argon2id PHC strings. Hashes imported from
+//! RabbitMQ (`rabbit_password_hashing_sha256`) are accepted and replaced by
+//! argon2id at the next successful login.
+//!
+//! Argon2 is slow by design (tens of milliseconds), which would make every
+//! AMQP connection pay for it. A successful login is therefore remembered as
+//! an HMAC of the password under a key that exists only in this process; the
+//! next login with the same password costs one HMAC. Changing a user drops
+//! its entry.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use parking_lot::{Mutex, RwLock};
+use regex::Regex;
+use sha2::{Digest, Sha256};
+
+pub const HASH_ARGON2ID: &str = "argon2id";
+pub const HASH_RABBIT_SHA256: &str = "rabbit_password_hashing_sha256";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub name: String,
+    /// Empty means the user has no password and cannot log in with one.
+    pub password_hash: String,
+    pub hashing_algorithm: String,
+    pub tags: Vec<String>,
+}
+
+impl User {
+    pub fn has_tag(&self, tag: &str) -> bool {
+        self.tags.iter().any(|t| t == tag)
+    }
+    pub fn is_administrator(&self) -> bool {
+        self.has_tag("administrator")
+    }
+}
+
+/// One of the three permission kinds of RabbitMQ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    Configure,
+    Write,
+    Read,
+}
+
+#[derive(Debug, Clone)]
+pub struct Permissions {
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+    re: [Regex; 3],
+}
+
+impl Permissions {
+    pub fn new(configure: &str, write: &str, read: &str) -> Result<Self, String> {
+        // RabbitMQ reads an empty pattern as "^$": it grants only the
+        // resource with the empty name (the default exchange).
+        let compile = |p: &str| {
+            let p = if p.is_empty() { "^$" } else { p };
+            Regex::new(p).map_err(|e| format!("invalid regular expression '{p}': {e}"))
+        };
+        Ok(Permissions {
+            configure: configure.to_owned(),
+            write: write.to_owned(),
+            read: read.to_owned(),
+            re: [compile(configure)?, compile(write)?, compile(read)?],
+        })
+    }
+
+    pub fn allows(&self, access: Access, name: &str) -> bool {
+        let re = match access {
+            Access::Configure => &self.re[0],
+            Access::Write => &self.re[1],
+            Access::Read => &self.re[2],
+        };
+        re.is_match(name)
+    }
+}
+
+#[derive(Debug)]
+pub enum LoginError {
+    /// Unknown user or wrong password: the same answer for both.
+    InvalidCredentials,
+}
+
+#[derive(Default)]
+pub struct Auth {
+    users: RwLock<HashMap<String, Arc<User>>>,
+    /// vhost → user → permissions; nested so that lookups need no key
+    /// allocation.
+    permissions: RwLock<HashMap<String, HashMap<String, Arc<Permissions>>>>,
+    login_cache: Mutex<HashMap<String, [u8; 32]>>,
+    cache_key: [u8; 32],
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl Auth {
+    pub fn new() -> Self {
+        Auth {
+            cache_key: rand::random(),
+            ..Default::default()
+        }
+    }
+
+    pub fn user(&self, name: &str) -> Option<Arc<User>> {
+        self.users.read().get(name).cloned()
+    }
+
+    pub fn users(&self) -> Vec<Arc<User>> {
+        let mut v: Vec<_> = self.users.read().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    pub fn put_user(&self, user: User) {
+        self.login_cache.lock().remove(&user.name);
+        self.users.write().insert(user.name.clone(), Arc::new(user));
+    }
+
+    pub fn delete_user(&self, name: &str) -> bool {
+        self.login_cache.lock().remove(name);
+        for users in self.permissions.write().values_mut() {
+            users.remove(name);
+        }
+        self.users.write().remove(name).is_some()
+    }
+
+    pub fn set_permissions(&self, vhost: &str, user: &str, p: Permissions) {
+        self.permissions
+            .write()
+            .entry(vhost.to_owned())
+            .or_default()
+            .insert(user.to_owned(), Arc::new(p));
+    }
+
+    pub fn clear_permissions(&self, vhost: &str, user: &str) -> bool {
+        self.permissions
+            .write()
+            .get_mut(vhost)
+            .is_some_and(|m| m.remove(user).is_some())
+    }
+
+    pub fn clear_vhost(&self, vhost: &str) {
+        self.permissions.write().remove(vhost);
+    }
+
+    pub fn permissions(&self, vhost: &str, user: &str) -> Option<Arc<Permissions>> {
+        self.permissions
+            .read()
+            .get(vhost)
+            .and_then(|m| m.get(user))
+            .cloned()
+    }
+
+    /// Every (vhost, user, permissions), sorted.
+    pub fn all_permissions(&self) -> Vec<(String, String, Arc<Permissions>)> {
+        let mut v: Vec<_> = self
+            .permissions
+            .read()
+            .iter()
+            .flat_map(|(vh, m)| {
+                m.iter()
+                    .map(move |(u, p)| (vh.clone(), u.clone(), p.clone()))
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        v
+    }
+
+    pub fn check(&self, vhost: &str, user: &str, access: Access, name: &str) -> bool {
+        self.permissions(vhost, user)
+            .is_some_and(|p| p.allows(access, name))
+    }
+
+    fn cache_tag(&self, user: &User, password: &[u8]) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.cache_key).expect("any key length");
+        mac.update(user.name.as_bytes());
+        mac.update(&[0]);
+        mac.update(user.password_hash.as_bytes());
+        mac.update(&[0]);
+        mac.update(password);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Checks a username and password. Call from a blocking-friendly place:
+    /// the first login of a user runs argon2.
+    pub fn login(&self, username: &str, password: &[u8]) -> Result<Arc<User>, LoginError> {
+        let user = self.user(username).ok_or(LoginError::InvalidCredentials)?;
+        if user.password_hash.is_empty() {
+            return Err(LoginError::InvalidCredentials);
+        }
+        let tag = self.cache_tag(&user, password);
+        if self.login_cache.lock().get(username) == Some(&tag) {
+            return Ok(user);
+        }
+        if !verify_password(&user.password_hash, &user.hashing_algorithm, password) {
+            return Err(LoginError::InvalidCredentials);
+        }
+        let user = if user.hashing_algorithm != HASH_ARGON2ID {
+            // Upgrade an imported hash now that we know the password.
+            let upgraded = User {
+                password_hash: hash_password(password),
+                hashing_algorithm: HASH_ARGON2ID.to_owned(),
+                ..(*user).clone()
+            };
+            self.put_user(upgraded);
+            self.user(username).ok_or(LoginError::InvalidCredentials)?
+        } else {
+            user
+        };
+        let tag = self.cache_tag(&user, password);
+        self.login_cache.lock().insert(username.to_owned(), tag);
+        Ok(user)
+    }
+}
+
+/// An argon2id PHC string for a password, with a random salt.
+pub fn hash_password(password: &[u8]) -> String {
+    Argon2::default()
+        .hash_password(password)
+        .map(|h| h.to_string())
+        .unwrap_or_default()
+}
+
+pub fn verify_password(stored: &str, algorithm: &str, password: &[u8]) -> bool {
+    match algorithm {
+        HASH_RABBIT_SHA256 => verify_rabbit_sha256(stored, password),
+        _ => match PasswordHash::new(stored) {
+            Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
+            Err(_) => false,
+        },
+    }
+}
+
+/// RabbitMQ's hash: base64(salt(4) ++ sha256(salt ++ password)).
+fn verify_rabbit_sha256(stored: &str, password: &[u8]) -> bool {
+    let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(stored) else {
+        return false;
+    };
+    if raw.len() != 36 {
+        return false;
+    }
+    let (salt, digest) = raw.split_at(4);
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(password);
+    let computed = h.finalize();
+    // Constant-time comparison.
+    computed
+        .iter()
+        .zip(digest)
+        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+        == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn user(name: &str, pw: &str) -> User {
+        User {
+            name: name.into(),
+            password_hash: hash_password(pw.as_bytes()),
+            hashing_algorithm: HASH_ARGON2ID.into(),
+            tags: vec![],
+        }
+    }
+
+    #[test]
+    fn login_checks_password_and_caches() {
+        let auth = Auth::new();
+        auth.put_user(user("lqz", "123"));
+        assert!(auth.login("lqz", b"123").is_ok());
+        assert!(auth.login("lqz", b"123").is_ok());
+        assert!(auth.login("lqz", b"wrong").is_err());
+        assert!(auth.login("nobody", b"123").is_err());
+        // Changing the user invalidates the cached login.
+        auth.put_user(user("lqz", "456"));
+        assert!(auth.login("lqz", b"123").is_err());
+        assert!(auth.login("lqz", b"456").is_ok());
+    }
+
+    #[test]
+    fn rabbitmq_sha256_hash_is_accepted_and_upgraded() {
+        let salt = [1u8, 2, 3, 4];
+        let mut h = Sha256::new();
+        h.update(salt);
+        h.update(b"secret");
+        let mut raw = salt.to_vec();
+        raw.extend_from_slice(&h.finalize());
+        let stored = base64::engine::general_purpose::STANDARD.encode(raw);
+        let auth = Auth::new();
+        auth.put_user(User {
+            name: "old".into(),
+            password_hash: stored,
+            hashing_algorithm: HASH_RABBIT_SHA256.into(),
+            tags: vec![],
+        });
+        assert!(auth.login("old", b"nope").is_err());
+        let u = auth.login("old", b"secret").unwrap();
+        assert_eq!(u.hashing_algorithm, HASH_ARGON2ID);
+        assert!(auth.login("old", b"secret").is_ok());
+    }
+
+    #[test]
+    fn permissions_follow_rabbitmq_regex_rules() {
+        let p = Permissions::new("^amq\\.gen", ".*", "").unwrap();
+        assert!(p.allows(Access::Configure, "amq.gen-abc"));
+        assert!(!p.allows(Access::Configure, "q"));
+        assert!(p.allows(Access::Write, "anything"));
+        assert!(p.allows(Access::Read, ""));
+        assert!(!p.allows(Access::Read, "q"));
+        assert!(Permissions::new("(", "", "").is_err());
+    }
+}

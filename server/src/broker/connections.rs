@@ -1,0 +1,97 @@
+//! The registry of open AMQP connections, for listing, closing them from the
+//! management side, and closing a vhost's connections when it is deleted.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::SystemTime;
+
+use amq_protocol::types::FieldTable;
+use parking_lot::RwLock;
+use rustc_hash::FxHashMap;
+
+use super::consumer::{Outbound, Outbox};
+
+pub struct ConnectionInfo {
+    pub id: u64,
+    pub name: String,
+    pub peer: SocketAddr,
+    pub local: SocketAddr,
+    pub user: String,
+    pub vhost: String,
+    pub connected_at: SystemTime,
+    pub client_properties: FieldTable,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub heartbeat: u16,
+    pub auth_mechanism: String,
+    pub outbox: Arc<Outbox>,
+    pub channels: AtomicU32,
+    pub recv_oct: AtomicU64,
+    pub send_oct: AtomicU64,
+}
+
+impl ConnectionInfo {
+    pub fn force_close(&self, reason: &str) {
+        self.outbox.push(Outbound::ForceClose {
+            reason: reason.to_owned(),
+        });
+    }
+
+    pub fn channel_count(&self) -> u32 {
+        self.channels.load(Ordering::Relaxed)
+    }
+}
+
+#[derive(Default)]
+pub struct Connections {
+    map: RwLock<FxHashMap<u64, Arc<ConnectionInfo>>>,
+}
+
+impl Connections {
+    pub fn register(&self, info: Arc<ConnectionInfo>) {
+        self.map.write().insert(info.id, info);
+    }
+
+    pub fn unregister(&self, id: u64) {
+        self.map.write().remove(&id);
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<ConnectionInfo>> {
+        self.map.read().get(&id).cloned()
+    }
+
+    pub fn find_by_name(&self, name: &str) -> Option<Arc<ConnectionInfo>> {
+        self.map.read().values().find(|c| c.name == name).cloned()
+    }
+
+    pub fn list(&self) -> Vec<Arc<ConnectionInfo>> {
+        let mut v: Vec<_> = self.map.read().values().cloned().collect();
+        v.sort_by_key(|c| c.id);
+        v
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn close_vhost(&self, vhost: &str, reason: &str) {
+        for c in self.list() {
+            if c.vhost == vhost {
+                c.force_close(reason);
+            }
+        }
+    }
+
+    pub fn close_user(&self, user: &str, reason: &str) {
+        for c in self.list() {
+            if c.user == user {
+                c.force_close(reason);
+            }
+        }
+    }
+}

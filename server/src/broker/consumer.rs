@@ -1,0 +1,204 @@
+//! Consumers, and the outbox through which queues hand deliveries to the
+//! connection that owns a consumer.
+//!
+//! A queue decides which consumer gets a message (round-robin among those with
+//! credit) while holding its own lock, then pushes the delivery into the
+//! consumer's connection outbox and wakes the connection task. The connection
+//! task assigns the delivery tag, records the unacked message and writes the
+//! frames. Credit is two things: the consumer's prefetch (and its channel's
+//! global prefetch), and room in the outbox, which is how a slow socket pushes
+//! back on queues even for no-ack consumers.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+
+use amq_protocol::types::{FieldTable, ShortString};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::queue::{Queue, QueuedMessage};
+
+/// Deliveries waiting in an outbox beyond which queues stop dispatching to
+/// that connection until it has written some out.
+pub const OUTBOX_LIMIT: usize = 4096;
+
+pub enum Outbound {
+    Deliver {
+        consumer: Arc<Consumer>,
+        queue: Arc<Queue>,
+        msg: QueuedMessage,
+    },
+    /// The broker cancelled a consumer (its queue was deleted).
+    Cancelled { consumer: Arc<Consumer> },
+    /// Close the connection with CONNECTION_FORCED (management, shutdown).
+    ForceClose { reason: String },
+}
+
+pub struct Outbox {
+    items: Mutex<Vec<Outbound>>,
+    notify: Notify,
+    pending: AtomicUsize,
+    starved: AtomicBool,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox {
+            items: Mutex::new(Vec::with_capacity(64)),
+            notify: Notify::new(),
+            pending: AtomicUsize::new(0),
+            starved: AtomicBool::new(false),
+        }
+    }
+}
+
+impl Outbox {
+    pub fn push(&self, item: Outbound) {
+        let was_empty = {
+            let mut items = self.items.lock();
+            items.push(item);
+            items.len() == 1
+        };
+        self.pending.fetch_add(1, Ordering::Relaxed);
+        if was_empty {
+            self.notify.notify_one();
+        }
+    }
+
+    /// Takes everything queued so far; the caller then reports what it has
+    /// written with `written`.
+    pub fn take(&self, into: &mut Vec<Outbound>) {
+        std::mem::swap(&mut *self.items.lock(), into);
+    }
+
+    pub async fn wait(&self) {
+        self.notify.notified().await
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.pending.load(Ordering::Relaxed) >= OUTBOX_LIMIT
+    }
+
+    /// Marks `n` items as handled. Returns true when a queue had skipped this
+    /// connection for lack of room and should be asked to dispatch again.
+    pub fn written(&self, n: usize) -> bool {
+        // SeqCst pairs with `has_room`: either the queue sees the room made
+        // here, or this sees the queue's starved mark. Never neither.
+        self.pending.fetch_sub(n, Ordering::SeqCst);
+        self.starved.swap(false, Ordering::SeqCst)
+    }
+
+    /// Whether a queue may push more. When it may not, the outbox remembers
+    /// that a queue is waiting, so that the connection asks again later.
+    fn has_room(&self) -> bool {
+        if !self.is_full() {
+            return true;
+        }
+        self.starved.store(true, Ordering::SeqCst);
+        self.pending.load(Ordering::SeqCst) < OUTBOX_LIMIT
+    }
+}
+
+/// Per-channel flow state shared by the channel's consumers: the global
+/// (per-channel) prefetch limit and count, and channel.flow.
+pub struct ChannelFlow {
+    pub global_prefetch: AtomicU32,
+    pub in_flight: AtomicU32,
+    pub active: AtomicBool,
+}
+
+impl Default for ChannelFlow {
+    fn default() -> Self {
+        ChannelFlow {
+            global_prefetch: AtomicU32::new(0),
+            in_flight: AtomicU32::new(0),
+            active: AtomicBool::new(true),
+        }
+    }
+}
+
+pub struct Consumer {
+    pub tag: ShortString,
+    pub channel: u16,
+    pub connection_id: u64,
+    pub outbox: Arc<Outbox>,
+    pub flow: Arc<ChannelFlow>,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub prefetch: u32,
+    pub arguments: FieldTable,
+    pub priority: i32,
+    in_flight: AtomicU32,
+}
+
+impl Consumer {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        tag: ShortString,
+        channel: u16,
+        connection_id: u64,
+        outbox: Arc<Outbox>,
+        flow: Arc<ChannelFlow>,
+        no_ack: bool,
+        exclusive: bool,
+        prefetch: u32,
+        arguments: FieldTable,
+        priority: i32,
+    ) -> Self {
+        Consumer {
+            tag,
+            channel,
+            connection_id,
+            outbox,
+            flow,
+            no_ack,
+            exclusive,
+            prefetch,
+            arguments,
+            priority,
+            in_flight: AtomicU32::new(0),
+        }
+    }
+
+    /// Claims credit for one delivery. Called by the queue under its lock.
+    pub fn try_reserve(&self) -> bool {
+        if !self.flow.active.load(Ordering::Relaxed) {
+            return false;
+        }
+        if !self.outbox.has_room() {
+            return false;
+        }
+        if self.no_ack {
+            return true;
+        }
+        if self.prefetch != 0 && self.in_flight.load(Ordering::Relaxed) >= self.prefetch {
+            return false;
+        }
+        let global = self.flow.global_prefetch.load(Ordering::Relaxed);
+        let reserved = self
+            .flow
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+                (global == 0 || n < global).then_some(n + 1)
+            });
+        if reserved.is_err() {
+            return false;
+        }
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        true
+    }
+
+    /// Gives back credit for `n` settled (acked, rejected or requeued)
+    /// deliveries.
+    pub fn release(&self, n: u32) {
+        if self.no_ack || n == 0 {
+            return;
+        }
+        self.in_flight.fetch_sub(n, Ordering::AcqRel);
+        self.flow.in_flight.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    pub fn unacked(&self) -> u32 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,267 @@
+//! `DefinitionCommand`: every change to the broker's metadata, as a value.
+//!
+//! AMQP methods, the HTTP API, definitions import, recovery from disk and
+//! (later) cluster replication all build a command and hand it to
+//! `Broker::apply`, so none of them can disagree about what a change means.
+//! Callers check permissions and names first; `apply` checks existence and
+//! equivalence and performs the change.
+
+use std::sync::Arc;
+
+use amq_protocol::types::FieldTable;
+
+use super::Broker;
+use super::auth::{Permissions, User};
+use super::error::{BrokerError, Result};
+use super::exchange::{Exchange, ExchangeType};
+use super::queue::Queue;
+use super::vhost::{ExchangeSpec, QueueDeclared, QueueSpec, VHost};
+
+#[derive(Debug, Clone)]
+pub enum DefinitionCommand {
+    AddVhost {
+        name: String,
+        description: String,
+        tags: Vec<String>,
+    },
+    DeleteVhost {
+        name: String,
+    },
+    PutUser(User),
+    DeleteUser {
+        name: String,
+    },
+    SetPermissions {
+        vhost: String,
+        user: String,
+        configure: String,
+        write: String,
+        read: String,
+    },
+    ClearPermissions {
+        vhost: String,
+        user: String,
+    },
+    DeclareExchange {
+        vhost: String,
+        name: String,
+        kind: ExchangeType,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: FieldTable,
+    },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+        if_unused: bool,
+    },
+    DeclareQueue {
+        vhost: String,
+        name: String,
+        durable: bool,
+        auto_delete: bool,
+        /// The connection owning an exclusive queue.
+        exclusive_owner: Option<u64>,
+        arguments: FieldTable,
+    },
+    DeleteQueue {
+        vhost: String,
+        name: String,
+        if_unused: bool,
+        if_empty: bool,
+        /// The connection asking, for the exclusive-queue check; None for
+        /// the management side.
+        requester: Option<u64>,
+    },
+    Bind {
+        vhost: String,
+        source: String,
+        destination_kind: String,
+        destination: String,
+        routing_key: String,
+        arguments: FieldTable,
+        requester: Option<u64>,
+    },
+    Unbind {
+        vhost: String,
+        source: String,
+        destination_kind: String,
+        destination: String,
+        routing_key: String,
+        arguments: FieldTable,
+        requester: Option<u64>,
+    },
+}
+
+/// What a command did, for the caller's reply.
+pub enum Applied {
+    Done,
+    /// Whether the entity was created (false: it existed, or nothing changed).
+    Changed(bool),
+    Exchange(Arc<Exchange>, bool),
+    Queue(QueueDeclared),
+    /// A queue was deleted with this many ready messages (0 if it was absent).
+    QueueDeleted(Option<Arc<Queue>>, u64),
+}
+
+impl Broker {
+    pub async fn apply(&self, cmd: DefinitionCommand) -> Result<Applied> {
+        use DefinitionCommand::*;
+        match cmd {
+            AddVhost {
+                name,
+                description,
+                tags,
+            } => {
+                let created = self.insert_vhost(Arc::new(VHost::new(&name, description, tags)));
+                Ok(Applied::Changed(created))
+            }
+            DeleteVhost { name } => {
+                let Some(v) = self.remove_vhost(&name) else {
+                    return Err(BrokerError::not_found(format!("no vhost '{name}'")));
+                };
+                self.connections
+                    .close_vhost(&name, &format!("vhost '{name}' is deleted"));
+                v.clear();
+                self.auth.clear_vhost(&name);
+                Ok(Applied::Done)
+            }
+            PutUser(user) => {
+                let existed = self.auth.user(&user.name).is_some();
+                self.auth.put_user(user);
+                Ok(Applied::Changed(!existed))
+            }
+            DeleteUser { name } => {
+                if !self.auth.delete_user(&name) {
+                    return Err(BrokerError::not_found(format!("no user '{name}'")));
+                }
+                self.connections
+                    .close_user(&name, &format!("user '{name}' is deleted"));
+                Ok(Applied::Done)
+            }
+            SetPermissions {
+                vhost,
+                user,
+                configure,
+                write,
+                read,
+            } => {
+                self.vhost_or_404(&vhost)?;
+                if self.auth.user(&user).is_none() {
+                    return Err(BrokerError::not_found(format!("no user '{user}'")));
+                }
+                let p = Permissions::new(&configure, &write, &read)
+                    .map_err(BrokerError::precondition_failed)?;
+                self.auth.set_permissions(&vhost, &user, p);
+                Ok(Applied::Done)
+            }
+            ClearPermissions { vhost, user } => {
+                Ok(Applied::Changed(self.auth.clear_permissions(&vhost, &user)))
+            }
+            DeclareExchange {
+                vhost,
+                name,
+                kind,
+                durable,
+                auto_delete,
+                internal,
+                arguments,
+            } => {
+                let v = self.vhost_or_404(&vhost)?;
+                let (x, created) = v.declare_exchange(ExchangeSpec {
+                    name: &name,
+                    kind,
+                    durable,
+                    auto_delete,
+                    internal,
+                    arguments,
+                })?;
+                Ok(Applied::Exchange(x, created))
+            }
+            DeleteExchange {
+                vhost,
+                name,
+                if_unused,
+            } => {
+                let v = self.vhost_or_404(&vhost)?;
+                Ok(Applied::Changed(
+                    v.delete_exchange(&name, if_unused)?.is_some(),
+                ))
+            }
+            DeclareQueue {
+                vhost,
+                name,
+                durable,
+                auto_delete,
+                exclusive_owner,
+                arguments,
+            } => {
+                let v = self.vhost_or_404(&vhost)?;
+                let declared = v.declare_queue(QueueSpec {
+                    name: &name,
+                    durable,
+                    auto_delete,
+                    exclusive_owner,
+                    arguments,
+                })?;
+                Ok(Applied::Queue(declared))
+            }
+            DeleteQueue {
+                vhost,
+                name,
+                if_unused,
+                if_empty,
+                requester,
+            } => {
+                let v = self.vhost_or_404(&vhost)?;
+                Ok(
+                    match v.delete_queue(&name, if_unused, if_empty, requester)? {
+                        Some((q, n)) => Applied::QueueDeleted(Some(q), n),
+                        None => Applied::QueueDeleted(None, 0),
+                    },
+                )
+            }
+            Bind {
+                vhost,
+                source,
+                destination_kind,
+                destination,
+                routing_key,
+                arguments,
+                requester,
+            } => {
+                let v = self.vhost_or_404(&vhost)?;
+                let created = v.bind(
+                    &source,
+                    &destination_kind,
+                    &destination,
+                    &routing_key,
+                    arguments,
+                    requester,
+                )?;
+                Ok(Applied::Changed(created))
+            }
+            Unbind {
+                vhost,
+                source,
+                destination_kind,
+                destination,
+                routing_key,
+                arguments,
+                requester,
+            } => {
+                let v = self.vhost_or_404(&vhost)?;
+                let removed = v.unbind(
+                    &source,
+                    &destination_kind,
+                    &destination,
+                    &routing_key,
+                    arguments,
+                    requester,
+                )?;
+                Ok(Applied::Changed(removed))
+            }
+        }
+    }
+}

@@ -1,0 +1,78 @@
+//! Runtime configuration of a node. Built from command-line flags today;
+//! the `warren.conf` file (rabbitmq.conf syntax) feeds the same struct.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Interfaces to listen on. Empty means every interface, IPv6 and IPv4.
+    pub bind: Vec<IpAddr>,
+    pub amqp_port: u16,
+    pub http_port: u16,
+    pub data_dir: PathBuf,
+    pub node_name: String,
+    pub cluster_name: String,
+    /// Heartbeat interval the server proposes, in seconds (0 disables).
+    pub heartbeat: u16,
+    pub frame_max: u32,
+    pub channel_max: u16,
+    pub max_message_size: usize,
+    /// How long a client may take to complete the handshake, and how long
+    /// a frame may stay half-received.
+    pub handshake_timeout: Duration,
+    pub default_user: String,
+    pub default_pass: String,
+    pub default_vhost: String,
+    /// Users that may only connect from a loopback address.
+    pub loopback_users: Vec<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            bind: Vec::new(),
+            amqp_port: 5672,
+            http_port: 15672,
+            data_dir: PathBuf::from("./data"),
+            node_name: default_node_name(),
+            cluster_name: default_node_name(),
+            heartbeat: 60,
+            frame_max: 131_072,
+            channel_max: 2047,
+            max_message_size: 16 * 1024 * 1024,
+            handshake_timeout: Duration::from_secs(10),
+            default_user: "guest".into(),
+            default_pass: "guest".into(),
+            default_vhost: "/".into(),
+            loopback_users: vec!["guest".into()],
+        }
+    }
+}
+
+impl Config {
+    /// The addresses a listener on `port` binds: the configured interfaces,
+    /// or `[::]` (which also takes IPv4 on Linux) when none are given.
+    pub fn listen_addrs(&self, port: u16) -> Vec<SocketAddr> {
+        if self.bind.is_empty() {
+            vec![SocketAddr::from(([0u16; 8], port))]
+        } else {
+            self.bind
+                .iter()
+                .map(|ip| SocketAddr::new(*ip, port))
+                .collect()
+        }
+    }
+}
+
+/// `warren@<hostname>`, like RabbitMQ's `rabbit@<hostname>`.
+pub fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned());
+    let short = host.split('.').next().unwrap_or("localhost").to_owned();
+    format!("warren@{short}")
+}

@@ -1,0 +1,21 @@
+//! Warren: an AMQP 0-9-1 message broker that behaves like RabbitMQ.
+//!
+//! A tour of the modules, in reading order:
+//!
+//! - [`config`]: a node's settings.
+//! - [`broker`]: the model. [`broker::Broker`] holds vhosts, users and
+//!   permissions; a [`broker::vhost::VHost`] holds exchanges and queues.
+//!   Every metadata change is a [`broker::DefinitionCommand`] applied by
+//!   [`broker::Broker::apply`]. Messages ([`broker::message::Message`]) are
+//!   routed by exchanges ([`broker::exchange`]) into queues
+//!   ([`broker::queue::Queue`]), which hand them to consumers through their
+//!   connection's outbox ([`broker::consumer`]).
+//! - [`amqp`]: the AMQP 0-9-1 server: the listener, one task per connection
+//!   (handshake, frame reading and writing, heartbeats), and the channels'
+//!   method handlers.
+//! - [`server`]: starts the listeners and stops them on a signal.
+
+pub mod amqp;
+pub mod broker;
+pub mod config;
+pub mod server;

@@ -1,0 +1,85 @@
+//! Starting and stopping a node: bind the listeners, serve until a signal,
+//! then close client connections with CONNECTION_FORCED and exit.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::broker::Broker;
+use crate::config::Config;
+
+pub struct Node {
+    pub broker: Arc<Broker>,
+    pub amqp_addrs: Vec<SocketAddr>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+async fn bind_all(config: &Config, port: u16) -> std::io::Result<Vec<TcpListener>> {
+    let mut out = Vec::new();
+    for addr in config.listen_addrs(port) {
+        match TcpListener::bind(addr).await {
+            Ok(l) => out.push(l),
+            // No IPv6 on this host: fall back to every IPv4 interface.
+            Err(_) if config.bind.is_empty() && addr.is_ipv6() => {
+                out.push(TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?)
+            }
+            Err(e) => {
+                return Err(std::io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr}: {e}"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+impl Node {
+    pub async fn start(config: Config) -> anyhow::Result<Node> {
+        let listeners = bind_all(&config, config.amqp_port).await?;
+        let broker = Broker::new(config).await?;
+        let mut amqp_addrs = Vec::new();
+        let mut tasks = Vec::new();
+        for l in listeners {
+            let addr = l.local_addr()?;
+            tracing::info!("started AMQP 0-9-1 listener on {addr}");
+            amqp_addrs.push(addr);
+            tasks.push(tokio::spawn(crate::amqp::accept_loop(broker.clone(), l)));
+        }
+        Ok(Node {
+            broker,
+            amqp_addrs,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, asks every client to go with CONNECTION_FORCED and
+    /// waits a little for them to do so.
+    pub async fn shutdown(self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+        for c in self.broker.connections.list() {
+            c.force_close("broker forced connection closure with reason 'shutdown'");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.broker.connections.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!("stopped");
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received, shutting down"),
+        _ = int.recv() => tracing::info!("SIGINT received, shutting down"),
+    }
+}
