@@ -19,3 +19,4 @@ pub mod amqp;
 pub mod broker;
 pub mod config;
 pub mod server;
+pub mod store;
