@@ -1077,7 +1077,17 @@ impl Channel {
             return Ok(());
         }
         apply_settles(ctx, entries.into_iter().map(|u| (op, u)));
+        self.kick_if_global(ctx);
         Ok(())
+    }
+
+    /// With a channel-wide prefetch, credit released by one queue's message
+    /// may be used by a consumer of another queue on the channel.
+    fn kick_if_global(&self, ctx: &mut Ctx<'_>) {
+        if self.flow.global_prefetch.load(Ordering::Relaxed) > 0 {
+            ctx.kick
+                .extend(self.consumers.values().map(|(_, q)| q.clone()));
+        }
     }
 
     fn recover(&mut self, ctx: &mut Ctx<'_>, requeue: bool) -> Result<()> {
@@ -1086,6 +1096,7 @@ impl Channel {
         }
         let entries = self.unacked.take_all();
         apply_settles(ctx, entries.into_iter().map(|u| (Settle::Requeue, u)));
+        self.kick_if_global(ctx);
         Ok(())
     }
 
