@@ -58,10 +58,7 @@ impl Config {
         if self.bind.is_empty() {
             vec![SocketAddr::from(([0u16; 8], port))]
         } else {
-            self.bind
-                .iter()
-                .map(|ip| SocketAddr::new(*ip, port))
-                .collect()
+            self.bind.iter().map(|ip| SocketAddr::new(*ip, port)).collect()
         }
     }
 }

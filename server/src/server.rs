@@ -27,10 +27,7 @@ async fn bind_all(config: &Config, port: u16) -> std::io::Result<Vec<TcpListener
                 out.push(TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?)
             }
             Err(e) => {
-                return Err(std::io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {addr}: {e}"),
-                ));
+                return Err(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")));
             }
         }
     }
@@ -49,11 +46,7 @@ impl Node {
             amqp_addrs.push(addr);
             tasks.push(tokio::spawn(crate::amqp::accept_loop(broker.clone(), l)));
         }
-        Ok(Node {
-            broker,
-            amqp_addrs,
-            tasks,
-        })
+        Ok(Node { broker, amqp_addrs, tasks })
     }
 
     /// Stops accepting, asks every client to go with CONNECTION_FORCED and

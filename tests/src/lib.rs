@@ -34,10 +34,8 @@ pub fn server_bin() -> PathBuf {
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
-    let n: u64 = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
+    let n: u64 =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
     let dir = std::env::temp_dir().join(format!("warren-test-{tag}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -71,19 +69,12 @@ impl Server {
 
     fn spawn(&mut self, port: u16) {
         let mut cmd = Command::new(server_bin());
-        cmd.args([
-            "--amqp-port",
-            &port.to_string(),
-            "--http-port",
-            "0",
-            "--bind",
-            "127.0.0.1",
-        ])
-        .arg("--data-dir")
-        .arg(&self.data_dir)
-        .args(&self.extra_args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        cmd.args(["--amqp-port", &port.to_string(), "--http-port", "0", "--bind", "127.0.0.1"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra_args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start warren-server");
         let (tx, rx) = std::sync::mpsc::channel::<u16>();
         for pipe in [
@@ -95,8 +86,7 @@ impl Server {
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
                     if let Some(addr) = line.split("started AMQP 0-9-1 listener on ").nth(1) {
-                        if let Some(p) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok())
-                        {
+                        if let Some(p) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok()) {
                             let _ = tx.send(p);
                         }
                     }
@@ -226,11 +216,7 @@ pub fn reply_text(e: &lapin::Error) -> String {
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{prefix}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
 }
 
 /// Polls `f` until it returns Some or the deadline passes.

@@ -20,10 +20,7 @@ pub fn encode(f: &AMQPFrame) -> Vec<u8> {
 
 impl Raw {
     pub async fn connect(addr: &str) -> Raw {
-        Raw {
-            stream: TcpStream::connect(addr).await.expect("tcp connect"),
-            buf: Vec::new(),
-        }
+        Raw { stream: TcpStream::connect(addr).await.expect("tcp connect"), buf: Vec::new() }
     }
 
     pub async fn send(&mut self, bytes: &[u8]) {
@@ -85,10 +82,7 @@ impl Raw {
         let mut r = Raw::connect(addr).await;
         r.send(b"AMQP\x00\x00\x09\x01").await;
         let (_, start) = r.method(t).await.expect("connection.start");
-        assert!(matches!(
-            start,
-            AMQPClass::Connection(connection::AMQPMethod::Start(_))
-        ));
+        assert!(matches!(start, AMQPClass::Connection(connection::AMQPMethod::Start(_))));
         r.send_frame(AMQPFrame::Method(
             0,
             AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
@@ -120,20 +114,11 @@ impl Raw {
         ))
         .await;
         let (_, ok) = r.method(t).await.expect("connection.open-ok");
-        assert!(
-            matches!(ok, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))),
-            "{ok:?}"
-        );
-        r.send_frame(AMQPFrame::Method(
-            1,
-            AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})),
-        ))
-        .await;
+        assert!(matches!(ok, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))), "{ok:?}");
+        r.send_frame(AMQPFrame::Method(1, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}))))
+            .await;
         let (_, ok) = r.method(t).await.expect("channel.open-ok");
-        assert!(
-            matches!(ok, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))),
-            "{ok:?}"
-        );
+        assert!(matches!(ok, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))), "{ok:?}");
         r
     }
 

@@ -15,9 +15,7 @@ const T: Duration = Duration::from_secs(5);
 
 async fn declare(ch: &Channel, prefix: &str) -> String {
     let q = unique(prefix);
-    ch.queue_declare(q.as_str().into(), Default::default(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.queue_declare(q.as_str().into(), Default::default(), FieldTable::default()).await.unwrap();
     q
 }
 
@@ -57,10 +55,7 @@ fn body(d: &Delivery) -> String {
 async fn ready(ch: &Channel, q: &str) -> u32 {
     ch.queue_declare(
         q.into(),
-        QueueDeclareOptions {
-            passive: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { passive: true, ..Default::default() },
         FieldTable::default(),
     )
     .await
@@ -79,10 +74,7 @@ async fn consumers_get_messages_round_robin() {
         .basic_consume(
             q.as_str().into(),
             "a".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
@@ -91,23 +83,16 @@ async fn consumers_get_messages_round_robin() {
         .basic_consume(
             q.as_str().into(),
             "b".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
         .unwrap();
     publish_n(&ch, &q, 6).await;
-    let got_a: Vec<String> = [next(&mut a).await, next(&mut a).await, next(&mut a).await]
-        .iter()
-        .map(body)
-        .collect();
-    let got_b: Vec<String> = [next(&mut b).await, next(&mut b).await, next(&mut b).await]
-        .iter()
-        .map(body)
-        .collect();
+    let got_a: Vec<String> =
+        [next(&mut a).await, next(&mut a).await, next(&mut a).await].iter().map(body).collect();
+    let got_b: Vec<String> =
+        [next(&mut b).await, next(&mut b).await, next(&mut b).await].iter().map(body).collect();
     assert_eq!(got_a, ["0", "2", "4"]);
     assert_eq!(got_b, ["1", "3", "5"]);
 }
@@ -121,12 +106,7 @@ async fn prefetch_bounds_unacked_and_ack_releases_credit() {
     let cch = c.create_channel().await.unwrap();
     cch.basic_qos(2, BasicQosOptions::default()).await.unwrap();
     let mut cons = cch
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(q.as_str().into(), "".into(), Default::default(), FieldTable::default())
         .await
         .unwrap();
     let d0 = next(&mut cons).await;
@@ -153,12 +133,7 @@ async fn unacked_messages_return_in_order_and_redelivered_when_channel_closes() 
     publish_n(&ch, &q, 4).await;
     let cch = c.create_channel().await.unwrap();
     let mut cons = cch
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(q.as_str().into(), "".into(), Default::default(), FieldTable::default())
         .await
         .unwrap();
     let mut seen = Vec::new();
@@ -170,10 +145,7 @@ async fn unacked_messages_return_in_order_and_redelivered_when_channel_closes() 
     // Ack the second only; close the channel with the others unacked.
     seen[1].ack(BasicAckOptions::default()).await.unwrap();
     cch.close(200, "bye".into()).await.unwrap();
-    assert_eq!(
-        eventually(T, || async { (ready(&ch, &q).await == 3).then_some(()) }).await,
-        Some(())
-    );
+    assert_eq!(eventually(T, || async { (ready(&ch, &q).await == 3).then_some(()) }).await, Some(()));
     let mut bodies = Vec::new();
     for _ in 0..3 {
         let m = ch
@@ -194,37 +166,18 @@ async fn nack_and_reject_requeue_or_discard() {
     let q = declare(&ch, "nack").await;
     publish_n(&ch, &q, 3).await;
     let get = |ch: Channel, q: String| async move {
-        ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: false })
-            .await
-            .unwrap()
-            .expect("message")
+        ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: false }).await.unwrap().expect("message")
     };
     let m0 = get(ch.clone(), q.clone()).await;
-    m0.delivery
-        .reject(BasicRejectOptions { requeue: true })
-        .await
-        .unwrap();
+    m0.delivery.reject(BasicRejectOptions { requeue: true }).await.unwrap();
     let again = get(ch.clone(), q.clone()).await;
     assert!(again.delivery.redelivered);
     assert_eq!(again.delivery.data, b"0");
-    again
-        .delivery
-        .nack(BasicNackOptions {
-            requeue: false,
-            multiple: false,
-        })
-        .await
-        .unwrap();
+    again.delivery.nack(BasicNackOptions { requeue: false, multiple: false }).await.unwrap();
     let m1 = get(ch.clone(), q.clone()).await;
     let m2 = get(ch.clone(), q.clone()).await;
     assert_eq!(m2.delivery.data, b"2");
-    m2.delivery
-        .nack(BasicNackOptions {
-            requeue: true,
-            multiple: true,
-        })
-        .await
-        .unwrap();
+    m2.delivery.nack(BasicNackOptions { requeue: true, multiple: true }).await.unwrap();
     let _ = m1;
     assert_eq!(ready(&ch, &q).await, 2);
 }
@@ -235,16 +188,10 @@ async fn unknown_delivery_tag_closes_the_channel_with_406() {
     let (c, ch) = s.channel().await;
     let q = declare(&ch, "tag").await;
     publish_n(&ch, &q, 1).await;
-    let m = ch
-        .basic_get(q.as_str().into(), Default::default())
-        .await
-        .unwrap()
-        .unwrap();
+    let m = ch.basic_get(q.as_str().into(), Default::default()).await.unwrap().unwrap();
     m.delivery.ack(Default::default()).await.unwrap();
     // Acking the same tag twice is an error in RabbitMQ, and here.
-    let _ = ch
-        .basic_ack(m.delivery.delivery_tag, Default::default())
-        .await;
+    let _ = ch.basic_ack(m.delivery.delivery_tag, Default::default()).await;
     let ok = eventually(T, || async { (!ch.status().connected()).then_some(()) }).await;
     assert!(ok.is_some(), "channel should be closed");
     assert!(c.status().connected());
@@ -258,23 +205,11 @@ async fn basic_get_reports_remaining_count_and_get_empty() {
     let (_c, ch) = s.channel().await;
     let q = declare(&ch, "get").await;
     publish_n(&ch, &q, 2).await;
-    let m = ch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .unwrap();
+    let m = ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
     assert_eq!(m.message_count, 1);
     assert_eq!(m.delivery.routing_key.as_str(), q);
-    ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .unwrap();
-    assert!(
-        ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-            .await
-            .unwrap()
-            .is_none()
-    );
+    ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
+    assert!(ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -284,10 +219,7 @@ async fn cancel_stops_deliveries_and_auto_delete_queue_goes_with_last_consumer()
     let q = unique("ad");
     ch.queue_declare(
         q.as_str().into(),
-        QueueDeclareOptions {
-            auto_delete: true,
-            ..Default::default()
-        },
+        QueueDeclareOptions { auto_delete: true, ..Default::default() },
         FieldTable::default(),
     )
     .await
@@ -297,28 +229,20 @@ async fn cancel_stops_deliveries_and_auto_delete_queue_goes_with_last_consumer()
         .basic_consume(
             q.as_str().into(),
             "ctag".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
         .unwrap();
     publish_n(&ch, &q, 1).await;
     next(&mut cons).await;
-    cch.basic_cancel("ctag".into(), Default::default())
-        .await
-        .unwrap();
+    cch.basic_cancel("ctag".into(), Default::default()).await.unwrap();
     let gone = eventually(T, || async {
         let probe = c.create_channel().await.unwrap();
         let r = probe
             .queue_declare(
                 q.as_str().into(),
-                QueueDeclareOptions {
-                    passive: true,
-                    ..Default::default()
-                },
+                QueueDeclareOptions { passive: true, ..Default::default() },
                 FieldTable::default(),
             )
             .await;
@@ -338,38 +262,22 @@ async fn exclusive_consumer_and_consumer_tag_reuse() {
         .basic_consume(
             q.as_str().into(),
             "x".into(),
-            BasicConsumeOptions {
-                exclusive: true,
-                ..Default::default()
-            },
+            BasicConsumeOptions { exclusive: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
         .unwrap();
     let ch2 = c.create_channel().await.unwrap();
     let err = ch2
-        .basic_consume(
-            q.as_str().into(),
-            "y".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(q.as_str().into(), "y".into(), Default::default(), FieldTable::default())
         .await
         .unwrap_err();
     assert_eq!(reply_code(&err), Some(403));
-    assert_eq!(
-        reply_text(&err),
-        format!("ACCESS_REFUSED - queue '{q}' in vhost '/' in exclusive use")
-    );
+    assert_eq!(reply_text(&err), format!("ACCESS_REFUSED - queue '{q}' in vhost '/' in exclusive use"));
     // Reusing a consumer tag on a channel is a connection error (530).
     let q2 = declare(&ch1, "tagreuse").await;
     let err = ch1
-        .basic_consume(
-            q2.as_str().into(),
-            "x".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(q2.as_str().into(), "x".into(), Default::default(), FieldTable::default())
         .await
         .unwrap_err();
     assert_eq!(reply_code(&err), Some(530), "{}", reply_text(&err));
@@ -382,21 +290,12 @@ async fn deleting_a_queue_cancels_its_consumers() {
     let q = declare(&ch, "del").await;
     let cch = c.create_channel().await.unwrap();
     let mut cons = cch
-        .basic_consume(
-            q.as_str().into(),
-            "".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(q.as_str().into(), "".into(), Default::default(), FieldTable::default())
         .await
         .unwrap();
-    ch.queue_delete(q.as_str().into(), Default::default())
-        .await
-        .unwrap();
+    ch.queue_delete(q.as_str().into(), Default::default()).await.unwrap();
     // lapin ends the consumer stream when the server cancels it.
-    let ended = tokio::time::timeout(T, cons.next())
-        .await
-        .expect("stream reacts to cancel");
+    let ended = tokio::time::timeout(T, cons.next()).await.expect("stream reacts to cancel");
     assert!(ended.is_none(), "{ended:?}");
     assert!(cch.status().connected());
 }
@@ -407,21 +306,11 @@ async fn recover_requeues_unacked() {
     let (_c, ch) = s.channel().await;
     let q = declare(&ch, "recover").await;
     publish_n(&ch, &q, 2).await;
-    let _m = ch
-        .basic_get(q.as_str().into(), Default::default())
-        .await
-        .unwrap()
-        .unwrap();
+    let _m = ch.basic_get(q.as_str().into(), Default::default()).await.unwrap().unwrap();
     assert_eq!(ready(&ch, &q).await, 1);
-    ch.basic_recover(BasicRecoverOptions { requeue: true })
-        .await
-        .unwrap();
+    ch.basic_recover(BasicRecoverOptions { requeue: true }).await.unwrap();
     assert_eq!(ready(&ch, &q).await, 2);
-    let m = ch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .unwrap();
+    let m = ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
     assert!(m.delivery.redelivered);
     assert_eq!(m.delivery.data, b"0");
 }
@@ -454,10 +343,7 @@ async fn publisher_confirms_and_mandatory_returns() {
         .basic_publish(
             "".into(),
             "no-such-queue".into(),
-            BasicPublishOptions {
-                mandatory: true,
-                ..Default::default()
-            },
+            BasicPublishOptions { mandatory: true, ..Default::default() },
             b"lost",
             BasicProperties::default(),
         )
@@ -480,20 +366,10 @@ async fn publisher_confirms_and_mandatory_returns() {
 async fn publish_to_missing_exchange_closes_channel_with_404() {
     let s = Server::start();
     let (c, ch) = s.channel().await;
-    ch.basic_publish(
-        "nope".into(),
-        "k".into(),
-        Default::default(),
-        b"x",
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap();
-    assert!(
-        eventually(T, || async { (!ch.status().connected()).then_some(()) })
-            .await
-            .is_some()
-    );
+    ch.basic_publish("nope".into(), "k".into(), Default::default(), b"x", BasicProperties::default())
+        .await
+        .unwrap();
+    assert!(eventually(T, || async { (!ch.status().connected()).then_some(()) }).await.is_some());
     assert!(c.status().connected());
 }
 
@@ -512,11 +388,7 @@ async fn transactions_commit_and_rollback() {
     tch.tx_rollback().await.unwrap();
     assert_eq!(ready(&ch, &q).await, 2);
     // Acks inside a transaction take effect at commit; rollback keeps them unacked.
-    let m = tch
-        .basic_get(q.as_str().into(), Default::default())
-        .await
-        .unwrap()
-        .unwrap();
+    let m = tch.basic_get(q.as_str().into(), Default::default()).await.unwrap().unwrap();
     m.delivery.ack(Default::default()).await.unwrap();
     tch.tx_rollback().await.unwrap();
     m.delivery.ack(Default::default()).await.unwrap();
@@ -537,26 +409,15 @@ async fn channel_flow_pauses_deliveries() {
         .basic_consume(
             q.as_str().into(),
             "".into(),
-            BasicConsumeOptions {
-                no_ack: true,
-                ..Default::default()
-            },
+            BasicConsumeOptions { no_ack: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
         .unwrap();
-    assert!(
-        !cch.channel_flow(ChannelFlowOptions { active: false })
-            .await
-            .unwrap()
-    );
+    assert!(!cch.channel_flow(ChannelFlowOptions { active: false }).await.unwrap());
     publish_n(&ch, &q, 1).await;
     nothing(&mut cons).await;
-    assert!(
-        cch.channel_flow(ChannelFlowOptions { active: true })
-            .await
-            .unwrap()
-    );
+    assert!(cch.channel_flow(ChannelFlowOptions { active: true }).await.unwrap());
     next(&mut cons).await;
 }
 
@@ -568,25 +429,13 @@ async fn global_qos_is_shared_by_the_channel_consumers() {
     publish_n(&ch, &q1, 2).await;
     publish_n(&ch, &q2, 3).await;
     let cch = c.create_channel().await.unwrap();
-    cch.basic_qos(2, BasicQosOptions { global: true })
-        .await
-        .unwrap();
+    cch.basic_qos(2, BasicQosOptions { global: true }).await.unwrap();
     let mut a = cch
-        .basic_consume(
-            q1.as_str().into(),
-            "".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(q1.as_str().into(), "".into(), Default::default(), FieldTable::default())
         .await
         .unwrap();
     let mut b = cch
-        .basic_consume(
-            q2.as_str().into(),
-            "".into(),
-            Default::default(),
-            FieldTable::default(),
-        )
+        .basic_consume(q2.as_str().into(), "".into(), Default::default(), FieldTable::default())
         .await
         .unwrap();
     let d = next(&mut a).await;
@@ -602,20 +451,10 @@ async fn large_messages_cross_frame_boundaries() {
     let (_c, ch) = s.channel().await;
     let q = declare(&ch, "big").await;
     let big: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    ch.basic_publish(
-        "".into(),
-        q.as_str().into(),
-        Default::default(),
-        &big,
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap();
-    let m = ch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
+    ch.basic_publish("".into(), q.as_str().into(), Default::default(), &big, BasicProperties::default())
         .await
-        .unwrap()
         .unwrap();
+    let m = ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().unwrap();
     assert_eq!(m.delivery.data, big);
 }
 
@@ -626,20 +465,12 @@ async fn oversized_message_is_refused_with_406_and_the_channel_closes() {
     let q = declare(&ch, "huge").await;
     let huge = vec![7u8; 16 * 1024 * 1024 + 1];
     let _ = ch
-        .basic_publish(
-            "".into(),
-            q.as_str().into(),
-            Default::default(),
-            &huge,
-            BasicProperties::default(),
-        )
+        .basic_publish("".into(), q.as_str().into(), Default::default(), &huge, BasicProperties::default())
         .await;
     assert!(
-        eventually(Duration::from_secs(20), || async {
-            (!ch.status().connected()).then_some(())
-        })
-        .await
-        .is_some()
+        eventually(Duration::from_secs(20), || async { (!ch.status().connected()).then_some(()) })
+            .await
+            .is_some()
     );
     let ch2 = c.create_channel().await.unwrap();
     assert_eq!(ready(&ch2, &q).await, 0);

@@ -17,23 +17,12 @@ const T: Duration = Duration::from_secs(5);
 async fn still_serving(s: &Server) {
     let (_c, ch) = s.channel().await;
     let q = unique("alive");
-    ch.queue_declare(q.as_str().into(), Default::default(), FieldTable::default())
+    ch.queue_declare(q.as_str().into(), Default::default(), FieldTable::default()).await.unwrap();
+    ch.basic_publish("".into(), q.as_str().into(), Default::default(), b"ok", BasicProperties::default())
         .await
         .unwrap();
-    ch.basic_publish(
-        "".into(),
-        q.as_str().into(),
-        Default::default(),
-        b"ok",
-        BasicProperties::default(),
-    )
-    .await
-    .unwrap();
-    let m = ch
-        .basic_get(q.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("message");
+    let m =
+        ch.basic_get(q.as_str().into(), BasicGetOptions { no_ack: true }).await.unwrap().expect("message");
     assert_eq!(m.delivery.data, b"ok");
 }
 
@@ -77,10 +66,7 @@ async fn bad_frame_end_is_a_frame_error() {
     let mut r = Raw::open(&s.addr()).await;
     let mut f = encode(&AMQPFrame::Method(
         1,
-        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
-            prefetch_count: 1,
-            global: false,
-        })),
+        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 1, global: false })),
     ));
     *f.last_mut().unwrap() = 0x00;
     r.send(&f).await;
@@ -117,10 +103,7 @@ async fn method_on_a_channel_never_opened_is_a_channel_error() {
     ))
     .await;
     let (code, text) = r.expect_connection_close().await;
-    assert_eq!(
-        (code, text.as_str()),
-        (504, "CHANNEL_ERROR - expected 'channel.open'")
-    );
+    assert_eq!((code, text.as_str()), (504, "CHANNEL_ERROR - expected 'channel.open'"));
     still_serving(&s).await;
 }
 
@@ -139,10 +122,7 @@ async fn method_on_a_closed_channel_is_a_channel_error() {
     ))
     .await;
     let (_, m) = r.method(T).await.unwrap();
-    assert!(matches!(
-        m,
-        AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))
-    ));
+    assert!(matches!(m, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))));
     r.send_frame(publish_frame(1, "q")).await;
     let (code, _) = r.expect_connection_close().await;
     assert_eq!(code, 504);
@@ -166,9 +146,7 @@ async fn body_longer_than_announced_is_a_frame_error_and_nothing_is_enqueued() {
     let q = unique("body");
     {
         let (_c, ch) = s.channel().await;
-        ch.queue_declare(q.as_str().into(), Default::default(), FieldTable::default())
-            .await
-            .unwrap();
+        ch.queue_declare(q.as_str().into(), Default::default(), FieldTable::default()).await.unwrap();
     }
     let mut r = Raw::open(&s.addr()).await;
     r.send_frame(publish_frame(1, &q)).await;
@@ -176,19 +154,13 @@ async fn body_longer_than_announced_is_a_frame_error_and_nothing_is_enqueued() {
     r.send_frame(AMQPFrame::Body(1, b"too long".to_vec())).await;
     let (code, text) = r.expect_connection_close().await;
     assert_eq!(code, 501);
-    assert!(
-        text.contains("content body frame exceeds remaining content size"),
-        "{text}"
-    );
+    assert!(text.contains("content body frame exceeds remaining content size"), "{text}");
     still_serving(&s).await;
     let (_c, ch) = s.channel().await;
     let n = ch
         .queue_declare(
             q.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..Default::default()
-            },
+            QueueDeclareOptions { passive: true, ..Default::default() },
             FieldTable::default(),
         )
         .await
@@ -208,10 +180,7 @@ async fn content_frames_out_of_order_are_unexpected_frames() {
     r.send_frame(publish_frame(1, "q")).await;
     r.send_frame(AMQPFrame::Method(
         1,
-        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos {
-            prefetch_count: 1,
-            global: false,
-        })),
+        AMQPClass::Basic(basic::AMQPMethod::Qos(basic::Qos { prefetch_count: 1, global: false })),
     ))
     .await;
     let (code, text) = r.expect_connection_close().await;
@@ -222,31 +191,22 @@ async fn content_frames_out_of_order_are_unexpected_frames() {
 #[tokio::test]
 async fn wrong_password_and_unknown_vhost_are_refused() {
     let s = Server::start();
-    let err = Connection::connect(
-        &s.uri_as("guest", "wrong", "%2f"),
-        ConnectionProperties::default(),
-    )
-    .await
-    .err()
-    .expect("login refused");
+    let err = Connection::connect(&s.uri_as("guest", "wrong", "%2f"), ConnectionProperties::default())
+        .await
+        .err()
+        .expect("login refused");
     // lapin announces authentication_failure_close, so RabbitMQ (and we)
     // send connection.close 403 before closing.
     assert_eq!(reply_code(&err), Some(403), "{err:?}");
-    let err = Connection::connect(
-        &s.uri_as("nobody", "guest", "%2f"),
-        ConnectionProperties::default(),
-    )
-    .await
-    .err()
-    .expect("unknown user refused");
+    let err = Connection::connect(&s.uri_as("nobody", "guest", "%2f"), ConnectionProperties::default())
+        .await
+        .err()
+        .expect("unknown user refused");
     assert_eq!(reply_code(&err), Some(403));
-    let err = Connection::connect(
-        &s.uri_as("guest", "guest", "nowhere"),
-        ConnectionProperties::default(),
-    )
-    .await
-    .err()
-    .expect("unknown vhost refused");
+    let err = Connection::connect(&s.uri_as("guest", "guest", "nowhere"), ConnectionProperties::default())
+        .await
+        .err()
+        .expect("unknown vhost refused");
     assert_eq!(reply_code(&err), Some(530), "{err:?}");
     assert!(s.wait_for_log("invalid credentials", T));
     still_serving(&s).await;

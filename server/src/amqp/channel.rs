@@ -16,6 +16,7 @@ use rustc_hash::FxHashMap;
 use super::session::{Ctx, Session};
 use super::unacked::{Unacked, UnackedLog};
 use crate::broker::auth::Access;
+use crate::broker::connections::ChannelStats;
 use crate::broker::consumer::{ChannelFlow, Consumer};
 use crate::broker::error::{BrokerError, Result, rs};
 use crate::broker::exchange::{Exchange, ExchangeType, RouteTargets};
@@ -61,6 +62,8 @@ struct Tx {
 struct Confirms {
     next_seq: u64,
     ack_upto: u64,
+    /// Confirms earned since the last ack was sent (for statistics).
+    earned: u64,
 }
 
 pub struct Channel {
@@ -79,6 +82,7 @@ pub struct Channel {
     next_tag: u64,
     most_recent_queue: Option<String>,
     granted: Vec<(Access, Arc<str>)>,
+    pub stats: Arc<ChannelStats>,
 }
 
 fn method_ids(m: &AMQPClass) -> (u16, u16) {
@@ -89,10 +93,7 @@ fn method_ids(m: &AMQPClass) -> (u16, u16) {
 pub fn generated_name(prefix: &str) -> String {
     use base64::Engine;
     let bytes: [u8; 16] = rand::random();
-    format!(
-        "{prefix}-{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    )
+    format!("{prefix}-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
 fn strip_cr_lf(s: &str) -> String {
@@ -114,6 +115,7 @@ impl Channel {
             next_tag: 1,
             most_recent_queue: None,
             granted: Vec::new(),
+            stats: Arc::new(ChannelStats { number: id, ..Default::default() }),
         }
     }
 
@@ -126,9 +128,7 @@ impl Channel {
     }
 
     pub fn is_consumer(&self, c: &Arc<Consumer>) -> bool {
-        self.consumers
-            .get(&c.tag)
-            .is_some_and(|(x, _)| Arc::ptr_eq(x, c))
+        self.consumers.get(&c.tag).is_some_and(|(x, _)| Arc::ptr_eq(x, c))
     }
 
     pub fn consumer_queues(&self) -> impl Iterator<Item = &Arc<Queue>> {
@@ -145,20 +145,19 @@ impl Channel {
         }
     }
 
+    /// Publishes the channel's counts for the management side.
+    fn note_counts(&self) {
+        self.stats.unacked.store(self.unacked.len() as u32, Ordering::Relaxed);
+        self.stats.consumer_count.store(self.consumers.len() as u32, Ordering::Relaxed);
+    }
+
     // ----- permissions -------------------------------------------------
 
     fn check(&mut self, s: &Session, access: Access, kind: &str, name: &str) -> Result<()> {
-        if self
-            .granted
-            .iter()
-            .any(|(a, n)| *a == access && n.as_ref() == name)
-        {
+        if self.granted.iter().any(|(a, n)| *a == access && n.as_ref() == name) {
             return Ok(());
         }
-        if s.broker
-            .auth
-            .check(&s.vhost.name, &s.user.name, access, name)
-        {
+        if s.broker.auth.check(&s.vhost.name, &s.user.name, access, name) {
             // Like RabbitMQ, remember recent grants for the channel's life.
             if self.granted.len() >= 16 {
                 self.granted.remove(0);
@@ -197,11 +196,7 @@ impl Channel {
 
     /// Handles one method for this (open) channel. Errors are returned for
     /// the connection to turn into a channel or connection close.
-    pub async fn handle(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        m: AMQPClass,
-    ) -> Result<(), (BrokerError, u16, u16)> {
+    pub async fn handle(&mut self, ctx: &mut Ctx<'_>, m: AMQPClass) -> Result<(), (BrokerError, u16, u16)> {
         let ids = method_ids(&m);
         if self.publishing.is_some() {
             return Err((
@@ -221,19 +216,11 @@ impl Channel {
             C::Basic(basic::AMQPMethod::Publish(p)) => self.basic_publish(p),
             C::Basic(basic::AMQPMethod::Ack(a)) => self.basic_ack(ctx, a.delivery_tag, a.multiple),
             C::Basic(basic::AMQPMethod::Nack(n)) => {
-                let op = if n.requeue {
-                    Settle::Requeue
-                } else {
-                    Settle::Discard
-                };
+                let op = if n.requeue { Settle::Requeue } else { Settle::Discard };
                 self.settle(ctx, n.delivery_tag, n.multiple, op)
             }
             C::Basic(basic::AMQPMethod::Reject(r)) => {
-                let op = if r.requeue {
-                    Settle::Requeue
-                } else {
-                    Settle::Discard
-                };
+                let op = if r.requeue { Settle::Requeue } else { Settle::Discard };
                 self.settle(ctx, r.delivery_tag, false, op)
             }
             C::Basic(basic::AMQPMethod::Qos(q)) => self.basic_qos(ctx, q),
@@ -242,10 +229,7 @@ impl Channel {
             C::Basic(basic::AMQPMethod::Get(g)) => self.basic_get(ctx, g),
             C::Basic(basic::AMQPMethod::Recover(r)) => {
                 self.recover(ctx, r.requeue)?;
-                ctx.reply(
-                    self.id,
-                    C::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})),
-                );
+                ctx.reply(self.id, C::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})));
                 Ok(())
             }
             C::Basic(basic::AMQPMethod::RecoverAsync(r)) => self.recover(ctx, r.requeue),
@@ -264,10 +248,7 @@ impl Channel {
                 )
                 .await?;
                 if !nowait {
-                    ctx.reply(
-                        self.id,
-                        C::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})),
-                    );
+                    ctx.reply(self.id, C::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})));
                 }
                 Ok(())
             }
@@ -284,10 +265,7 @@ impl Channel {
                 )
                 .await?;
                 if !nowait {
-                    ctx.reply(
-                        self.id,
-                        C::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})),
-                    );
+                    ctx.reply(self.id, C::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})));
                 }
                 Ok(())
             }
@@ -300,21 +278,9 @@ impl Channel {
                 } else {
                     b.routing_key.as_str().to_owned()
                 };
-                self.bind(
-                    ctx,
-                    true,
-                    "queue",
-                    &q,
-                    b.exchange.as_str(),
-                    &key,
-                    b.arguments,
-                )
-                .await?;
+                self.bind(ctx, true, "queue", &q, b.exchange.as_str(), &key, b.arguments).await?;
                 if !nowait {
-                    ctx.reply(
-                        self.id,
-                        C::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})),
-                    );
+                    ctx.reply(self.id, C::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
                 }
                 Ok(())
             }
@@ -325,32 +291,19 @@ impl Channel {
                 } else {
                     b.routing_key.as_str().to_owned()
                 };
-                self.bind(
-                    ctx,
-                    false,
-                    "queue",
-                    &q,
-                    b.exchange.as_str(),
-                    &key,
-                    b.arguments,
-                )
-                .await?;
-                ctx.reply(
-                    self.id,
-                    C::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})),
-                );
+                self.bind(ctx, false, "queue", &q, b.exchange.as_str(), &key, b.arguments).await?;
+                ctx.reply(self.id, C::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
                 Ok(())
             }
             C::Queue(queue::AMQPMethod::Purge(p)) => self.queue_purge(ctx, p),
             C::Queue(queue::AMQPMethod::Delete(d)) => self.queue_delete(ctx, d).await,
             C::Tx(tx::AMQPMethod::Select(_)) => {
                 if self.confirms.is_some() {
-                    return Err(BrokerError::precondition_failed(
-                        "cannot switch from confirm to tx mode",
-                    ));
+                    return Err(BrokerError::precondition_failed("cannot switch from confirm to tx mode"));
                 }
                 if self.tx.is_none() {
                     self.tx = Some(Tx::default());
+                    self.stats.transactional.store(true, Ordering::Relaxed);
                 }
                 ctx.reply(self.id, C::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
                 Ok(())
@@ -358,44 +311,30 @@ impl Channel {
             C::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(ctx),
             C::Tx(tx::AMQPMethod::Rollback(_)) => {
                 let Some(t) = self.tx.as_mut() else {
-                    return Err(BrokerError::precondition_failed(
-                        "channel is not transactional",
-                    ));
+                    return Err(BrokerError::precondition_failed("channel is not transactional"));
                 };
                 let t = std::mem::take(t);
-                self.unacked
-                    .restore(t.settles.into_iter().map(|(_, u)| u).collect());
-                ctx.reply(
-                    self.id,
-                    C::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})),
-                );
+                self.unacked.restore(t.settles.into_iter().map(|(_, u)| u).collect());
+                ctx.reply(self.id, C::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
                 Ok(())
             }
             C::Confirm(confirm::AMQPMethod::Select(s)) => {
                 if self.tx.is_some() {
-                    return Err(BrokerError::precondition_failed(
-                        "cannot switch from tx to confirm mode",
-                    ));
+                    return Err(BrokerError::precondition_failed("cannot switch from tx to confirm mode"));
                 }
                 if self.confirms.is_none() {
-                    self.confirms = Some(Confirms {
-                        next_seq: 1,
-                        ack_upto: 0,
-                    });
+                    self.confirms = Some(Confirms { next_seq: 1, ack_upto: 0, earned: 0 });
+                    self.stats.confirm.store(true, Ordering::Relaxed);
                 }
                 if !s.nowait {
-                    ctx.reply(
-                        self.id,
-                        C::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})),
-                    );
+                    ctx.reply(self.id, C::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
                 }
                 Ok(())
             }
             C::Channel(amq_protocol::protocol::channel::AMQPMethod::Flow(f)) => {
                 self.flow.active.store(f.active, Ordering::Relaxed);
                 if f.active {
-                    ctx.kick
-                        .extend(self.consumers.values().map(|(_, q)| q.clone()));
+                    ctx.kick.extend(self.consumers.values().map(|(_, q)| q.clone()));
                 }
                 ctx.reply(
                     self.id,
@@ -427,13 +366,8 @@ impl Channel {
         if p.immediate {
             return Err(BrokerError::not_implemented("immediate=true"));
         }
-        self.publishing = Some(Publishing {
-            method: p,
-            header: None,
-            body: BytesMut::new(),
-            first: None,
-            received: 0,
-        });
+        self.publishing =
+            Some(Publishing { method: p, header: None, body: BytesMut::new(), first: None, received: 0 });
         Ok(())
     }
 
@@ -448,9 +382,7 @@ impl Channel {
     ) -> Result<(), (BrokerError, u16, u16)> {
         let Some(p) = self.publishing.as_mut().filter(|p| p.header.is_none()) else {
             return Err((
-                BrokerError::unexpected_frame(
-                    "expected method frame, got non method frame instead",
-                ),
+                BrokerError::unexpected_frame("expected method frame, got non method frame instead"),
                 0,
                 0,
             ));
@@ -481,17 +413,11 @@ impl Channel {
     }
 
     /// A content body frame arrived for this channel.
-    pub fn on_body(
-        &mut self,
-        ctx: &mut Ctx<'_>,
-        chunk: Bytes,
-    ) -> Result<(), (BrokerError, u16, u16)> {
+    pub fn on_body(&mut self, ctx: &mut Ctx<'_>, chunk: Bytes) -> Result<(), (BrokerError, u16, u16)> {
         let max = ctx.s.broker.config.max_message_size as u64;
         let Some(p) = self.publishing.as_mut().filter(|p| p.header.is_some()) else {
             return Err((
-                BrokerError::unexpected_frame(
-                    "expected method frame, got non method frame instead",
-                ),
+                BrokerError::unexpected_frame("expected method frame, got non method frame instead"),
                 0,
                 0,
             ));
@@ -537,9 +463,10 @@ impl Channel {
         let body = p.first.unwrap_or_else(|| p.body.freeze());
         let xname = p.method.exchange.as_str();
         self.check(s, Access::Write, "exchange", xname)?;
-        let x = s.vhost.exchange(xname).ok_or_else(|| {
-            BrokerError::not_found(format!("no {}", rs("exchange", xname, &s.vhost.name)))
-        })?;
+        let x = s
+            .vhost
+            .exchange(xname)
+            .ok_or_else(|| BrokerError::not_found(format!("no {}", rs("exchange", xname, &s.vhost.name))))?;
         if x.internal {
             return Err(BrokerError::access_refused(format!(
                 "cannot publish to internal {}",
@@ -554,31 +481,22 @@ impl Channel {
                 )));
             }
         }
+        self.stats.publish.incr();
         let routing_key = p.method.routing_key.as_str();
-        let msg = Arc::new(Message::from_wire(
-            x.name.clone(),
-            routing_key,
-            &props,
-            raw_props,
-            body,
-        ));
+        let msg = Arc::new(Message::from_wire(x.name.clone(), routing_key, &props, raw_props, body));
         let headers = props.headers().clone();
         let seq = self.confirms.as_mut().map(|c| {
             c.next_seq += 1;
             c.next_seq - 1
         });
         if let Some(tx) = self.tx.as_mut() {
-            tx.publishes.push(TxPublish {
-                exchange: x,
-                msg,
-                headers,
-                mandatory: p.method.mandatory,
-            });
+            tx.publishes.push(TxPublish { exchange: x, msg, headers, mandatory: p.method.mandatory });
             return Ok(());
         }
         self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory);
         if let (Some(seq), Some(c)) = (seq, self.confirms.as_mut()) {
             c.ack_upto = seq;
+            c.earned += 1;
             ctx.confirm_dirty(self.id);
         }
         Ok(())
@@ -595,13 +513,12 @@ impl Channel {
         mandatory: bool,
     ) {
         let mut targets = RouteTargets::new();
-        ctx.s
-            .vhost
-            .route(x, &msg.routing_key, headers, &mut targets);
+        ctx.s.vhost.route(x, &msg.routing_key, headers, &mut targets);
         x.stats.publish_in.incr();
         x.stats.publish_out.add(targets.len() as u64);
         if targets.is_empty() {
             if mandatory {
+                self.stats.return_unroutable.incr();
                 ctx.out.method(
                     self.id,
                     &AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
@@ -620,11 +537,13 @@ impl Channel {
         }
     }
 
-    /// The highest confirmed sequence number not yet sent, if any.
-    pub fn take_confirm(&mut self) -> Option<u64> {
+    /// The highest confirmed sequence number not yet sent, if any, and how
+    /// many publishes that ack confirms.
+    pub fn take_confirm(&mut self) -> Option<(u64, u64)> {
         let c = self.confirms.as_mut()?;
         let upto = std::mem::take(&mut c.ack_upto);
-        (upto > 0).then_some(upto)
+        let n = std::mem::take(&mut c.earned);
+        (upto > 0).then_some((upto, n))
     }
 
     pub fn awaiting_content(&self) -> bool {
@@ -638,25 +557,17 @@ impl Channel {
         let name = strip_cr_lf(d.exchange.as_str());
         if d.passive {
             if name.is_empty() {
-                return Err(BrokerError::access_refused(
-                    "operation not permitted on the default exchange",
-                ));
+                return Err(BrokerError::access_refused("operation not permitted on the default exchange"));
             }
             self.check_any(s, "exchange", &name)?;
             if s.vhost.exchange(&name).is_none() {
-                return Err(BrokerError::not_found(format!(
-                    "no {}",
-                    rs("exchange", &name, &s.vhost.name)
-                )));
+                return Err(BrokerError::not_found(format!("no {}", rs("exchange", &name, &s.vhost.name))));
             }
         } else {
-            let kind = ExchangeType::parse(d.kind.as_str()).ok_or_else(|| {
-                BrokerError::command_invalid(format!("unknown exchange type '{}'", d.kind))
-            })?;
+            let kind = ExchangeType::parse(d.kind.as_str())
+                .ok_or_else(|| BrokerError::command_invalid(format!("unknown exchange type '{}'", d.kind)))?;
             if name.is_empty() {
-                return Err(BrokerError::access_refused(
-                    "operation not permitted on the default exchange",
-                ));
+                return Err(BrokerError::access_refused("operation not permitted on the default exchange"));
             }
             self.check(s, Access::Configure, "exchange", &name)?;
             if s.vhost.exchange(&name).is_none() && name.starts_with("amq.") {
@@ -683,10 +594,7 @@ impl Channel {
                 .await?;
         }
         if !d.nowait {
-            ctx.reply(
-                self.id,
-                AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})),
-            );
+            ctx.reply(self.id, AMQPClass::Exchange(exchange::AMQPMethod::DeclareOk(exchange::DeclareOk {})));
         }
         Ok(())
     }
@@ -695,9 +603,7 @@ impl Channel {
         let s = ctx.s;
         let name = strip_cr_lf(d.exchange.as_str());
         if name.is_empty() {
-            return Err(BrokerError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(BrokerError::access_refused("operation not permitted on the default exchange"));
         }
         if name.starts_with("amq.") {
             return Err(BrokerError::access_refused(format!(
@@ -714,10 +620,7 @@ impl Channel {
             })
             .await?;
         if !d.nowait {
-            ctx.reply(
-                self.id,
-                AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})),
-            );
+            ctx.reply(self.id, AMQPClass::Exchange(exchange::AMQPMethod::DeleteOk(exchange::DeleteOk {})));
         }
         Ok(())
     }
@@ -741,9 +644,7 @@ impl Channel {
         let src = strip_cr_lf(source);
         self.check(s, Access::Write, dest_kind, &dest)?;
         if src.is_empty() || (dest_kind == "exchange" && dest.is_empty()) {
-            return Err(BrokerError::access_refused(
-                "operation not permitted on the default exchange",
-            ));
+            return Err(BrokerError::access_refused("operation not permitted on the default exchange"));
         }
         self.check(s, Access::Read, "exchange", &src)?;
         let vhost = s.vhost.name.to_string();
@@ -788,11 +689,7 @@ impl Channel {
             (name, c.ready, c.consumers)
         } else {
             let given = strip_cr_lf(d.queue.as_str());
-            let name = if given.is_empty() {
-                generated_name("amq.gen")
-            } else {
-                given
-            };
+            let name = if given.is_empty() { generated_name("amq.gen") } else { given };
             self.check(s, Access::Configure, "queue", &name)?;
             let exists = s.vhost.queue(&name).is_some();
             if !exists && name.starts_with("amq.") && !d.queue.as_str().is_empty() {
@@ -801,9 +698,7 @@ impl Channel {
                 )));
             }
             if !exists {
-                if let Some(dlx) =
-                    crate::broker::args::as_str_arg(&d.arguments, "x-dead-letter-exchange")
-                {
+                if let Some(dlx) = crate::broker::args::as_str_arg(&d.arguments, "x-dead-letter-exchange") {
                     self.check(s, Access::Read, "queue", &name)?;
                     self.check(s, Access::Write, "exchange", &dlx)?;
                 }
@@ -821,9 +716,7 @@ impl Channel {
                 })
                 .await?;
             let Applied::Queue(declared) = applied else {
-                return Err(BrokerError::internal(
-                    "unexpected result of queue declaration",
-                ));
+                return Err(BrokerError::internal("unexpected result of queue declaration"));
             };
             if declared.created && d.exclusive {
                 ctx.exclusive_queues.push(name.clone());
@@ -855,9 +748,7 @@ impl Channel {
         if !p.nowait {
             ctx.reply(
                 self.id,
-                AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk {
-                    message_count: n as u32,
-                })),
+                AMQPClass::Queue(queue::AMQPMethod::PurgeOk(queue::PurgeOk { message_count: n as u32 })),
             );
         }
         Ok(())
@@ -885,9 +776,7 @@ impl Channel {
         if !d.nowait {
             ctx.reply(
                 self.id,
-                AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk {
-                    message_count: n as u32,
-                })),
+                AMQPClass::Queue(queue::AMQPMethod::DeleteOk(queue::DeleteOk { message_count: n as u32 })),
             );
         }
         Ok(())
@@ -901,15 +790,13 @@ impl Channel {
         let count = u32::from(q.prefetch_count);
         if q.global {
             self.flow.global_prefetch.store(count, Ordering::Relaxed);
-            ctx.kick
-                .extend(self.consumers.values().map(|(_, q)| q.clone()));
+            self.stats.global_prefetch_count.store(count, Ordering::Relaxed);
+            ctx.kick.extend(self.consumers.values().map(|(_, q)| q.clone()));
         } else {
             self.prefetch = count;
+            self.stats.prefetch_count.store(count, Ordering::Relaxed);
         }
-        ctx.reply(
-            self.id,
-            AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})),
-        );
+        ctx.reply(self.id, AMQPClass::Basic(basic::AMQPMethod::QosOk(basic::QosOk {})));
         Ok(())
     }
 
@@ -921,21 +808,15 @@ impl Channel {
             c.consumer_tag.clone()
         };
         if self.consumers.contains_key(&tag) {
-            return Err(BrokerError::not_allowed(format!(
-                "attempt to reuse consumer tag '{tag}'"
-            )));
+            return Err(BrokerError::not_allowed(format!("attempt to reuse consumer tag '{tag}'")));
         }
         let name = self.queue_name(c.queue.as_str())?;
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
         crate::broker::args::validate_consumer_args(&c.arguments, &name, &s.vhost.name)?;
-        let priority = c
-            .arguments
-            .inner()
-            .get("x-priority")
-            .and_then(crate::broker::args::as_int)
-            .unwrap_or(0) as i32;
+        let priority =
+            c.arguments.inner().get("x-priority").and_then(crate::broker::args::as_int).unwrap_or(0) as i32;
         let consumer = Arc::new(Consumer::new(
             tag.clone(),
             self.id,
@@ -958,12 +839,11 @@ impl Channel {
             )));
         }
         self.consumers.insert(tag.clone(), (consumer, q));
+        self.note_counts();
         if !c.nowait {
             ctx.reply(
                 self.id,
-                AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk {
-                    consumer_tag: tag,
-                })),
+                AMQPClass::Basic(basic::AMQPMethod::ConsumeOk(basic::ConsumeOk { consumer_tag: tag })),
             );
         }
         Ok(())
@@ -975,6 +855,7 @@ impl Channel {
                 ctx.auto_delete(q);
             }
         }
+        self.note_counts();
         if !c.nowait {
             ctx.reply(
                 self.id,
@@ -993,10 +874,7 @@ impl Channel {
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
         match q.get(g.no_ack) {
-            None => ctx.reply(
-                self.id,
-                AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {})),
-            ),
+            None => ctx.reply(self.id, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {}))),
             Some((m, remaining)) => {
                 let tag = self.next_tag;
                 self.next_tag += 1;
@@ -1011,13 +889,15 @@ impl Channel {
                     })),
                 );
                 ctx.out.content(self.id, &m.msg.properties, &m.msg.body);
-                if !g.no_ack {
-                    self.unacked.push(Unacked {
-                        tag,
-                        queue: q,
-                        msg: m,
-                        consumer: None,
-                    });
+                if m.redelivered {
+                    self.stats.redeliver.incr();
+                }
+                if g.no_ack {
+                    self.stats.get_no_ack.incr();
+                } else {
+                    self.stats.get.incr();
+                    self.unacked.push(Unacked { tag, queue: q, msg: m, consumer: None });
+                    self.note_counts();
                 }
             }
         }
@@ -1049,13 +929,15 @@ impl Channel {
             })),
         );
         ctx.out.content(self.id, &m.msg.properties, &m.msg.body);
-        if !consumer.no_ack {
-            self.unacked.push(Unacked {
-                tag,
-                queue,
-                msg: m,
-                consumer: Some(consumer),
-            });
+        if m.redelivered {
+            self.stats.redeliver.incr();
+        }
+        if consumer.no_ack {
+            self.stats.deliver_no_ack.incr();
+        } else {
+            self.stats.deliver.incr();
+            self.unacked.push(Unacked { tag, queue, msg: m, consumer: Some(consumer) });
+            self.stats.unacked.store(self.unacked.len() as u32, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -1068,10 +950,12 @@ impl Channel {
 
     fn settle(&mut self, ctx: &mut Ctx<'_>, tag: u64, multiple: bool, op: Settle) -> Result<()> {
         let Some(entries) = self.unacked.take(tag, multiple) else {
-            return Err(BrokerError::precondition_failed(format!(
-                "unknown delivery tag {tag}"
-            )));
+            return Err(BrokerError::precondition_failed(format!("unknown delivery tag {tag}")));
         };
+        self.note_counts();
+        if op == Settle::Ack {
+            self.stats.ack.add(entries.len() as u64);
+        }
         if let Some(t) = self.tx.as_mut() {
             t.settles.extend(entries.into_iter().map(|u| (op, u)));
             return Ok(());
@@ -1085,8 +969,7 @@ impl Channel {
     /// may be used by a consumer of another queue on the channel.
     fn kick_if_global(&self, ctx: &mut Ctx<'_>) {
         if self.flow.global_prefetch.load(Ordering::Relaxed) > 0 {
-            ctx.kick
-                .extend(self.consumers.values().map(|(_, q)| q.clone()));
+            ctx.kick.extend(self.consumers.values().map(|(_, q)| q.clone()));
         }
     }
 
@@ -1096,25 +979,21 @@ impl Channel {
         }
         let entries = self.unacked.take_all();
         apply_settles(ctx, entries.into_iter().map(|u| (Settle::Requeue, u)));
+        self.note_counts();
         self.kick_if_global(ctx);
         Ok(())
     }
 
     fn tx_commit(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
         let Some(t) = self.tx.as_mut() else {
-            return Err(BrokerError::precondition_failed(
-                "channel is not transactional",
-            ));
+            return Err(BrokerError::precondition_failed("channel is not transactional"));
         };
         let t = std::mem::take(t);
         for p in t.publishes {
             self.deliver(ctx, &p.exchange, p.msg, p.headers.as_ref(), p.mandatory);
         }
         apply_settles(ctx, t.settles.into_iter());
-        ctx.reply(
-            self.id,
-            AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})),
-        );
+        ctx.reply(self.id, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
         Ok(())
     }
 
@@ -1144,10 +1023,7 @@ fn apply_settles(ctx: &mut Ctx<'_>, entries: impl Iterator<Item = (Settle, Unack
         if let Some(c) = &u.consumer {
             c.release(1);
         }
-        match groups
-            .iter_mut()
-            .find(|(o, q, _)| *o == op && Arc::ptr_eq(q, &u.queue))
-        {
+        match groups.iter_mut().find(|(o, q, _)| *o == op && Arc::ptr_eq(q, &u.queue)) {
             Some((_, _, v)) => v.push(u.msg),
             None => groups.push((op, u.queue, vec![u.msg])),
         }

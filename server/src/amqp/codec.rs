@@ -33,24 +33,14 @@ const ZERO_COPY_MIN: usize = 4096;
 #[derive(Debug)]
 pub enum Frame {
     Method(u16, AMQPClass),
-    Header {
-        channel: u16,
-        class_id: u16,
-        body_size: u64,
-        properties: BasicProperties,
-        raw_properties: Bytes,
-    },
+    Header { channel: u16, class_id: u16, body_size: u64, properties: BasicProperties, raw_properties: Bytes },
     Body(u16, Bytes),
     Heartbeat(u16),
 }
 
 /// RabbitMQ prints a frame's payload in errors as an Erlang binary.
 fn snippet(payload: &[u8]) -> String {
-    let (label, bytes) = if payload.len() <= 16 {
-        ("all", payload)
-    } else {
-        ("first 16", &payload[..16])
-    };
+    let (label, bytes) = if payload.len() <= 16 { ("all", payload) } else { ("first 16", &payload[..16]) };
     let list: Vec<String> = bytes.iter().map(|b| b.to_string()).collect();
     format!("{label} octets = <<{}>>", list.join(","))
 }
@@ -93,51 +83,25 @@ pub fn read_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, B
         FRAME_METHOD => parse_method(channel, &frame).map(Some),
         FRAME_HEADER => parse_header(channel, frame).map(Some),
         FRAME_BODY => {
-            let body = if size >= ZERO_COPY_MIN {
-                frame.freeze()
-            } else {
-                Bytes::copy_from_slice(&frame)
-            };
+            let body = if size >= ZERO_COPY_MIN { frame.freeze() } else { Bytes::copy_from_slice(&frame) };
             Ok(Some(Frame::Body(channel, body)))
         }
         FRAME_HEARTBEAT => Ok(Some(Frame::Heartbeat(channel))),
-        _ => Err(BrokerError::frame_error(format!(
-            "type {kind}, {}: unknown_frame",
-            snippet(&frame)
-        ))),
+        _ => Err(BrokerError::frame_error(format!("type {kind}, {}: unknown_frame", snippet(&frame)))),
     }
 }
 
 /// Known (class, method) pairs of AMQP 0-9-1 as RabbitMQ speaks it.
 fn is_known_method(class: u16, method: u16) -> bool {
     match class {
-        10 => matches!(
-            method,
-            10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51 | 60 | 61 | 70 | 71
-        ),
+        10 => matches!(method, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51 | 60 | 61 | 70 | 71),
         20 => matches!(method, 10 | 11 | 20 | 21 | 40 | 41),
         30 => matches!(method, 10 | 11),
         40 => matches!(method, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 51),
         50 => matches!(method, 10 | 11 | 20 | 21 | 30 | 31 | 40 | 41 | 50 | 51),
         60 => matches!(
             method,
-            10 | 11
-                | 20
-                | 21
-                | 30
-                | 31
-                | 40
-                | 50
-                | 60
-                | 70
-                | 71
-                | 72
-                | 80
-                | 90
-                | 100
-                | 110
-                | 111
-                | 120
+            10 | 11 | 20 | 21 | 30 | 31 | 40 | 50 | 60 | 70 | 71 | 72 | 80 | 90 | 100 | 110 | 111 | 120
         ),
         85 => matches!(method, 10 | 11),
         90 => matches!(method, 10 | 11 | 20 | 21 | 30 | 31),
@@ -147,17 +111,12 @@ fn is_known_method(class: u16, method: u16) -> bool {
 
 fn parse_method(channel: u16, payload: &[u8]) -> Result<Frame, BrokerError> {
     if payload.len() < 4 {
-        return Err(BrokerError::frame_error(format!(
-            "type 1, {}: short_method",
-            snippet(payload)
-        )));
+        return Err(BrokerError::frame_error(format!("type 1, {}: short_method", snippet(payload))));
     }
     let class = u16::from_be_bytes([payload[0], payload[1]]);
     let method = u16::from_be_bytes([payload[2], payload[3]]);
     if !is_known_method(class, method) {
-        return Err(BrokerError::not_implemented(format!(
-            "unknown method: class {class}, method {method}"
-        )));
+        return Err(BrokerError::not_implemented(format!("unknown method: class {class}, method {method}")));
     }
     match parse_class(payload) {
         Ok((rest, m)) if rest.is_empty() => Ok(Frame::Method(channel, m)),
@@ -250,8 +209,7 @@ impl FrameWriter {
         };
         self.buf.push(FRAME_METHOD);
         self.buf.extend_from_slice(&channel.to_be_bytes());
-        self.buf
-            .extend_from_slice(&(encoded.len() as u32).to_be_bytes());
+        self.buf.extend_from_slice(&(encoded.len() as u32).to_be_bytes());
         self.buf.extend_from_slice(&encoded);
         self.buf.push(FRAME_END);
         self.scratch = encoded;
@@ -262,33 +220,27 @@ impl FrameWriter {
     pub fn content(&mut self, channel: u16, raw_properties: &[u8], body: &[u8]) {
         let ch = channel.to_be_bytes();
         let header_size = (12 + raw_properties.len()) as u32;
-        self.buf
-            .reserve(FRAME_OVERHEAD * 2 + header_size as usize + body.len());
+        self.buf.reserve(FRAME_OVERHEAD * 2 + header_size as usize + body.len());
         self.buf.push(FRAME_HEADER);
         self.buf.extend_from_slice(&ch);
         self.buf.extend_from_slice(&header_size.to_be_bytes());
         self.buf.extend_from_slice(&60u16.to_be_bytes());
         self.buf.extend_from_slice(&0u16.to_be_bytes());
-        self.buf
-            .extend_from_slice(&(body.len() as u64).to_be_bytes());
+        self.buf.extend_from_slice(&(body.len() as u64).to_be_bytes());
         self.buf.extend_from_slice(raw_properties);
         self.buf.push(FRAME_END);
-        let chunk = (self.frame_max as usize)
-            .saturating_sub(FRAME_OVERHEAD)
-            .max(1);
+        let chunk = (self.frame_max as usize).saturating_sub(FRAME_OVERHEAD).max(1);
         for part in body.chunks(chunk) {
             self.buf.push(FRAME_BODY);
             self.buf.extend_from_slice(&ch);
-            self.buf
-                .extend_from_slice(&(part.len() as u32).to_be_bytes());
+            self.buf.extend_from_slice(&(part.len() as u32).to_be_bytes());
             self.buf.extend_from_slice(part);
             self.buf.push(FRAME_END);
         }
     }
 
     pub fn heartbeat(&mut self) {
-        self.buf
-            .extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
+        self.buf.extend_from_slice(&[FRAME_HEARTBEAT, 0, 0, 0, 0, 0, 0, FRAME_END]);
     }
 }
 
@@ -325,18 +277,14 @@ mod tests {
         let bytes = encode(&AMQPFrame::Heartbeat);
         for cut in 0..bytes.len() {
             let mut buf = BytesMut::from(&bytes[..cut]);
-            assert!(
-                read_frame(&mut buf, 4096).unwrap().is_none(),
-                "cut at {cut}"
-            );
+            assert!(read_frame(&mut buf, 4096).unwrap().is_none(), "cut at {cut}");
         }
     }
 
     #[test]
     fn content_is_split_by_frame_max_and_read_back() {
-        let props = crate::broker::message::encode_properties(
-            &BasicProperties::default().with_delivery_mode(2),
-        );
+        let props =
+            crate::broker::message::encode_properties(&BasicProperties::default().with_delivery_mode(2));
         let body: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
         let mut w = FrameWriter::new(4096);
         w.content(1, &props, &body);
@@ -346,11 +294,7 @@ mod tests {
         while let Some(f) = read_frame(&mut buf, 4096).unwrap() {
             frames += 1;
             match f {
-                Frame::Header {
-                    body_size,
-                    properties,
-                    ..
-                } => {
+                Frame::Header { body_size, properties, .. } => {
                     assert_eq!(body_size, 10_000);
                     assert_eq!(properties.delivery_mode(), &Some(2));
                 }
@@ -385,22 +329,7 @@ mod tests {
         let e = read_frame(&mut BytesMut::from(&f[..]), 4096).unwrap_err();
         assert_eq!(e.reply_code(), 540);
         // basic.publish (60, 40) with a truncated argument list.
-        f = vec![
-            FRAME_METHOD,
-            0,
-            1,
-            0,
-            0,
-            0,
-            6,
-            0,
-            60,
-            0,
-            40,
-            0,
-            0,
-            FRAME_END,
-        ];
+        f = vec![FRAME_METHOD, 0, 1, 0, 0, 0, 6, 0, 60, 0, 40, 0, 0, FRAME_END];
         let e = read_frame(&mut BytesMut::from(&f[..]), 4096).unwrap_err();
         assert_eq!(e.reply_code(), 501);
         let publish = AMQPClass::Basic(basic::AMQPMethod::Publish(basic::Publish {

@@ -40,23 +40,22 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, loc
     tracing::info!("accepting AMQP connection {name}");
     let mut io = Io::new(stream, FRAME_MIN_SIZE);
     let timeout = broker.config.handshake_timeout;
-    let opened =
-        match tokio::time::timeout(timeout, handshake::run(&mut io, &broker, peer, &name)).await {
-            Err(_) => {
-                tracing::warn!("closing AMQP connection {name}: handshake_timeout");
-                return;
-            }
-            Ok(Err(Refused::Gone)) | Ok(Err(Refused::Silent)) => return,
-            Ok(Err(Refused::Error(e))) => {
-                tracing::error!("closing AMQP connection {name}: {e}");
-                io.out.method(0, &close_method(&e, 0, 0));
-                let _ = tokio::time::timeout(Duration::from_secs(1), io.flush_all()).await;
-                // Give the client a moment to read the close before the socket goes.
-                let _ = tokio::time::timeout(Duration::from_millis(500), io.read_some()).await;
-                return;
-            }
-            Ok(Ok(o)) => o,
-        };
+    let opened = match tokio::time::timeout(timeout, handshake::run(&mut io, &broker, peer, &name)).await {
+        Err(_) => {
+            tracing::warn!("closing AMQP connection {name}: handshake_timeout");
+            return;
+        }
+        Ok(Err(Refused::Gone)) | Ok(Err(Refused::Silent)) => return,
+        Ok(Err(Refused::Error(e))) => {
+            tracing::error!("closing AMQP connection {name}: {e}");
+            io.out.method(0, &close_method(&e, 0, 0));
+            let _ = tokio::time::timeout(Duration::from_secs(1), io.flush_all()).await;
+            // Give the client a moment to read the close before the socket goes.
+            let _ = tokio::time::timeout(Duration::from_millis(500), io.read_some()).await;
+            return;
+        }
+        Ok(Ok(o)) => o,
+    };
     let id = broker.next_id();
     let outbox = Arc::new(Outbox::default());
     let info = Arc::new(ConnectionInfo {
@@ -76,6 +75,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, loc
         channels: Default::default(),
         recv_oct: Default::default(),
         send_oct: Default::default(),
+        channel_stats: Default::default(),
     });
     broker.connections.register(info.clone());
     tracing::info!(
@@ -217,16 +217,12 @@ impl Connection {
         if !self.io.rbuf.is_empty()
             && now.duration_since(self.io.last_read) > self.s.broker.config.handshake_timeout
         {
-            tracing::warn!(
-                "closing AMQP connection {}: a frame stayed incomplete too long",
-                self.name
-            );
+            tracing::warn!("closing AMQP connection {}: a frame stayed incomplete too long", self.name);
             self.done = true;
         }
         let info = &self.s.info;
         info.recv_oct.store(self.io.read_bytes, Ordering::Relaxed);
-        info.send_oct
-            .store(self.io.written_bytes, Ordering::Relaxed);
+        info.send_oct.store(self.io.written_bytes, Ordering::Relaxed);
     }
 
     async fn on_input(&mut self) {
@@ -265,9 +261,7 @@ impl Connection {
                 Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
                     self.io.out.method(
                         0,
-                        &AMQPClass::Connection(connection::AMQPMethod::CloseOk(
-                            connection::CloseOk {},
-                        )),
+                        &AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
                     );
                     self.done = true;
                 }
@@ -277,23 +271,17 @@ impl Connection {
         }
         match frame {
             Frame::Heartbeat(0) => {}
-            Frame::Heartbeat(_) => self.close_connection(
-                BrokerError::unexpected_frame("type 8, all octets = <<>>"),
-                0,
-                0,
-            ),
+            Frame::Heartbeat(_) => {
+                self.close_connection(BrokerError::unexpected_frame("type 8, all octets = <<>>"), 0, 0)
+            }
             Frame::Method(0, AMQPClass::Connection(m)) => self.on_connection_method(m),
             Frame::Method(0, m) => self.close_connection(
                 BrokerError::channel_error("unexpected method in connection state running"),
                 m.get_amqp_class_id(),
                 m.get_amqp_method_id(),
             ),
-            Frame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::Open(_))) => {
-                self.open_channel(ch)
-            }
-            Frame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::Close(_))) => {
-                self.on_channel_close(ch)
-            }
+            Frame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::Open(_))) => self.open_channel(ch),
+            Frame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::Close(_))) => self.on_channel_close(ch),
             Frame::Method(ch, AMQPClass::Channel(channel::AMQPMethod::CloseOk(_))) => {
                 if self.channels.get(&ch).is_some_and(|c| c.closing) {
                     self.remove_channel(ch);
@@ -316,13 +304,7 @@ impl Connection {
                     self.fail(ch, e, c, mid);
                 }
             }
-            Frame::Header {
-                channel: ch,
-                class_id,
-                body_size,
-                properties,
-                raw_properties,
-            } => {
+            Frame::Header { channel: ch, class_id, body_size, properties, raw_properties } => {
                 let Some(channel) = self.channels.get_mut(&ch) else {
                     return self.not_open(0, 0);
                 };
@@ -352,11 +334,7 @@ impl Connection {
     }
 
     fn not_open(&mut self, class_id: u16, method_id: u16) {
-        self.close_connection(
-            BrokerError::channel_error("expected 'channel.open'"),
-            class_id,
-            method_id,
-        );
+        self.close_connection(BrokerError::channel_error("expected 'channel.open'"), class_id, method_id);
     }
 
     fn on_connection_method(&mut self, m: connection::AMQPMethod) {
@@ -390,11 +368,7 @@ impl Connection {
 
     fn open_channel(&mut self, ch: u16) {
         if self.channels.contains_key(&ch) {
-            return self.close_connection(
-                BrokerError::channel_error("second 'channel.open' seen"),
-                20,
-                10,
-            );
+            return self.close_connection(BrokerError::channel_error("second 'channel.open' seen"), 20, 10);
         }
         if ch > self.channel_max || self.channels.len() >= usize::from(self.channel_max) {
             return self.close_connection(
@@ -407,15 +381,11 @@ impl Connection {
                 10,
             );
         }
-        self.channels.insert(ch, Channel::new(ch));
-        self.s
-            .info
-            .channels
-            .store(self.channels.len() as u32, Ordering::Relaxed);
-        self.io.out.method(
-            ch,
-            &AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})),
-        );
+        let channel = Channel::new(ch);
+        self.s.info.channel_stats.lock().insert(ch, channel.stats.clone());
+        self.channels.insert(ch, channel);
+        self.s.info.channels.store(self.channels.len() as u32, Ordering::Relaxed);
+        self.io.out.method(ch, &AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
     }
 
     fn on_channel_close(&mut self, ch: u16) {
@@ -423,19 +393,17 @@ impl Connection {
             None => self.not_open(20, 40),
             Some(c) if c.closing => {
                 // Both sides closed at once: answer, and forget the channel.
-                self.io.out.method(
-                    ch,
-                    &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
-                );
+                self.io
+                    .out
+                    .method(ch, &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
                 self.remove_channel(ch);
             }
             Some(_) => {
                 self.release_channel(ch);
                 self.remove_channel(ch);
-                self.io.out.method(
-                    ch,
-                    &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})),
-                );
+                self.io
+                    .out
+                    .method(ch, &AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})));
             }
         }
     }
@@ -449,11 +417,9 @@ impl Connection {
 
     fn remove_channel(&mut self, ch: u16) {
         self.channels.remove(&ch);
+        self.s.info.channel_stats.lock().remove(&ch);
         self.confirms.retain(|c| *c != ch);
-        self.s
-            .info
-            .channels
-            .store(self.channels.len() as u32, Ordering::Relaxed);
+        self.s.info.channels.store(self.channels.len() as u32, Ordering::Relaxed);
     }
 
     /// A handler failed: a soft error closes the channel, a hard one the
@@ -462,10 +428,7 @@ impl Connection {
         if e.kind.is_hard() {
             return self.close_connection(e, class_id, method_id);
         }
-        tracing::warn!(
-            "channel error on connection {} channel {ch}: {e}",
-            self.name
-        );
+        tracing::warn!("channel error on connection {} channel {ch}: {e}", self.name);
         self.release_channel(ch);
         if let Some(c) = self.channels.get_mut(&ch) {
             c.closing = true;
@@ -491,9 +454,7 @@ impl Connection {
         } else {
             tracing::error!("error on AMQP connection {}: {e}", self.name);
         }
-        self.io
-            .out
-            .method(0, &close_method(&e, class_id, method_id));
+        self.io.out.method(0, &close_method(&e, class_id, method_id));
         self.closing = Some(Instant::now());
     }
 
@@ -511,11 +472,7 @@ impl Connection {
         let n = items.len();
         for item in items.drain(..) {
             match item {
-                Outbound::Deliver {
-                    consumer,
-                    queue,
-                    msg,
-                } => {
+                Outbound::Deliver { consumer, queue, msg } => {
                     let result = match self.channels.get_mut(&consumer.channel) {
                         Some(channel) => {
                             let mut ctx = ctx!(self);
@@ -541,11 +498,9 @@ impl Connection {
                         }
                     }
                 }
-                Outbound::ForceClose { reason } => self.close_connection(
-                    BrokerError::new(ErrorKind::ConnectionForced, reason),
-                    0,
-                    0,
-                ),
+                Outbound::ForceClose { reason } => {
+                    self.close_connection(BrokerError::new(ErrorKind::ConnectionForced, reason), 0, 0)
+                }
             }
         }
         self.scratch = items;
@@ -560,7 +515,8 @@ impl Connection {
     /// released credit allows, auto-delete queues whose last consumer left.
     async fn finish_batch(&mut self) {
         for ch in std::mem::take(&mut self.confirms) {
-            if let Some(upto) = self.channels.get_mut(&ch).and_then(|c| c.take_confirm()) {
+            if let Some((upto, n)) = self.channels.get_mut(&ch).and_then(|c| c.take_confirm()) {
+                self.channels[&ch].stats.confirm_sent.add(n);
                 self.io.out.method(
                     ch,
                     &AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
@@ -596,12 +552,7 @@ impl Connection {
         let mut items = Vec::new();
         self.s.outbox.take(&mut items);
         for item in items {
-            if let Outbound::Deliver {
-                consumer,
-                queue,
-                msg,
-            } = item
-            {
+            if let Outbound::Deliver { consumer, queue, msg } = item {
                 give_back(&consumer, &queue, msg);
             }
         }

@@ -92,17 +92,10 @@ async fn next_frame(io: &mut Io, frame_max: u32) -> Result<Frame, Refused> {
 }
 
 /// Waits for a connection-class method on channel 0.
-async fn expect(
-    io: &mut Io,
-    frame_max: u32,
-    state: &str,
-) -> Result<connection::AMQPMethod, Refused> {
+async fn expect(io: &mut Io, frame_max: u32, state: &str) -> Result<connection::AMQPMethod, Refused> {
     match next_frame(io, frame_max).await? {
         Frame::Method(0, AMQPClass::Connection(connection::AMQPMethod::Close(_))) => {
-            io.out.method(
-                0,
-                &AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})),
-            );
+            io.out.method(0, &AMQPClass::Connection(connection::AMQPMethod::CloseOk(connection::CloseOk {})));
             io.flush_all().await?;
             Err(Refused::Silent)
         }
@@ -144,10 +137,7 @@ fn credentials(mechanism: &str, response: &LongString) -> Result<(String, Vec<u8
                     String::from_utf8_lossy(bytes)
                 )));
             }
-            Ok((
-                String::from_utf8_lossy(parts[1]).into_owned(),
-                parts[2].to_vec(),
-            ))
+            Ok((String::from_utf8_lossy(parts[1]).into_owned(), parts[2].to_vec()))
         }
         "AMQPLAIN" => {
             // A field table without its length prefix.
@@ -165,23 +155,14 @@ fn credentials(mechanism: &str, response: &LongString) -> Result<(String, Vec<u8
             };
             match (get("LOGIN"), get("PASSWORD")) {
                 (Some(u), Some(p)) => Ok((String::from_utf8_lossy(&u).into_owned(), p)),
-                _ => Err(BrokerError::syntax_error(
-                    "AMQPLAIN response lacks LOGIN or PASSWORD",
-                )),
+                _ => Err(BrokerError::syntax_error("AMQPLAIN response lacks LOGIN or PASSWORD")),
             }
         }
-        other => Err(BrokerError::command_invalid(format!(
-            "unknown authentication mechanism '{other}'"
-        ))),
+        other => Err(BrokerError::command_invalid(format!("unknown authentication mechanism '{other}'"))),
     }
 }
 
-pub async fn run(
-    io: &mut Io,
-    broker: &Arc<Broker>,
-    peer: SocketAddr,
-    name: &str,
-) -> Result<Opened, Refused> {
+pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str) -> Result<Opened, Refused> {
     // 1. Protocol header.
     while io.rbuf.len() < 8 {
         if !io.read_some().await? {
@@ -189,10 +170,7 @@ pub async fn run(
         }
     }
     if &io.rbuf[..8] != PROTOCOL_HEADER {
-        tracing::warn!(
-            "closing connection {name}: bad protocol header {:?}",
-            &io.rbuf[..8]
-        );
+        tracing::warn!("closing connection {name}: bad protocol header {:?}", &io.rbuf[..8]);
         io.out.raw(PROTOCOL_HEADER);
         io.flush_all().await?;
         return Err(Refused::Silent);
@@ -211,15 +189,13 @@ pub async fn run(
         })),
     );
     io.flush_all().await?;
-    let connection::AMQPMethod::StartOk(start_ok) = expect(io, FRAME_MIN_SIZE, "starting").await?
-    else {
+    let connection::AMQPMethod::StartOk(start_ok) = expect(io, FRAME_MIN_SIZE, "starting").await? else {
         return Err(Refused::Error(BrokerError::channel_error(
             "unexpected method in connection state starting",
         )));
     };
     let mechanism = start_ok.mechanism.as_str().to_owned();
-    let (username, password) =
-        credentials(&mechanism, &start_ok.response).map_err(Refused::Error)?;
+    let (username, password) = credentials(&mechanism, &start_ok.response).map_err(Refused::Error)?;
     let caps = ClientCaps {
         consumer_cancel_notify: capability(&start_ok.client_properties, "consumer_cancel_notify"),
         connection_blocked: capability(&start_ok.client_properties, "connection.blocked"),
@@ -264,12 +240,7 @@ pub async fn run(
         )));
     };
     negotiate("frame_max", tune.frame_max, FRAME_MIN_SIZE, cfg.frame_max)?;
-    negotiate(
-        "channel_max",
-        u32::from(tune.channel_max),
-        1,
-        u32::from(cfg.channel_max),
-    )?;
+    negotiate("channel_max", u32::from(tune.channel_max), 1, u32::from(cfg.channel_max))?;
     io.out.frame_max = tune.frame_max;
 
     // 4. Open a vhost.
@@ -280,9 +251,7 @@ pub async fn run(
     };
     let vname = open.virtual_host.as_str();
     let Some(vhost) = broker.vhost(vname) else {
-        return Err(Refused::Error(BrokerError::not_allowed(format!(
-            "vhost {vname} not found"
-        ))));
+        return Err(Refused::Error(BrokerError::not_allowed(format!("vhost {vname} not found"))));
     };
     if broker.auth.permissions(vname, &user.name).is_none() {
         return Err(Refused::Error(BrokerError::not_allowed(format!(
@@ -290,10 +259,7 @@ pub async fn run(
             user.name
         ))));
     }
-    io.out.method(
-        0,
-        &AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})),
-    );
+    io.out.method(0, &AMQPClass::Connection(connection::AMQPMethod::OpenOk(connection::OpenOk {})));
     io.flush_all().await?;
     Ok(Opened {
         user,

@@ -111,20 +111,11 @@ mod tests {
     use amq_protocol::types::FieldTable;
 
     fn entry(q: &Arc<Queue>, tag: u64) -> Unacked {
-        let m = Message::new(
-            "".into(),
-            "q",
-            &BasicProperties::default(),
-            bytes::Bytes::new(),
-        );
+        let m = Message::new("".into(), "q", &BasicProperties::default(), bytes::Bytes::new());
         Unacked {
             tag,
             queue: q.clone(),
-            msg: QueuedMessage {
-                seq: tag,
-                msg: Arc::new(m),
-                redelivered: false,
-            },
+            msg: QueuedMessage { seq: tag, msg: Arc::new(m), redelivered: false },
             consumer: None,
         }
     }
@@ -135,14 +126,7 @@ mod tests {
 
     #[test]
     fn single_multiple_and_unknown_tags() {
-        let q = Arc::new(Queue::new(
-            "q".into(),
-            "/".into(),
-            false,
-            false,
-            None,
-            FieldTable::default(),
-        ));
+        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, None, FieldTable::default()));
         let mut log = UnackedLog::default();
         for t in 1..=5 {
             log.push(entry(&q, t));

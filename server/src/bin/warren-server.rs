@@ -9,11 +9,7 @@ use warren::config::Config;
 use warren::server::{Node, shutdown_signal};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "warren-server",
-    version,
-    about = "An AMQP 0-9-1 message broker compatible with RabbitMQ"
-)]
+#[command(name = "warren-server", version, about = "An AMQP 0-9-1 message broker compatible with RabbitMQ")]
 struct Args {
     /// AMQP port (0 picks a free one; the chosen port is logged).
     #[arg(long, default_value_t = 5672)]

@@ -115,11 +115,7 @@ fn same_value(a: &AMQPValue, b: &AMQPValue) -> bool {
 fn describe(v: Option<&AMQPValue>) -> String {
     match v {
         None => "none".to_owned(),
-        Some(v) => format!(
-            "the value '{}' of type '{}'",
-            display_value(v),
-            type_name(v)
-        ),
+        Some(v) => format!("the value '{}' of type '{}'", display_value(v), type_name(v)),
     }
 }
 
@@ -205,11 +201,7 @@ fn check_string(v: &AMQPValue) -> std::result::Result<String, String> {
 
 fn check_one_of(v: &AMQPValue, allowed: &[&str]) -> std::result::Result<(), String> {
     let s = check_string(v)?;
-    if allowed.contains(&s.as_str()) {
-        Ok(())
-    } else {
-        Err(format!("<<\"{s}\">>"))
-    }
+    if allowed.contains(&s.as_str()) { Ok(()) } else { Err(format!("<<\"{s}\">>")) }
 }
 
 /// Validates the arguments RabbitMQ validates on queue.declare, with its
@@ -218,13 +210,8 @@ fn check_one_of(v: &AMQPValue, allowed: &[&str]) -> std::result::Result<(), Stri
 pub fn validate_queue_args(args: &FieldTable, name: &str, vhost: &str) -> Result<()> {
     for (key, v) in args.inner() {
         let check: std::result::Result<(), String> = match key.as_str() {
-            "x-expires" => check_int(v).and_then(|n| {
-                if n == 0 {
-                    Err(format!("{{value_zero,{n}}}"))
-                } else {
-                    check_expiry(n)
-                }
-            }),
+            "x-expires" => check_int(v)
+                .and_then(|n| if n == 0 { Err(format!("{{value_zero,{n}}}")) } else { check_expiry(n) }),
             "x-message-ttl" => check_int(v).and_then(check_expiry),
             "x-dead-letter-exchange" | "x-dead-letter-routing-key" => check_string(v).map(|_| ()),
             "x-max-length"
@@ -233,21 +220,12 @@ pub fn validate_queue_args(args: &FieldTable, name: &str, vhost: &str) -> Result
             | "x-max-in-memory-bytes"
             | "x-consumer-timeout"
             | "x-delivery-limit" => check_non_neg(v).map(|_| ()),
-            "x-max-priority" => check_non_neg(v).and_then(|n| {
-                if n > 255 {
-                    Err(format!("{{max_value_exceeded,{n}}}"))
-                } else {
-                    Ok(())
-                }
-            }),
+            "x-max-priority" => check_non_neg(v)
+                .and_then(|n| if n > 255 { Err(format!("{{max_value_exceeded,{n}}}")) } else { Ok(()) }),
             "x-overflow" => check_one_of(v, &["drop-head", "reject-publish", "reject-publish-dlx"]),
             "x-queue-mode" => check_one_of(v, &["default", "lazy"]),
             "x-queue-version" => check_int(v).and_then(|n| {
-                if n == 1 || n == 2 {
-                    Ok(())
-                } else {
-                    Err(format!("{{unsupported_version,{n}}}"))
-                }
+                if n == 1 || n == 2 { Ok(()) } else { Err(format!("{{unsupported_version,{n}}}")) }
             }),
             "x-single-active-consumer" => match v {
                 AMQPValue::Boolean(_) => Ok(()),
@@ -255,13 +233,8 @@ pub fn validate_queue_args(args: &FieldTable, name: &str, vhost: &str) -> Result
             },
             "x-dead-letter-strategy" => check_one_of(v, &["at-most-once", "at-least-once"]),
             "x-queue-type" => check_one_of(v, &["classic", "quorum"]),
-            "x-quorum-initial-group-size" => check_non_neg(v).and_then(|n| {
-                if n == 0 {
-                    Err(format!("{{value_zero,{n}}}"))
-                } else {
-                    Ok(())
-                }
-            }),
+            "x-quorum-initial-group-size" => check_non_neg(v)
+                .and_then(|n| if n == 0 { Err(format!("{{value_zero,{n}}}")) } else { Ok(()) }),
             _ => Ok(()),
         };
         if let Err(reason) = check {
@@ -306,8 +279,7 @@ mod tests {
 
     #[test]
     fn negative_length_is_refused_with_rabbitmq_text() {
-        let e = validate_queue_args(&t(&[("x-max-length", AMQPValue::LongInt(-1))]), "q", "/")
-            .unwrap_err();
+        let e = validate_queue_args(&t(&[("x-max-length", AMQPValue::LongInt(-1))]), "q", "/").unwrap_err();
         assert_eq!(
             e.reply_text(),
             "PRECONDITION_FAILED - invalid arg 'x-max-length' for queue 'q' in vhost '/': {value_negative,-1}"

@@ -85,6 +85,24 @@ impl Permissions {
     }
 }
 
+/// A topic permission: on a topic exchange, which routing keys a user may
+/// publish (write) and bind or consume (read) with.
+#[derive(Debug, Clone)]
+pub struct TopicPermission {
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
+impl TopicPermission {
+    pub fn new(exchange: &str, write: &str, read: &str) -> Result<Self, String> {
+        for p in [write, read] {
+            Regex::new(p).map_err(|e| format!("invalid regular expression '{p}': {e}"))?;
+        }
+        Ok(TopicPermission { exchange: exchange.into(), write: write.into(), read: read.into() })
+    }
+}
+
 #[derive(Debug)]
 pub enum LoginError {
     /// Unknown user or wrong password: the same answer for both.
@@ -97,6 +115,8 @@ pub struct Auth {
     /// vhost → user → permissions; nested so that lookups need no key
     /// allocation.
     permissions: RwLock<HashMap<String, HashMap<String, Arc<Permissions>>>>,
+    /// vhost → user → topic permissions (one per exchange).
+    topic_permissions: RwLock<HashMap<String, HashMap<String, Vec<TopicPermission>>>>,
     login_cache: Mutex<HashMap<String, [u8; 32]>>,
     cache_key: [u8; 32],
 }
@@ -105,10 +125,7 @@ type HmacSha256 = Hmac<Sha256>;
 
 impl Auth {
     pub fn new() -> Self {
-        Auth {
-            cache_key: rand::random(),
-            ..Default::default()
-        }
+        Auth { cache_key: rand::random(), ..Default::default() }
     }
 
     pub fn user(&self, name: &str) -> Option<Arc<User>> {
@@ -131,34 +148,56 @@ impl Auth {
         for users in self.permissions.write().values_mut() {
             users.remove(name);
         }
+        for users in self.topic_permissions.write().values_mut() {
+            users.remove(name);
+        }
         self.users.write().remove(name).is_some()
     }
 
     pub fn set_permissions(&self, vhost: &str, user: &str, p: Permissions) {
-        self.permissions
-            .write()
-            .entry(vhost.to_owned())
-            .or_default()
-            .insert(user.to_owned(), Arc::new(p));
+        self.permissions.write().entry(vhost.to_owned()).or_default().insert(user.to_owned(), Arc::new(p));
     }
 
     pub fn clear_permissions(&self, vhost: &str, user: &str) -> bool {
-        self.permissions
-            .write()
-            .get_mut(vhost)
-            .is_some_and(|m| m.remove(user).is_some())
+        self.permissions.write().get_mut(vhost).is_some_and(|m| m.remove(user).is_some())
     }
 
     pub fn clear_vhost(&self, vhost: &str) {
         self.permissions.write().remove(vhost);
+        self.topic_permissions.write().remove(vhost);
+    }
+
+    pub fn set_topic_permission(&self, vhost: &str, user: &str, p: TopicPermission) {
+        let mut g = self.topic_permissions.write();
+        let list = g.entry(vhost.to_owned()).or_default().entry(user.to_owned()).or_default();
+        list.retain(|x| x.exchange != p.exchange);
+        list.push(p);
+    }
+
+    pub fn clear_topic_permissions(&self, vhost: &str, user: &str, exchange: Option<&str>) -> bool {
+        let mut g = self.topic_permissions.write();
+        let Some(list) = g.get_mut(vhost).and_then(|m| m.get_mut(user)) else { return false };
+        let before = list.len();
+        list.retain(|x| exchange.is_some_and(|e| e != x.exchange));
+        before != list.len()
+    }
+
+    /// Every (vhost, user, topic permission), sorted.
+    pub fn all_topic_permissions(&self) -> Vec<(String, String, TopicPermission)> {
+        let mut v: Vec<_> = self
+            .topic_permissions
+            .read()
+            .iter()
+            .flat_map(|(vh, m)| {
+                m.iter().flat_map(move |(u, ps)| ps.iter().map(move |p| (vh.clone(), u.clone(), p.clone())))
+            })
+            .collect();
+        v.sort_by(|a, b| (&a.0, &a.1, &a.2.exchange).cmp(&(&b.0, &b.1, &b.2.exchange)));
+        v
     }
 
     pub fn permissions(&self, vhost: &str, user: &str) -> Option<Arc<Permissions>> {
-        self.permissions
-            .read()
-            .get(vhost)
-            .and_then(|m| m.get(user))
-            .cloned()
+        self.permissions.read().get(vhost).and_then(|m| m.get(user)).cloned()
     }
 
     /// Every (vhost, user, permissions), sorted.
@@ -167,18 +206,14 @@ impl Auth {
             .permissions
             .read()
             .iter()
-            .flat_map(|(vh, m)| {
-                m.iter()
-                    .map(move |(u, p)| (vh.clone(), u.clone(), p.clone()))
-            })
+            .flat_map(|(vh, m)| m.iter().map(move |(u, p)| (vh.clone(), u.clone(), p.clone())))
             .collect();
         v.sort_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
         v
     }
 
     pub fn check(&self, vhost: &str, user: &str, access: Access, name: &str) -> bool {
-        self.permissions(vhost, user)
-            .is_some_and(|p| p.allows(access, name))
+        self.permissions(vhost, user).is_some_and(|p| p.allows(access, name))
     }
 
     fn cache_tag(&self, user: &User, password: &[u8]) -> [u8; 32] {
@@ -225,10 +260,7 @@ impl Auth {
 
 /// An argon2id PHC string for a password, with a random salt.
 pub fn hash_password(password: &[u8]) -> String {
-    Argon2::default()
-        .hash_password(password)
-        .map(|h| h.to_string())
-        .unwrap_or_default()
+    Argon2::default().hash_password(password).map(|h| h.to_string()).unwrap_or_default()
 }
 
 pub fn verify_password(stored: &str, algorithm: &str, password: &[u8]) -> bool {
@@ -255,11 +287,7 @@ fn verify_rabbit_sha256(stored: &str, password: &[u8]) -> bool {
     h.update(password);
     let computed = h.finalize();
     // Constant-time comparison.
-    computed
-        .iter()
-        .zip(digest)
-        .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-        == 0
+    computed.iter().zip(digest).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
 }
 
 #[cfg(test)]

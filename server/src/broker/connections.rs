@@ -1,16 +1,40 @@
 //! The registry of open AMQP connections, for listing, closing them from the
 //! management side, and closing a vhost's connections when it is deleted.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
 
 use amq_protocol::types::FieldTable;
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rustc_hash::FxHashMap;
 
 use super::consumer::{Outbound, Outbox};
+use super::stats::Counter;
+
+/// What the management side can see of one channel. The connection task
+/// updates it as it works; readers only load atomics.
+#[derive(Default, Debug)]
+pub struct ChannelStats {
+    pub number: u16,
+    pub prefetch_count: AtomicU32,
+    pub global_prefetch_count: AtomicU32,
+    pub consumer_count: AtomicU32,
+    pub unacked: AtomicU32,
+    pub confirm: AtomicBool,
+    pub transactional: AtomicBool,
+    pub publish: Counter,
+    pub confirm_sent: Counter,
+    pub return_unroutable: Counter,
+    pub deliver: Counter,
+    pub deliver_no_ack: Counter,
+    pub get: Counter,
+    pub get_no_ack: Counter,
+    pub ack: Counter,
+    pub redeliver: Counter,
+}
 
 pub struct ConnectionInfo {
     pub id: u64,
@@ -29,17 +53,21 @@ pub struct ConnectionInfo {
     pub channels: AtomicU32,
     pub recv_oct: AtomicU64,
     pub send_oct: AtomicU64,
+    /// The connection's open channels, by number.
+    pub channel_stats: Mutex<BTreeMap<u16, std::sync::Arc<ChannelStats>>>,
 }
 
 impl ConnectionInfo {
     pub fn force_close(&self, reason: &str) {
-        self.outbox.push(Outbound::ForceClose {
-            reason: reason.to_owned(),
-        });
+        self.outbox.push(Outbound::ForceClose { reason: reason.to_owned() });
     }
 
     pub fn channel_count(&self) -> u32 {
         self.channels.load(Ordering::Relaxed)
+    }
+
+    pub fn channels(&self) -> Vec<std::sync::Arc<ChannelStats>> {
+        self.channel_stats.lock().values().cloned().collect()
     }
 }
 

@@ -29,9 +29,13 @@ pub enum Outbound {
         msg: QueuedMessage,
     },
     /// The broker cancelled a consumer (its queue was deleted).
-    Cancelled { consumer: Arc<Consumer> },
+    Cancelled {
+        consumer: Arc<Consumer>,
+    },
     /// Close the connection with CONNECTION_FORCED (management, shutdown).
-    ForceClose { reason: String },
+    ForceClose {
+        reason: String,
+    },
 }
 
 pub struct Outbox {
@@ -175,12 +179,9 @@ impl Consumer {
             return false;
         }
         let global = self.flow.global_prefetch.load(Ordering::Relaxed);
-        let reserved = self
-            .flow
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
-                (global == 0 || n < global).then_some(n + 1)
-            });
+        let reserved = self.flow.in_flight.fetch_update(Ordering::AcqRel, Ordering::Relaxed, |n| {
+            (global == 0 || n < global).then_some(n + 1)
+        });
         if reserved.is_err() {
             return false;
         }

@@ -11,9 +11,10 @@ use std::sync::Arc;
 use amq_protocol::types::FieldTable;
 
 use super::Broker;
-use super::auth::{Permissions, User};
+use super::auth::{Permissions, TopicPermission, User};
 use super::error::{BrokerError, Result};
 use super::exchange::{Exchange, ExchangeType};
+use super::parameters;
 use super::queue::Queue;
 use super::vhost::{ExchangeSpec, QueueDeclared, QueueSpec, VHost};
 
@@ -41,6 +42,38 @@ pub enum DefinitionCommand {
     ClearPermissions {
         vhost: String,
         user: String,
+    },
+    /// Sets a runtime parameter; policies are component `policy`.
+    SetParameter {
+        component: String,
+        vhost: String,
+        name: String,
+        value: serde_json::Value,
+    },
+    ClearParameter {
+        component: String,
+        vhost: String,
+        name: String,
+    },
+    SetGlobalParameter {
+        name: String,
+        value: serde_json::Value,
+    },
+    ClearGlobalParameter {
+        name: String,
+    },
+    SetTopicPermissions {
+        vhost: String,
+        user: String,
+        exchange: String,
+        write: String,
+        read: String,
+    },
+    ClearTopicPermissions {
+        vhost: String,
+        user: String,
+        /// None clears every exchange's topic permissions for the user.
+        exchange: Option<String>,
     },
     DeclareExchange {
         vhost: String,
@@ -109,11 +142,12 @@ impl Broker {
     pub async fn apply(&self, cmd: DefinitionCommand) -> Result<Applied> {
         use DefinitionCommand::*;
         match cmd {
-            AddVhost {
-                name,
-                description,
-                tags,
-            } => {
+            AddVhost { name, description, tags } => {
+                // Adding an existing vhost updates its description and tags.
+                if let Some(v) = self.vhost(&name) {
+                    v.set_meta(super::vhost::VhostMeta { description, tags });
+                    return Ok(Applied::Changed(false));
+                }
                 let created = self.insert_vhost(Arc::new(VHost::new(&name, description, tags)));
                 Ok(Applied::Changed(created))
             }
@@ -121,10 +155,10 @@ impl Broker {
                 let Some(v) = self.remove_vhost(&name) else {
                     return Err(BrokerError::not_found(format!("no vhost '{name}'")));
                 };
-                self.connections
-                    .close_vhost(&name, &format!("vhost '{name}' is deleted"));
+                self.connections.close_vhost(&name, &format!("vhost '{name}' is deleted"));
                 v.clear();
                 self.auth.clear_vhost(&name);
+                self.parameters.clear_vhost(&name);
                 Ok(Applied::Done)
             }
             PutUser(user) => {
@@ -136,38 +170,52 @@ impl Broker {
                 if !self.auth.delete_user(&name) {
                     return Err(BrokerError::not_found(format!("no user '{name}'")));
                 }
-                self.connections
-                    .close_user(&name, &format!("user '{name}' is deleted"));
+                self.connections.close_user(&name, &format!("user '{name}' is deleted"));
                 Ok(Applied::Done)
             }
-            SetPermissions {
-                vhost,
-                user,
-                configure,
-                write,
-                read,
-            } => {
+            SetPermissions { vhost, user, configure, write, read } => {
                 self.vhost_or_404(&vhost)?;
                 if self.auth.user(&user).is_none() {
                     return Err(BrokerError::not_found(format!("no user '{user}'")));
                 }
-                let p = Permissions::new(&configure, &write, &read)
-                    .map_err(BrokerError::precondition_failed)?;
+                let p =
+                    Permissions::new(&configure, &write, &read).map_err(BrokerError::precondition_failed)?;
                 self.auth.set_permissions(&vhost, &user, p);
                 Ok(Applied::Done)
             }
             ClearPermissions { vhost, user } => {
                 Ok(Applied::Changed(self.auth.clear_permissions(&vhost, &user)))
             }
-            DeclareExchange {
-                vhost,
-                name,
-                kind,
-                durable,
-                auto_delete,
-                internal,
-                arguments,
-            } => {
+            SetParameter { component, vhost, name, value } => {
+                self.vhost_or_404(&vhost)?;
+                if component == parameters::POLICY || component == parameters::OPERATOR_POLICY {
+                    parameters::validate_policy(&value)?;
+                }
+                self.parameters.set(&component, &vhost, &name, value);
+                Ok(Applied::Done)
+            }
+            ClearParameter { component, vhost, name } => {
+                Ok(Applied::Changed(self.parameters.clear(&component, &vhost, &name)))
+            }
+            SetGlobalParameter { name, value } => {
+                self.parameters.set_global(&name, value);
+                Ok(Applied::Done)
+            }
+            ClearGlobalParameter { name } => Ok(Applied::Changed(self.parameters.clear_global(&name))),
+            SetTopicPermissions { vhost, user, exchange, write, read } => {
+                self.vhost_or_404(&vhost)?;
+                if self.auth.user(&user).is_none() {
+                    return Err(BrokerError::not_found(format!("no user '{user}'")));
+                }
+                let p = TopicPermission::new(&exchange, &write, &read)
+                    .map_err(BrokerError::precondition_failed)?;
+                self.auth.set_topic_permission(&vhost, &user, p);
+                Ok(Applied::Done)
+            }
+            ClearTopicPermissions { vhost, user, exchange } => {
+                Ok(Applied::Changed(self.auth.clear_topic_permissions(&vhost, &user, exchange.as_deref())))
+            }
+            DeclareExchange { vhost, name, kind, durable, auto_delete, internal, arguments } => {
                 let v = self.vhost_or_404(&vhost)?;
                 let (x, created) = v.declare_exchange(ExchangeSpec {
                     name: &name,
@@ -179,24 +227,11 @@ impl Broker {
                 })?;
                 Ok(Applied::Exchange(x, created))
             }
-            DeleteExchange {
-                vhost,
-                name,
-                if_unused,
-            } => {
+            DeleteExchange { vhost, name, if_unused } => {
                 let v = self.vhost_or_404(&vhost)?;
-                Ok(Applied::Changed(
-                    v.delete_exchange(&name, if_unused)?.is_some(),
-                ))
+                Ok(Applied::Changed(v.delete_exchange(&name, if_unused)?.is_some()))
             }
-            DeclareQueue {
-                vhost,
-                name,
-                durable,
-                auto_delete,
-                exclusive_owner,
-                arguments,
-            } => {
+            DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments } => {
                 let v = self.vhost_or_404(&vhost)?;
                 let declared = v.declare_queue(QueueSpec {
                     name: &name,
@@ -207,59 +242,23 @@ impl Broker {
                 })?;
                 Ok(Applied::Queue(declared))
             }
-            DeleteQueue {
-                vhost,
-                name,
-                if_unused,
-                if_empty,
-                requester,
-            } => {
+            DeleteQueue { vhost, name, if_unused, if_empty, requester } => {
                 let v = self.vhost_or_404(&vhost)?;
-                Ok(
-                    match v.delete_queue(&name, if_unused, if_empty, requester)? {
-                        Some((q, n)) => Applied::QueueDeleted(Some(q), n),
-                        None => Applied::QueueDeleted(None, 0),
-                    },
-                )
+                Ok(match v.delete_queue(&name, if_unused, if_empty, requester)? {
+                    Some((q, n)) => Applied::QueueDeleted(Some(q), n),
+                    None => Applied::QueueDeleted(None, 0),
+                })
             }
-            Bind {
-                vhost,
-                source,
-                destination_kind,
-                destination,
-                routing_key,
-                arguments,
-                requester,
-            } => {
+            Bind { vhost, source, destination_kind, destination, routing_key, arguments, requester } => {
                 let v = self.vhost_or_404(&vhost)?;
-                let created = v.bind(
-                    &source,
-                    &destination_kind,
-                    &destination,
-                    &routing_key,
-                    arguments,
-                    requester,
-                )?;
+                let created =
+                    v.bind(&source, &destination_kind, &destination, &routing_key, arguments, requester)?;
                 Ok(Applied::Changed(created))
             }
-            Unbind {
-                vhost,
-                source,
-                destination_kind,
-                destination,
-                routing_key,
-                arguments,
-                requester,
-            } => {
+            Unbind { vhost, source, destination_kind, destination, routing_key, arguments, requester } => {
                 let v = self.vhost_or_404(&vhost)?;
-                let removed = v.unbind(
-                    &source,
-                    &destination_kind,
-                    &destination,
-                    &routing_key,
-                    arguments,
-                    requester,
-                )?;
+                let removed =
+                    v.unbind(&source, &destination_kind, &destination, &routing_key, arguments, requester)?;
                 Ok(Applied::Changed(removed))
             }
         }

@@ -100,10 +100,7 @@ pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
 
 impl BrokerError {
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        BrokerError {
-            kind,
-            message: message.into(),
-        }
+        BrokerError { kind, message: message.into() }
     }
     pub fn not_found(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::NotFound, m)

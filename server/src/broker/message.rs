@@ -25,12 +25,7 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(
-        exchange: Arc<str>,
-        routing_key: &str,
-        props: &BasicProperties,
-        body: Bytes,
-    ) -> Self {
+    pub fn new(exchange: Arc<str>, routing_key: &str, props: &BasicProperties, body: Bytes) -> Self {
         Message {
             exchange,
             routing_key: routing_key.into(),

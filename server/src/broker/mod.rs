@@ -10,6 +10,7 @@ pub mod definitions;
 pub mod error;
 pub mod exchange;
 pub mod message;
+pub mod parameters;
 pub mod queue;
 pub mod stats;
 pub mod vhost;
@@ -33,6 +34,7 @@ pub struct Broker {
     pub config: Config,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     pub auth: Auth,
+    pub parameters: parameters::Parameters,
     pub connections: Connections,
     next_id: AtomicU64,
     pub started_at: Instant,
@@ -46,6 +48,7 @@ impl Broker {
             config,
             vhosts: RwLock::new(HashMap::new()),
             auth: Auth::new(),
+            parameters: Default::default(),
             connections: Connections::default(),
             next_id: AtomicU64::new(1),
             started_at: Instant::now(),
@@ -56,11 +59,7 @@ impl Broker {
 
     async fn seed_defaults(&self) -> Result<()> {
         let c = &self.config;
-        let (vhost, user, pass) = (
-            c.default_vhost.clone(),
-            c.default_user.clone(),
-            c.default_pass.clone(),
-        );
+        let (vhost, user, pass) = (c.default_vhost.clone(), c.default_user.clone(), c.default_pass.clone());
         self.apply(DefinitionCommand::AddVhost {
             name: vhost.clone(),
             description: "Default virtual host".into(),
@@ -97,8 +96,7 @@ impl Broker {
     }
 
     pub fn vhost_or_404(&self, name: &str) -> Result<Arc<VHost>> {
-        self.vhost(name)
-            .ok_or_else(|| BrokerError::not_found(format!("no vhost '{name}'")))
+        self.vhost(name).ok_or_else(|| BrokerError::not_found(format!("no vhost '{name}'")))
     }
 
     pub fn vhosts(&self) -> Vec<Arc<VHost>> {

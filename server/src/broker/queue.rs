@@ -125,11 +125,7 @@ impl Queue {
         let seq = g.next_seq;
         g.next_seq += 1;
         g.ready_bytes += msg.body_size() as u64;
-        g.ready.push_back(QueuedMessage {
-            seq,
-            msg,
-            redelivered: false,
-        });
+        g.ready.push_back(QueuedMessage { seq, msg, redelivered: false });
         self.dispatch_locked(&mut g);
     }
 
@@ -169,11 +165,7 @@ impl Queue {
             if msg.redelivered {
                 self.stats.redeliver.incr();
             }
-            consumer.outbox.clone().push(Outbound::Deliver {
-                consumer,
-                queue: self.clone(),
-                msg,
-            });
+            consumer.outbox.clone().push(Outbound::Deliver { consumer, queue: self.clone(), msg });
         }
     }
 

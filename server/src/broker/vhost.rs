@@ -20,10 +20,16 @@ use super::queue::Queue;
 
 pub struct VHost {
     pub name: Arc<str>,
-    pub description: String,
-    pub tags: Vec<String>,
+    meta: RwLock<VhostMeta>,
     exchanges: RwLock<FxHashMap<Arc<str>, Arc<Exchange>>>,
     queues: RwLock<FxHashMap<Arc<str>, Arc<Queue>>>,
+}
+
+/// A vhost's description and tags, which may change after creation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VhostMeta {
+    pub description: String,
+    pub tags: Vec<String>,
 }
 
 /// What declaring a queue did.
@@ -78,11 +84,18 @@ impl VHost {
         }
         VHost {
             name,
-            description,
-            tags,
+            meta: RwLock::new(VhostMeta { description, tags }),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(FxHashMap::default()),
         }
+    }
+
+    pub fn meta(&self) -> VhostMeta {
+        self.meta.read().clone()
+    }
+
+    pub fn set_meta(&self, meta: VhostMeta) {
+        *self.meta.write() = meta;
     }
 
     pub fn exchange(&self, name: &str) -> Option<Arc<Exchange>> {
@@ -110,9 +123,8 @@ impl VHost {
     }
 
     fn exchange_or_404(&self, name: &str) -> Result<Arc<Exchange>> {
-        self.exchange(name).ok_or_else(|| {
-            BrokerError::not_found(format!("no {}", rs("exchange", name, &self.name)))
-        })
+        self.exchange(name)
+            .ok_or_else(|| BrokerError::not_found(format!("no {}", rs("exchange", name, &self.name))))
     }
 
     pub fn queue_or_404(&self, name: &str) -> Result<Arc<Queue>> {
@@ -142,12 +154,7 @@ impl VHost {
         if let Some(x) = map.get(spec.name) {
             let resource = rs("exchange", spec.name, &self.name);
             if x.kind != spec.kind {
-                return Err(args::inequivalent_flag(
-                    "type",
-                    &resource,
-                    spec.kind.as_str(),
-                    x.kind.as_str(),
-                ));
+                return Err(args::inequivalent_flag("type", &resource, spec.kind.as_str(), x.kind.as_str()));
             }
             for (key, want, have) in [
                 ("durable", spec.durable, x.durable),
@@ -231,10 +238,7 @@ impl VHost {
                 ));
             }
             args::assert_queue_args_equivalent(&q.arguments, &spec.arguments, &resource)?;
-            return Ok(QueueDeclared {
-                queue: q.clone(),
-                created: false,
-            });
+            return Ok(QueueDeclared { queue: q.clone(), created: false });
         }
         args::validate_queue_args(&spec.arguments, spec.name, &self.name)?;
         let q = Arc::new(Queue::new(
@@ -246,10 +250,7 @@ impl VHost {
             spec.arguments,
         ));
         map.insert(q.name.clone(), q.clone());
-        Ok(QueueDeclared {
-            queue: q,
-            created: true,
-        })
+        Ok(QueueDeclared { queue: q, created: true })
     }
 
     /// Deletes a queue with its bindings; its consumers are told with a
@@ -320,11 +321,7 @@ impl VHost {
         if let Destination::Queue(q) = &dest {
             check_exclusive(q, requester, &self.name)?;
         }
-        Ok(x.bind(Binding {
-            destination: dest,
-            routing_key: routing_key.into(),
-            arguments,
-        }))
+        Ok(x.bind(Binding { destination: dest, routing_key: routing_key.into(), arguments }))
     }
 
     /// Removes a binding. Returns whether it existed; removing one that does
@@ -343,11 +340,7 @@ impl VHost {
         if let Destination::Queue(q) = &dest {
             check_exclusive(q, requester, &self.name)?;
         }
-        let removed = x.unbind(&Binding {
-            destination: dest,
-            routing_key: routing_key.into(),
-            arguments,
-        });
+        let removed = x.unbind(&Binding { destination: dest, routing_key: routing_key.into(), arguments });
         if removed && x.auto_delete && x.binding_count() == 0 {
             let _ = self.delete_exchange(&x.name, true);
         }

@@ -39,11 +39,7 @@ impl HeadersMatcher {
             None => false,
             Some(hv) => matches!(v, AMQPValue::Void) || values_equal(v, hv),
         };
-        if self.any {
-            self.pairs.iter().any(check)
-        } else {
-            self.pairs.iter().all(check)
-        }
+        if self.any { self.pairs.iter().any(check) } else { self.pairs.iter().all(check) }
     }
 }
 
@@ -58,8 +54,9 @@ pub fn values_equal(a: &AMQPValue, b: &AMQPValue) -> bool {
         return x == y;
     }
     match (a, b) {
-        (AMQPValue::Float(x), AMQPValue::Double(y))
-        | (AMQPValue::Double(y), AMQPValue::Float(x)) => f64::from(*x) == *y,
+        (AMQPValue::Float(x), AMQPValue::Double(y)) | (AMQPValue::Double(y), AMQPValue::Float(x)) => {
+            f64::from(*x) == *y
+        }
         _ => a == b,
     }
 }
@@ -94,16 +91,11 @@ pub(super) struct HeadersRouter {
 
 impl HeadersRouter {
     pub fn add(&mut self, args: &FieldTable, dest: Destination) {
-        self.entries
-            .push((args.clone(), HeadersMatcher::from_arguments(args), dest));
+        self.entries.push((args.clone(), HeadersMatcher::from_arguments(args), dest));
     }
 
     pub fn remove(&mut self, args: &FieldTable, dest: &Destination) {
-        if let Some(pos) = self
-            .entries
-            .iter()
-            .position(|(a, _, d)| a == args && d.same(dest))
-        {
+        if let Some(pos) = self.entries.iter().position(|(a, _, d)| a == args && d.same(dest)) {
             self.entries.remove(pos);
         }
     }
@@ -136,11 +128,8 @@ mod tests {
     #[test]
     fn all_and_any() {
         let all = HeadersMatcher::from_arguments(&table(&[("a", s("1")), ("b", s("2"))]));
-        let any = HeadersMatcher::from_arguments(&table(&[
-            ("x-match", s("any")),
-            ("a", s("1")),
-            ("b", s("2")),
-        ]));
+        let any =
+            HeadersMatcher::from_arguments(&table(&[("x-match", s("any")), ("a", s("1")), ("b", s("2"))]));
         let both = table(&[("a", s("1")), ("b", s("2")), ("c", s("3"))]);
         let one = table(&[("a", s("1"))]);
         let wrong = table(&[("a", s("9"))]);
@@ -160,10 +149,7 @@ mod tests {
         ]));
         let h = table(&[("n", AMQPValue::ShortInt(5)), ("present", s("anything"))]);
         assert!(m.matches(Some(&h)));
-        let with_x = HeadersMatcher::from_arguments(&table(&[
-            ("x-match", s("all-with-x")),
-            ("x-k", s("v")),
-        ]));
+        let with_x = HeadersMatcher::from_arguments(&table(&[("x-match", s("all-with-x")), ("x-k", s("v"))]));
         assert!(with_x.matches(Some(&table(&[("x-k", AMQPValue::ShortString("v".into()))]))));
         assert!(!with_x.matches(Some(&table(&[]))));
     }

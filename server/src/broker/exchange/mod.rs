@@ -200,10 +200,7 @@ impl Exchange {
             auto_delete,
             internal,
             arguments,
-            bindings: RwLock::new(Bindings {
-                list: Vec::new(),
-                router: Router::new(kind),
-            }),
+            bindings: RwLock::new(Bindings { list: Vec::new(), router: Router::new(kind) }),
             deleted: AtomicBool::new(false),
             stats: ExchangeStats::default(),
         }
