@@ -27,6 +27,13 @@ pub struct Config {
     pub default_vhost: String,
     /// Users that may only connect from a loopback address.
     pub loopback_users: Vec<String>,
+    /// Publishers are blocked above this fraction of the machine's memory,
+    /// unless an absolute limit in bytes is given.
+    pub memory_high_watermark_relative: f64,
+    pub memory_high_watermark_absolute: Option<u64>,
+    /// Publishers are blocked when the data directory's disk has less free
+    /// space than this, in bytes.
+    pub disk_free_limit: u64,
 }
 
 impl Default for Config {
@@ -47,6 +54,9 @@ impl Default for Config {
             default_pass: "guest".into(),
             default_vhost: "/".into(),
             loopback_users: vec!["guest".into()],
+            memory_high_watermark_relative: 0.4,
+            memory_high_watermark_absolute: None,
+            disk_free_limit: 50_000_000,
         }
     }
 }

@@ -40,6 +40,9 @@ impl Node {
         let broker = Broker::new(config).await?;
         let mut amqp_addrs = Vec::new();
         let mut tasks = Vec::new();
+        let b = broker.clone();
+        broker.alarms.set_limits(broker.alarm_limits());
+        tasks.push(tokio::spawn(async move { b.alarms.monitor().await }));
         for l in listeners {
             let addr = l.local_addr()?;
             tracing::info!("started AMQP 0-9-1 listener on {addr}");
@@ -61,6 +64,11 @@ impl Node {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
         while !self.broker.connections.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if let Some(stores) = &self.broker.stores {
+            if let Err(e) = stores.persistent.flush() {
+                tracing::error!("cannot flush the message store: {e}");
+            }
         }
         tracing::info!("stopped");
     }

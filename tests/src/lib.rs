@@ -67,6 +67,24 @@ impl Server {
         s
     }
 
+    /// Starts the server again after `stop`, expecting it to fail; returns
+    /// its exit status and log.
+    pub fn start_expecting_failure(&mut self) -> (std::process::ExitStatus, String) {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["--amqp-port", &self.amqp_port.to_string(), "--http-port", "0", "--bind", "127.0.0.1"])
+            .arg("--data-dir")
+            .arg(&self.data_dir)
+            .args(&self.extra_args);
+        let out = cmd.output().expect("run warren-server");
+        let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        (out.status, log)
+    }
+
+    /// Starts the server after `stop` (same port and data dir).
+    pub fn start_again(&mut self) {
+        self.spawn(self.amqp_port);
+    }
+
     fn spawn(&mut self, port: u16) {
         let mut cmd = Command::new(server_bin());
         cmd.args(["--amqp-port", &port.to_string(), "--http-port", "0", "--bind", "127.0.0.1"])

@@ -6,12 +6,23 @@ use std::time::Duration;
 
 use amq_protocol::frame::{AMQPFrame, gen_frame, parse_frame};
 use amq_protocol::protocol::{AMQPClass, channel, connection};
+use amq_protocol::types::{AMQPValue, FieldTable};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 pub struct Raw {
     pub stream: TcpStream,
     buf: Vec<u8>,
+}
+
+fn client_properties(capabilities: &[&str]) -> FieldTable {
+    let mut caps = FieldTable::default();
+    for c in capabilities {
+        caps.insert((*c).into(), AMQPValue::Boolean(true));
+    }
+    let mut props = FieldTable::default();
+    props.insert("capabilities".into(), AMQPValue::FieldTable(caps));
+    props
 }
 
 pub fn encode(f: &AMQPFrame) -> Vec<u8> {
@@ -78,6 +89,11 @@ impl Raw {
     }
 
     pub async fn open_with(addr: &str, heartbeat: u16) -> Raw {
+        Self::open_full(addr, heartbeat, &[]).await
+    }
+
+    /// Opens a connection announcing the given client capabilities.
+    pub async fn open_full(addr: &str, heartbeat: u16, capabilities: &[&str]) -> Raw {
         let t = Duration::from_secs(5);
         let mut r = Raw::connect(addr).await;
         r.send(b"AMQP\x00\x00\x09\x01").await;
@@ -86,7 +102,7 @@ impl Raw {
         r.send_frame(AMQPFrame::Method(
             0,
             AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
-                client_properties: Default::default(),
+                client_properties: client_properties(capabilities),
                 mechanism: "PLAIN".into(),
                 response: "\0guest\0guest".into(),
                 locale: "en_US".into(),

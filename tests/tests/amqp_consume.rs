@@ -475,3 +475,44 @@ async fn oversized_message_is_refused_with_406_and_the_channel_closes() {
     let ch2 = c.create_channel().await.unwrap();
     assert_eq!(ready(&ch2, &q).await, 0);
 }
+
+#[tokio::test]
+async fn backlog_beyond_the_memory_budget_comes_back_in_order() {
+    let s = Server::start();
+    let (c, ch) = s.channel().await;
+    let q = declare(&ch, "backlog").await;
+    // 20 MiB of 4 KiB messages: more than a queue keeps in memory, so most
+    // are paged to disk and read back.
+    let n = 5000u32;
+    ch.confirm_select(Default::default()).await.unwrap();
+    for i in 0..n {
+        let mut body = vec![(i % 256) as u8; 4096];
+        body[..4].copy_from_slice(&i.to_be_bytes());
+        let _ = ch
+            .basic_publish(
+                "".into(),
+                q.as_str().into(),
+                Default::default(),
+                &body,
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+    }
+    ch.wait_for_confirms().await.unwrap();
+    assert_eq!(ready(&ch, &q).await, n);
+    let cch = c.create_channel().await.unwrap();
+    cch.basic_qos(500, Default::default()).await.unwrap();
+    let mut cons = cch
+        .basic_consume(q.as_str().into(), "".into(), Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    for i in 0..n {
+        let d = next(&mut cons).await;
+        assert_eq!(&d.data[..4], &i.to_be_bytes(), "message {i} out of order");
+        assert_eq!(d.data.len(), 4096);
+        assert!(d.data[4..].iter().all(|b| *b == (i % 256) as u8));
+        d.ack(Default::default()).await.unwrap();
+    }
+    assert_eq!(ready(&ch, &q).await, 0);
+}

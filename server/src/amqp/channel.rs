@@ -10,8 +10,11 @@ use std::sync::atomic::Ordering;
 
 use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, confirm, exchange, queue, tx};
 use amq_protocol::types::{FieldTable, ShortString};
+use std::collections::VecDeque;
+
 use bytes::{Bytes, BytesMut};
 use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
 
 use super::session::{Ctx, Session};
 use super::unacked::{Unacked, UnackedLog};
@@ -24,6 +27,7 @@ use crate::broker::message::Message;
 use crate::broker::queue::{ConsumeRefusal, Queue, QueuedMessage};
 use crate::broker::vhost::check_exclusive;
 use crate::broker::{Applied, DefinitionCommand};
+use crate::store::messages::StoredMessage;
 
 /// RabbitMQ refuses any content header announcing more than this.
 const MAX_BODY_SIZE: u64 = 512 * 1024 * 1024;
@@ -57,17 +61,32 @@ struct Tx {
     settles: Vec<(Settle, Unacked)>,
 }
 
-/// Publisher confirms: the next sequence number, and the highest one
-/// confirmed but not yet told to the client.
+/// Publisher confirms. Transient messages are confirmed as soon as they
+/// are routed; persistent ones routed to durable queues only once the store
+/// has them on disk. Acks go out as "everything up to N" (multiple), so a
+/// confirm waits behind an older one still waiting for the disk.
 struct Confirms {
     next_seq: u64,
-    ack_upto: u64,
-    /// Confirms earned since the last ack was sent (for statistics).
-    earned: u64,
+    /// Sequence numbers waiting for the disk, oldest first.
+    pending: VecDeque<u64>,
+    /// The highest sequence number acked to the client.
+    acked: u64,
+    /// The newest sequence number that needs the disk and whose durability
+    /// has not been asked for yet (asked once per batch of frames).
+    want_durable: Option<u64>,
+}
+
+impl Confirms {
+    /// Everything up to this is confirmed.
+    fn confirmed_upto(&self) -> u64 {
+        self.pending.front().map_or(self.next_seq - 1, |p| p - 1)
+    }
 }
 
 pub struct Channel {
     pub id: u16,
+    /// Unique over the node's life, unlike `id`, which clients reuse.
+    pub instance: u64,
     /// We sent channel.close and wait for close-ok; everything else is
     /// dropped meanwhile.
     pub closing: bool,
@@ -101,9 +120,10 @@ fn strip_cr_lf(s: &str) -> String {
 }
 
 impl Channel {
-    pub fn new(id: u16) -> Self {
+    pub fn new(id: u16, instance: u64) -> Self {
         Channel {
             id,
+            instance,
             closing: false,
             publishing: None,
             confirms: None,
@@ -308,7 +328,7 @@ impl Channel {
                 ctx.reply(self.id, C::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
                 Ok(())
             }
-            C::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(ctx),
+            C::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(ctx).await,
             C::Tx(tx::AMQPMethod::Rollback(_)) => {
                 let Some(t) = self.tx.as_mut() else {
                     return Err(BrokerError::precondition_failed("channel is not transactional"));
@@ -323,7 +343,12 @@ impl Channel {
                     return Err(BrokerError::precondition_failed("cannot switch from tx to confirm mode"));
                 }
                 if self.confirms.is_none() {
-                    self.confirms = Some(Confirms { next_seq: 1, ack_upto: 0, earned: 0 });
+                    self.confirms = Some(Confirms {
+                        next_seq: 1,
+                        pending: VecDeque::new(),
+                        acked: 0,
+                        want_durable: None,
+                    });
                     self.stats.confirm.store(true, Ordering::Relaxed);
                 }
                 if !s.nowait {
@@ -493,10 +518,12 @@ impl Channel {
             tx.publishes.push(TxPublish { exchange: x, msg, headers, mandatory: p.method.mandatory });
             return Ok(());
         }
-        self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory);
+        let stored = self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory)?;
         if let (Some(seq), Some(c)) = (seq, self.confirms.as_mut()) {
-            c.ack_upto = seq;
-            c.earned += 1;
+            if stored {
+                c.pending.push_back(seq);
+                c.want_durable = Some(seq);
+            }
             ctx.confirm_dirty(self.id);
         }
         Ok(())
@@ -504,6 +531,8 @@ impl Channel {
 
     /// Routes a message into its queues; returns it to the publisher when
     /// it is mandatory and reaches none.
+    /// Returns whether the message went to the persistent store, so that a
+    /// confirm must wait for the disk.
     fn deliver(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -511,7 +540,7 @@ impl Channel {
         msg: Arc<Message>,
         headers: Option<&FieldTable>,
         mandatory: bool,
-    ) {
+    ) -> Result<bool> {
         let mut targets = RouteTargets::new();
         ctx.s.vhost.route(x, &msg.routing_key, headers, &mut targets);
         x.stats.publish_in.incr();
@@ -530,20 +559,61 @@ impl Channel {
                 );
                 ctx.out.content(self.id, &msg.properties, &msg.body);
             }
-            return;
+            return Ok(false);
         }
+        let stored = match (&ctx.s.broker.stores, msg.persistent) {
+            (Some(stores), true) => {
+                let ids: SmallVec<[u32; 4]> = targets.iter().filter_map(|q| q.persistent_id()).collect();
+                if ids.is_empty() {
+                    None
+                } else {
+                    let m = StoredMessage {
+                        exchange: &msg.exchange,
+                        routing_key: &msg.routing_key,
+                        properties: &msg.properties,
+                        body: &msg.body,
+                    };
+                    let r = stores.persistent.append(&m, &ids).map_err(|e| {
+                        BrokerError::internal(format!("cannot store a persistent message: {e}"))
+                    })?;
+                    Some(r)
+                }
+            }
+            _ => None,
+        };
         for q in targets {
-            q.publish(msg.clone());
+            let r = if q.persistent_id().is_some() { stored } else { None };
+            q.publish(msg.clone(), r);
         }
+        Ok(stored.is_some())
     }
 
-    /// The highest confirmed sequence number not yet sent, if any, and how
-    /// many publishes that ack confirms.
+    /// The ack to send now, if any: everything up to the returned sequence
+    /// number, and how many publishes that is.
     pub fn take_confirm(&mut self) -> Option<(u64, u64)> {
         let c = self.confirms.as_mut()?;
-        let upto = std::mem::take(&mut c.ack_upto);
-        let n = std::mem::take(&mut c.earned);
-        (upto > 0).then_some((upto, n))
+        let upto = c.confirmed_upto();
+        if upto <= c.acked {
+            return None;
+        }
+        let n = upto - c.acked;
+        c.acked = upto;
+        Some((upto, n))
+    }
+
+    /// The newest sequence number whose durability must now be asked of the
+    /// store (once per batch).
+    pub fn take_durable_request(&mut self) -> Option<u64> {
+        self.confirms.as_mut()?.want_durable.take()
+    }
+
+    /// The store has everything up to `seq` on disk.
+    pub fn durable(&mut self, seq: u64) {
+        if let Some(c) = self.confirms.as_mut() {
+            while c.pending.front().is_some_and(|p| *p <= seq) {
+                c.pending.pop_front();
+            }
+        }
     }
 
     pub fn awaiting_content(&self) -> bool {
@@ -934,6 +1004,7 @@ impl Channel {
         }
         if consumer.no_ack {
             self.stats.deliver_no_ack.incr();
+            queue.delivered_no_ack(&m);
         } else {
             self.stats.deliver.incr();
             self.unacked.push(Unacked { tag, queue, msg: m, consumer: Some(consumer) });
@@ -984,15 +1055,25 @@ impl Channel {
         Ok(())
     }
 
-    fn tx_commit(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
+    async fn tx_commit(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
         let Some(t) = self.tx.as_mut() else {
             return Err(BrokerError::precondition_failed("channel is not transactional"));
         };
         let t = std::mem::take(t);
+        let mut stored = false;
         for p in t.publishes {
-            self.deliver(ctx, &p.exchange, p.msg, p.headers.as_ref(), p.mandatory);
+            stored |= self.deliver(ctx, &p.exchange, p.msg, p.headers.as_ref(), p.mandatory)?;
         }
         apply_settles(ctx, t.settles.into_iter());
+        self.kick_if_global(ctx);
+        // commit-ok promises the persistent messages are on disk.
+        if let (true, Some(stores)) = (stored, &ctx.s.broker.stores) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            stores.persistent.on_durable(Box::new(move || {
+                let _ = tx.send(());
+            }));
+            let _ = rx.await;
+        }
         ctx.reply(self.id, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
         Ok(())
     }

@@ -20,6 +20,7 @@ use super::codec::{FRAME_MIN_SIZE, Frame, read_frame};
 use super::handshake::{self, Refused};
 use super::io::Io;
 use super::session::{Ctx, Session};
+use crate::broker::alarms::AlarmState;
 use crate::broker::connections::ConnectionInfo;
 use crate::broker::consumer::{Consumer, Outbound, Outbox};
 use crate::broker::error::{BrokerError, ErrorKind};
@@ -107,6 +108,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, loc
         auto_deletes: Vec::new(),
         confirms: Vec::new(),
         scratch: Vec::new(),
+        alarms: broker.alarms.subscribe(),
+        stalled: None,
+        sent_blocked: false,
         name,
     };
     conn.run().await;
@@ -139,6 +143,11 @@ struct Connection {
     auto_deletes: Vec<Arc<Queue>>,
     confirms: Vec<u16>,
     scratch: Vec<Outbound>,
+    /// Resource alarms. While one is on, the first publish we meet is held
+    /// here and nothing more is read until the alarm clears.
+    alarms: tokio::sync::watch::Receiver<AlarmState>,
+    stalled: Option<Frame>,
+    sent_blocked: bool,
     name: String,
 }
 
@@ -173,9 +182,10 @@ impl Connection {
             }
             let pending = self.io.out.pending();
             let outbox = self.s.outbox.clone();
+            let reading = pending < READ_PAUSE && self.stalled.is_none();
             tokio::select! {
                 biased;
-                r = self.io.stream.readable(), if pending < READ_PAUSE => {
+                r = self.io.stream.readable(), if reading => {
                     match r.and_then(|_| self.io.try_read()) {
                         Ok(true) => self.on_input().await,
                         Ok(false) | Err(_) => return,
@@ -187,6 +197,11 @@ impl Connection {
                     }
                 }
                 _ = outbox.wait(), if pending < WRITE_HIGH => {}
+                r = self.alarms.changed() => {
+                    if r.is_ok() {
+                        self.on_alarm().await;
+                    }
+                }
                 _ = ticker.tick() => self.on_tick(),
             }
         }
@@ -201,7 +216,9 @@ impl Connection {
             return;
         }
         let hb = u64::from(self.heartbeat);
-        if hb > 0 {
+        // A blocked connection is not read, so its silence proves nothing.
+        let watching = self.stalled.is_none();
+        if hb > 0 && watching {
             if now.duration_since(self.io.last_read) > Duration::from_secs(hb * 2) {
                 tracing::warn!(
                     "closing AMQP connection {}: missed heartbeats from client, timeout: {hb}s",
@@ -214,7 +231,8 @@ impl Connection {
                 self.io.out.heartbeat();
             }
         }
-        if !self.io.rbuf.is_empty()
+        if watching
+            && !self.io.rbuf.is_empty()
             && now.duration_since(self.io.last_read) > self.s.broker.config.handshake_timeout
         {
             tracing::warn!("closing AMQP connection {}: a frame stayed incomplete too long", self.name);
@@ -233,6 +251,10 @@ impl Connection {
         loop {
             match read_frame(&mut self.io.rbuf, self.frame_max) {
                 Ok(Some(frame)) => {
+                    if self.must_block(&frame) {
+                        self.block(frame);
+                        return;
+                    }
                     self.on_frame(frame).await;
                     if self.done || self.lost_sync {
                         return;
@@ -248,6 +270,46 @@ impl Connection {
                     return;
                 }
             }
+        }
+    }
+
+    /// Publishing is what an alarm stops.
+    fn must_block(&self, frame: &Frame) -> bool {
+        matches!(frame, Frame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))))
+            && self.alarms.borrow().any()
+            && self.closing.is_none()
+    }
+
+    fn block(&mut self, frame: Frame) {
+        let state = *self.alarms.borrow();
+        tracing::warn!("connection {} blocked: {}", self.name, state.reason());
+        if self.s.caps.connection_blocked && !self.sent_blocked {
+            self.io.out.method(
+                0,
+                &AMQPClass::Connection(connection::AMQPMethod::Blocked(connection::Blocked {
+                    reason: state.reason().into(),
+                })),
+            );
+            self.sent_blocked = true;
+        }
+        self.stalled = Some(frame);
+    }
+
+    async fn on_alarm(&mut self) {
+        if self.alarms.borrow().any() {
+            return;
+        }
+        if self.sent_blocked {
+            self.io.out.method(
+                0,
+                &AMQPClass::Connection(connection::AMQPMethod::Unblocked(connection::Unblocked {})),
+            );
+            self.sent_blocked = false;
+        }
+        if let Some(frame) = self.stalled.take() {
+            tracing::info!("connection {} unblocked", self.name);
+            self.on_frame(frame).await;
+            self.on_input().await;
         }
     }
 
@@ -381,7 +443,7 @@ impl Connection {
                 10,
             );
         }
-        let channel = Channel::new(ch);
+        let channel = Channel::new(ch, self.s.broker.next_id());
         self.s.info.channel_stats.lock().insert(ch, channel.stats.clone());
         self.channels.insert(ch, channel);
         self.s.info.channels.store(self.channels.len() as u32, Ordering::Relaxed);
@@ -498,6 +560,14 @@ impl Connection {
                         }
                     }
                 }
+                Outbound::Durable { channel, instance, upto } => {
+                    if let Some(c) = self.channels.get_mut(&channel).filter(|c| c.instance == instance) {
+                        c.durable(upto);
+                        if !self.confirms.contains(&channel) {
+                            self.confirms.push(channel);
+                        }
+                    }
+                }
                 Outbound::ForceClose { reason } => {
                     self.close_connection(BrokerError::new(ErrorKind::ConnectionForced, reason), 0, 0)
                 }
@@ -515,6 +585,14 @@ impl Connection {
     /// released credit allows, auto-delete queues whose last consumer left.
     async fn finish_batch(&mut self) {
         for ch in std::mem::take(&mut self.confirms) {
+            let Some(c) = self.channels.get_mut(&ch) else { continue };
+            if let (Some(seq), Some(stores)) = (c.take_durable_request(), &self.s.broker.stores) {
+                // One store callback per channel and batch, not per message.
+                let (outbox, instance) = (self.s.outbox.clone(), c.instance);
+                stores.persistent.on_durable(Box::new(move || {
+                    outbox.push(Outbound::Durable { channel: ch, instance, upto: seq });
+                }));
+            }
             if let Some((upto, n)) = self.channels.get_mut(&ch).and_then(|c| c.take_confirm()) {
                 self.channels[&ch].stats.confirm_sent.add(n);
                 self.io.out.method(

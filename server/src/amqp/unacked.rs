@@ -115,7 +115,7 @@ mod tests {
         Unacked {
             tag,
             queue: q.clone(),
-            msg: QueuedMessage { seq: tag, msg: Arc::new(m), redelivered: false },
+            msg: QueuedMessage { seq: tag, msg: Arc::new(m), redelivered: false, stored: None },
             consumer: None,
         }
     }
@@ -126,7 +126,7 @@ mod tests {
 
     #[test]
     fn single_multiple_and_unknown_tags() {
-        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, None, FieldTable::default()));
+        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, None, FieldTable::default(), None));
         let mut log = UnackedLog::default();
         for t in 1..=5 {
             log.push(entry(&q, t));

@@ -31,6 +31,12 @@ struct Args {
     /// may stay half-received.
     #[arg(long, default_value_t = 10)]
     handshake_timeout: u64,
+    /// Block publishers when free disk space falls below this many bytes.
+    #[arg(long, default_value_t = 50_000_000)]
+    disk_free_limit: u64,
+    /// Block publishers when memory use exceeds this fraction of RAM.
+    #[arg(long, default_value_t = 0.4)]
+    vm_memory_high_watermark: f64,
 }
 
 #[tokio::main]
@@ -51,6 +57,8 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         heartbeat: args.heartbeat,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        disk_free_limit: args.disk_free_limit,
+        memory_high_watermark_relative: args.vm_memory_high_watermark,
         ..Config::default()
     };
     tracing::info!(

@@ -36,6 +36,14 @@ pub enum Outbound {
     ForceClose {
         reason: String,
     },
+    /// The message store has on disk everything a channel published up to
+    /// confirm sequence number `upto`. `instance` tells a reopened channel
+    /// with the same number from the one that asked.
+    Durable {
+        channel: u16,
+        instance: u64,
+        upto: u64,
+    },
 }
 
 pub struct Outbox {

@@ -148,7 +148,8 @@ impl Broker {
                     v.set_meta(super::vhost::VhostMeta { description, tags });
                     return Ok(Applied::Changed(false));
                 }
-                let created = self.insert_vhost(Arc::new(VHost::new(&name, description, tags)));
+                let created =
+                    self.insert_vhost(Arc::new(VHost::new(&name, description, tags, self.stores.clone())));
                 Ok(Applied::Changed(created))
             }
             DeleteVhost { name } => {

@@ -54,6 +54,19 @@ impl Message {
         }
     }
 
+    /// Rebuilds a message read back from a store.
+    pub fn from_store(m: crate::store::messages::ReadMessage) -> Self {
+        let props = decode_properties(&m.properties).unwrap_or_default();
+        Message {
+            exchange: m.exchange.into(),
+            routing_key: m.routing_key.into(),
+            persistent: props.delivery_mode() == &Some(2),
+            priority: props.priority().unwrap_or(0),
+            properties: m.properties,
+            body: m.body,
+        }
+    }
+
     /// Decode the properties. Only the rare paths need this (headers routing
     /// is done at publish time with the publisher's decoded copy).
     pub fn decoded_properties(&self) -> BasicProperties {

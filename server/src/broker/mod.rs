@@ -2,6 +2,7 @@
 //! and the one path (`Broker::apply`) through which every definition change
 //! goes, whoever asks for it.
 
+pub mod alarms;
 pub mod args;
 pub mod auth;
 pub mod connections;
@@ -23,6 +24,8 @@ use std::time::Instant;
 use parking_lot::RwLock;
 
 use crate::config::Config;
+use crate::store::Stores;
+use crate::store::messages::{MessageStore, StoreConfig};
 use auth::Auth;
 use connections::Connections;
 use error::{BrokerError, Result};
@@ -36,6 +39,8 @@ pub struct Broker {
     pub auth: Auth,
     pub parameters: parameters::Parameters,
     pub connections: Connections,
+    pub stores: Option<Arc<Stores>>,
+    pub alarms: alarms::Alarms,
     next_id: AtomicU64,
     pub started_at: Instant,
 }
@@ -44,7 +49,10 @@ impl Broker {
     /// A broker with the default vhost and the default user, as a fresh
     /// RabbitMQ node has.
     pub async fn new(config: Config) -> Result<Arc<Self>> {
+        let stores = Some(Arc::new(open_stores(&config)?));
         let broker = Arc::new(Broker {
+            stores,
+            alarms: Default::default(),
             config,
             vhosts: RwLock::new(HashMap::new()),
             auth: Auth::new(),
@@ -87,6 +95,19 @@ impl Broker {
         Ok(())
     }
 
+    /// The resource limits in bytes, from the configuration.
+    pub fn alarm_limits(&self) -> alarms::Limits {
+        let c = &self.config;
+        let memory = c
+            .memory_high_watermark_absolute
+            .unwrap_or_else(|| (alarms::total_memory() as f64 * c.memory_high_watermark_relative) as u64);
+        alarms::Limits {
+            memory_high_watermark: if memory == 0 { u64::MAX } else { memory },
+            disk_free_limit: c.disk_free_limit,
+            data_dir: c.data_dir.clone(),
+        }
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -117,4 +138,33 @@ impl Broker {
     pub(crate) fn remove_vhost(&self, name: &str) -> Option<Arc<VHost>> {
         self.vhosts.write().remove(name)
     }
+}
+
+/// Opens the persistent message store and a fresh paging store under the
+/// data directory.
+fn open_stores(config: &Config) -> Result<Stores> {
+    let io = |what: &str, e: std::io::Error| {
+        BrokerError::internal(format!("cannot open the {what} in {}: {e}", config.data_dir.display()))
+    };
+    let (persistent, _recovery) = MessageStore::open(
+        StoreConfig {
+            dir: config.data_dir.join("msgs"),
+            segment_size: 64 * 1024 * 1024,
+            fsync: true,
+            wipe: false,
+        },
+        &Default::default(),
+    )
+    .map_err(|e| io("message store", e))?;
+    let (paging, _) = MessageStore::open(
+        StoreConfig {
+            dir: config.data_dir.join("paging"),
+            segment_size: 64 * 1024 * 1024,
+            fsync: false,
+            wipe: true,
+        },
+        &Default::default(),
+    )
+    .map_err(|e| io("paging store", e))?;
+    Ok(Stores { persistent, paging })
 }

@@ -17,12 +17,14 @@ use super::consumer::{Consumer, Outbound};
 use super::error::{BrokerError, Result, rs};
 use super::exchange::{Binding, BindingInfo, Destination, Exchange, ExchangeType, RouteTargets};
 use super::queue::Queue;
+use crate::store::Stores;
 
 pub struct VHost {
     pub name: Arc<str>,
     meta: RwLock<VhostMeta>,
     exchanges: RwLock<FxHashMap<Arc<str>, Arc<Exchange>>>,
     queues: RwLock<FxHashMap<Arc<str>, Arc<Queue>>>,
+    stores: Option<Arc<Stores>>,
 }
 
 /// A vhost's description and tags, which may change after creation.
@@ -67,7 +69,7 @@ const PREDECLARED: &[(&str, ExchangeType, bool)] = &[
 ];
 
 impl VHost {
-    pub fn new(name: &str, description: String, tags: Vec<String>) -> Self {
+    pub fn new(name: &str, description: String, tags: Vec<String>, stores: Option<Arc<Stores>>) -> Self {
         let name: Arc<str> = name.into();
         let mut exchanges = FxHashMap::default();
         for (xname, kind, internal) in PREDECLARED {
@@ -87,6 +89,7 @@ impl VHost {
             meta: RwLock::new(VhostMeta { description, tags }),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(FxHashMap::default()),
+            stores,
         }
     }
 
@@ -248,6 +251,7 @@ impl VHost {
             spec.auto_delete,
             spec.exclusive_owner,
             spec.arguments,
+            self.stores.clone(),
         ));
         map.insert(q.name.clone(), q.clone());
         Ok(QueueDeclared { queue: q, created: true })
