@@ -1,0 +1,188 @@
+//! The rows the store hands back, and `Snapshot`: everything it holds.
+
+use amq_protocol::types::FieldTable;
+
+use crate::broker::DefinitionCommand;
+use crate::broker::auth::User;
+use crate::broker::exchange::ExchangeType;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VhostRow {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    /// None: the node's default queue type.
+    pub default_queue_type: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PermissionRow {
+    pub vhost: String,
+    pub user: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicPermissionRow {
+    pub vhost: String,
+    pub user: String,
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// A durable exchange (only durable exchanges are stored).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeRow {
+    pub vhost: String,
+    pub name: String,
+    pub kind: ExchangeType,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// A durable, non-exclusive queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueRow {
+    /// The queue's key in the message store; never reused.
+    pub id: u32,
+    pub vhost: String,
+    pub name: String,
+    pub auto_delete: bool,
+    pub arguments: FieldTable,
+}
+
+/// A binding between two durable ends.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BindingRow {
+    pub vhost: String,
+    pub source: String,
+    /// `queue` or `exchange`.
+    pub destination_kind: String,
+    pub destination: String,
+    pub routing_key: String,
+    pub arguments: FieldTable,
+}
+
+/// A policy or an operator policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyRow {
+    pub vhost: String,
+    pub name: String,
+    pub pattern: String,
+    pub apply_to: String,
+    /// A JSON object.
+    pub definition: serde_json::Value,
+    pub priority: i64,
+}
+
+/// A per-vhost runtime parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParameterRow {
+    pub component: String,
+    pub vhost: String,
+    pub name: String,
+    pub value: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GlobalParameterRow {
+    pub name: String,
+    pub value: serde_json::Value,
+}
+
+/// The limits of one vhost or one user, as RabbitMQ's JSON object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LimitsRow {
+    /// The vhost's or the user's name.
+    pub name: String,
+    pub value: serde_json::Value,
+}
+
+/// Every stored definition, read in one transaction. Each list is sorted
+/// (queues by id, the others by their key).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub vhosts: Vec<VhostRow>,
+    pub users: Vec<User>,
+    pub permissions: Vec<PermissionRow>,
+    pub topic_permissions: Vec<TopicPermissionRow>,
+    pub exchanges: Vec<ExchangeRow>,
+    pub queues: Vec<QueueRow>,
+    pub bindings: Vec<BindingRow>,
+    pub policies: Vec<PolicyRow>,
+    pub operator_policies: Vec<PolicyRow>,
+    pub parameters: Vec<ParameterRow>,
+    pub global_parameters: Vec<GlobalParameterRow>,
+    pub vhost_limits: Vec<LimitsRow>,
+    pub user_limits: Vec<LimitsRow>,
+}
+
+impl Snapshot {
+    /// The snapshot as the commands that rebuild it, in an order `Broker::apply`
+    /// accepts: vhosts, users, permissions, exchanges, queues, then bindings
+    /// (which need both of their ends). Policies, parameters, limits, topic
+    /// permissions and vhosts' default queue types have no command yet and
+    /// are left out; read them from the fields.
+    pub fn commands(&self) -> Vec<DefinitionCommand> {
+        let mut out = Vec::with_capacity(
+            self.vhosts.len()
+                + self.users.len()
+                + self.permissions.len()
+                + self.exchanges.len()
+                + self.queues.len()
+                + self.bindings.len(),
+        );
+        out.extend(self.vhosts.iter().map(|v| DefinitionCommand::AddVhost {
+            name: v.name.clone(),
+            description: v.description.clone(),
+            tags: v.tags.clone(),
+        }));
+        out.extend(self.users.iter().cloned().map(DefinitionCommand::PutUser));
+        out.extend(
+            self.permissions
+                .iter()
+                .map(|p| DefinitionCommand::SetPermissions {
+                    vhost: p.vhost.clone(),
+                    user: p.user.clone(),
+                    configure: p.configure.clone(),
+                    write: p.write.clone(),
+                    read: p.read.clone(),
+                }),
+        );
+        out.extend(
+            self.exchanges
+                .iter()
+                .map(|x| DefinitionCommand::DeclareExchange {
+                    vhost: x.vhost.clone(),
+                    name: x.name.clone(),
+                    kind: x.kind,
+                    durable: true,
+                    auto_delete: x.auto_delete,
+                    internal: x.internal,
+                    arguments: x.arguments.clone(),
+                }),
+        );
+        out.extend(self.queues.iter().map(|q| DefinitionCommand::DeclareQueue {
+            vhost: q.vhost.clone(),
+            name: q.name.clone(),
+            durable: true,
+            auto_delete: q.auto_delete,
+            exclusive_owner: None,
+            arguments: q.arguments.clone(),
+        }));
+        out.extend(self.bindings.iter().map(|b| DefinitionCommand::Bind {
+            vhost: b.vhost.clone(),
+            source: b.source.clone(),
+            destination_kind: b.destination_kind.clone(),
+            destination: b.destination.clone(),
+            routing_key: b.routing_key.clone(),
+            arguments: b.arguments.clone(),
+            requester: None,
+        }));
+        out
+    }
+}
