@@ -367,10 +367,10 @@ impl Drop for MessageStore {
         self.inner.state.lock().shutdown = true;
         self.inner.work.notify_one();
         self.inner.drained.notify_all();
-        if std::thread::current().id() != self.writer_id {
-            if let Some(h) = self.writer.take() {
-                let _ = h.join();
-            }
+        if std::thread::current().id() != self.writer_id
+            && let Some(h) = self.writer.take()
+        {
+            let _ = h.join();
         }
     }
 }

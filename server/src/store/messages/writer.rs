@@ -94,22 +94,23 @@ impl Writer {
             st.inflight = None;
             st.counters.writes += 1;
             st.counters.fsyncs += fsyncs;
-            if let Err(f) = &outcome {
-                if st.failed.is_none() {
-                    tracing::error!(
-                        "message store: write failed, refusing further work: {}",
-                        f.message
-                    );
-                    st.failed = Some(f.clone());
-                }
+            if let Err(f) = &outcome
+                && st.failed.is_none()
+            {
+                tracing::error!(
+                    "message store: write failed, refusing further work: {}",
+                    f.message
+                );
+                st.failed = Some(f.clone());
             }
-            if let Ok(mut chunks) = Arc::try_unwrap(chunks) {
-                if let Some(mut buf) = chunks.pop().map(|c| c.data) {
-                    if buf.capacity() <= MAX_SPARE {
-                        buf.clear();
-                        st.spare = Some(buf);
-                    }
-                }
+            // Hand the batch's buffer back to appends, unless a reader still
+            // holds the batch or it grew unusually large.
+            if let Ok(mut chunks) = Arc::try_unwrap(chunks)
+                && let Some(mut buf) = chunks.pop().map(|c| c.data)
+                && buf.capacity() <= MAX_SPARE
+            {
+                buf.clear();
+                st.spare = Some(buf);
             }
         }
         let outcome = outcome.as_ref().map(|_| ());

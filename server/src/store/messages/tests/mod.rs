@@ -3,6 +3,7 @@
 
 mod bench;
 mod concurrency;
+mod failure;
 mod reclaim;
 mod recovery;
 mod roundtrip;
