@@ -62,6 +62,7 @@ use state::{Callback, State};
 /// not keeping up and memory must not grow without bound.
 const MAX_PENDING_BYTES: usize = 256 << 20;
 
+#[derive(Clone, Debug)]
 pub struct StoreConfig {
     pub dir: PathBuf,
     /// Roll to a new segment after this many bytes (default 64 MiB).

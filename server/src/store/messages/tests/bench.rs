@@ -47,6 +47,47 @@ fn bench_group_commit() {
     );
 }
 
+/// Publishers that each wait for their confirm before publishing again, as
+/// a confirming AMQP client with a small window does: the batch size then
+/// follows the number of publishers and the fsync latency.
+#[test]
+#[ignore]
+fn bench_closed_loop_confirms() {
+    for publishers in [1usize, 16, 128] {
+        let dir = TestDir::new("bench-closed-loop");
+        let (store, _) = dir.open(&[1]);
+        let per_publisher = 4_000 / publishers.min(8) * 2;
+        let body = [0x42u8; 100];
+        let started = Instant::now();
+        std::thread::scope(|s| {
+            for _ in 0..publishers {
+                let store = store.clone();
+                s.spawn(move || {
+                    for _ in 0..per_publisher {
+                        store.append(&msg(&body), &[1]).expect("append");
+                        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                        store.on_durable(Box::new(move || {
+                            let _ = tx.send(());
+                        }));
+                        rx.recv().expect("confirm");
+                    }
+                });
+            }
+        });
+        let elapsed = started.elapsed();
+        let st = store.stats();
+        println!(
+            "closed loop, {publishers} publishers: {} confirms in {:.2?} = {:.0}/s, mean latency {:.2?}; {} fsyncs ({:.1} appends per write)",
+            st.appends,
+            elapsed,
+            st.appends as f64 / elapsed.as_secs_f64(),
+            elapsed / per_publisher as u32,
+            st.fsyncs,
+            st.appends as f64 / st.writes as f64
+        );
+    }
+}
+
 #[test]
 #[ignore]
 fn bench_recovery() {
