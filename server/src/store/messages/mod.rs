@@ -32,8 +32,16 @@
 //! # Concurrency
 //! Appends, acks and marks take one short mutex to copy bytes into the pending
 //! batch (no system call); one writer thread (`writer.rs`) writes batches,
-//! fsyncs once per batch and runs `on_durable` callbacks. Any write or fsync
-//! error makes the store refuse further work (see [`MessageStore::append`]).
+//! fsyncs once per batch and runs `on_durable` callbacks.
+//!
+//! # Failure
+//! Any write or fsync error (disk full, I/O error) poisons the store: a
+//! failed fsync may have dropped dirty pages, so retrying could report data
+//! durable that is not. From then on appends and `flush` return the error,
+//! `on_durable_result` callbacks get it, plain `on_durable` callbacks are
+//! dropped, and acks are ignored. What was durable before stays readable and
+//! comes back at the next open; the broker should raise its disk alarm before
+//! the disk fills, and stop or restart the node once the store has failed.
 
 mod files;
 mod format;
@@ -336,6 +344,12 @@ impl MessageStore {
     /// Writes and fsyncs everything pending; used at shutdown. Blocks, so
     /// never call it from an `on_durable` callback or a tokio worker.
     pub fn flush(&self) -> io::Result<()> {
+        if std::thread::current().id() == self.writer_id {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "flush called from an on_durable callback",
+            ));
+        }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
         self.on_durable_result(Box::new(move |res| {
             let _ = tx.send(res);

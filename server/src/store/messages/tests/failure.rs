@@ -79,3 +79,30 @@ fn a_write_error_fails_callbacks_and_later_appends() {
     assert!(store.flush().is_err());
     drop(store);
 }
+
+#[test]
+fn callbacks_may_use_the_store_but_not_flush() {
+    let dir = TestDir::new("reentrant");
+    let (store, _) = dir.open(&[1]);
+    let (tx, rx) = mpsc::channel();
+    let inner = store.clone();
+    store.append(&msg(b"first"), &[1]).expect("append");
+    store.on_durable(Box::new(move || {
+        let flushed = inner.flush();
+        let r = inner
+            .append(&msg(b"from a callback"), &[1])
+            .expect("append");
+        let tx2 = tx.clone();
+        inner.on_durable(Box::new(move || {
+            let _ = tx2.send(Some(r));
+        }));
+        let _ = tx.send(flushed.err().map(|_| r));
+    }));
+    let first = rx.recv().expect("callback ran");
+    assert!(
+        first.is_some(),
+        "flush inside a callback is refused, not a deadlock"
+    );
+    let r = rx.recv().expect("nested callback ran").expect("ref");
+    assert_eq!(&store.read(r).expect("read").body[..], b"from a callback");
+}
