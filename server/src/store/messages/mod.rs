@@ -73,6 +73,9 @@ pub use types::{
 /// not keeping up and memory must not grow without bound.
 const MAX_PENDING_BYTES: usize = 256 << 20;
 
+/// Reads at least this long check the segment's length before allocating.
+const LARGE_READ: u32 = 1 << 20;
+
 /// What the writer thread shares with the store's handle.
 struct Inner {
     dir: PathBuf,
@@ -233,6 +236,12 @@ impl MessageStore {
     }
 
     fn record_bytes(&self, r: StoreRef) -> io::Result<Vec<u8>> {
+        if (r.len as usize) < format::MIN_RECORD_LEN {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{r:?}: too short for a record"),
+            ));
+        }
         let inflight = {
             let st = self.inner.state.lock();
             if let Some(bytes) = st.buffered(r) {
@@ -245,6 +254,14 @@ impl MessageStore {
         }
         // Not in memory, so the writer has finished writing it.
         let file = self.inner.files.get(r.segment)?;
+        // Check a large length against the file before allocating for it, so a
+        // bogus ref cannot ask for gigabytes.
+        if r.len >= LARGE_READ && u64::from(r.offset) + u64::from(r.len) > file.metadata()?.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("{r:?} is past the end of its segment"),
+            ));
+        }
         let mut buf = vec![0u8; r.len as usize];
         files::read_exact_at(&file, &mut buf, u64::from(r.offset))?;
         Ok(buf)

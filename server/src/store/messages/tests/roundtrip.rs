@@ -100,6 +100,7 @@ fn refuses_bad_input_without_panicking() {
             ..r
         },
         StoreRef { len: 3, ..r },
+        StoreRef { len: u32::MAX, ..r },
     ] {
         assert!(store.read(bogus).is_err(), "{bogus:?}");
     }
