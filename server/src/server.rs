@@ -65,11 +65,7 @@ impl Node {
         while !self.broker.connections.is_empty() && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        if let Some(stores) = &self.broker.stores {
-            if let Err(e) = stores.persistent.flush() {
-                tracing::error!("cannot flush the message store: {e}");
-            }
-        }
+        self.broker.close().await;
         tracing::info!("stopped");
     }
 }

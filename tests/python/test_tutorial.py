@@ -119,9 +119,6 @@ def test_s2_acked_message_is_removed(connect, names):
 # --- S3: durability -----------------------------------------------------------
 
 
-# Durability across a restart is issue 3; strict, so this fails loudly (XPASS)
-# the day it starts working and the marker must go.
-@pytest.mark.xfail(strict=True, reason="durable queues and persistent messages do not survive a restart yet (issue 3)")
 def test_s3_durable_queue_and_persistent_message_survive_restart(broker, connect, names):
     durable = names.queue("lqz1")
     transient = names.queue("lqz")

@@ -149,13 +149,9 @@ async fn kill_9_during_a_confirmed_publish_stream_loses_no_confirmed_message() {
             let mut window = Vec::new();
             let mut i = 0u32;
             while !stop2.load(Ordering::Relaxed) {
-                let pc = ch2.basic_publish(
-                    "".into(),
-                    q2.as_str().into(),
-                    Default::default(),
-                    &body_for(i, 512),
-                    props_for(i),
-                );
+                let body = body_for(i, 512);
+                let pc =
+                    ch2.basic_publish("".into(), q2.as_str().into(), Default::default(), &body, props_for(i));
                 match pc.await {
                     Ok(c) => window.push((i, c)),
                     Err(_) => break,
@@ -226,11 +222,13 @@ async fn kill_9_while_consuming_with_manual_acks_loses_nothing() {
             .basic_consume(q.as_str().into(), "".into(), Default::default(), FieldTable::default())
             .await
             .unwrap();
-        // Receive 300 (the prefetch), ack the first 200.
+        // Receive 300 (the prefetch), stop the consumer so that acks do not
+        // let more in, then ack the first 200.
         let mut held = Vec::new();
         for _ in 0..300 {
             held.push(tokio::time::timeout(T, cons.next()).await.unwrap().unwrap().unwrap());
         }
+        cch.basic_cancel(cons.tag(), Default::default()).await.unwrap();
         for d in &held[..200] {
             d.ack(Default::default()).await.unwrap();
         }

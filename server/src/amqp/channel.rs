@@ -69,8 +69,12 @@ struct Confirms {
     next_seq: u64,
     /// Sequence numbers waiting for the disk, oldest first.
     pending: VecDeque<u64>,
-    /// The highest sequence number acked to the client.
+    /// The highest sequence number acked (or nacked) to the client.
     acked: u64,
+    /// Everything up to this must be nacked: the store failed to write it.
+    /// Nacking is coarse (multiple), which may nack a transient message
+    /// that did get routed; the publisher then sends it again.
+    failed_upto: u64,
     /// The newest sequence number that needs the disk and whose durability
     /// has not been asked for yet (asked once per batch of frames).
     want_durable: Option<u64>,
@@ -347,6 +351,7 @@ impl Channel {
                         next_seq: 1,
                         pending: VecDeque::new(),
                         acked: 0,
+                        failed_upto: 0,
                         want_durable: None,
                     });
                     self.stats.confirm.store(true, Ordering::Relaxed);
@@ -588,17 +593,22 @@ impl Channel {
         Ok(stored.is_some())
     }
 
-    /// The ack to send now, if any: everything up to the returned sequence
-    /// number, and how many publishes that is.
-    pub fn take_confirm(&mut self) -> Option<(u64, u64)> {
-        let c = self.confirms.as_mut()?;
-        let upto = c.confirmed_upto();
-        if upto <= c.acked {
-            return None;
+    /// The confirms to send now, in order: a nack for everything up to a
+    /// failed write, then an ack for everything confirmed, each as
+    /// (ack?, up to this sequence number, how many publishes).
+    pub fn take_confirms(&mut self) -> SmallVec<[(bool, u64, u64); 2]> {
+        let mut out = SmallVec::new();
+        let Some(c) = self.confirms.as_mut() else { return out };
+        if c.failed_upto > c.acked {
+            out.push((false, c.failed_upto, c.failed_upto - c.acked));
+            c.acked = c.failed_upto;
         }
-        let n = upto - c.acked;
-        c.acked = upto;
-        Some((upto, n))
+        let upto = c.confirmed_upto();
+        if upto > c.acked {
+            out.push((true, upto, upto - c.acked));
+            c.acked = upto;
+        }
+        out
     }
 
     /// The newest sequence number whose durability must now be asked of the
@@ -607,11 +617,15 @@ impl Channel {
         self.confirms.as_mut()?.want_durable.take()
     }
 
-    /// The store has everything up to `seq` on disk.
-    pub fn durable(&mut self, seq: u64) {
+    /// The store has everything up to `seq` on disk, or (`ok` false) could
+    /// not write it: those publishes are nacked.
+    pub fn durable(&mut self, seq: u64, ok: bool) {
         if let Some(c) = self.confirms.as_mut() {
             while c.pending.front().is_some_and(|p| *p <= seq) {
                 c.pending.pop_front();
+            }
+            if !ok {
+                c.failed_upto = c.failed_upto.max(seq);
             }
         }
     }
@@ -839,7 +853,7 @@ impl Channel {
             })
             .await?;
         let n = match applied {
-            Applied::QueueDeleted(_, n) => n,
+            Applied::QueueDeleted(_, n, _) => n,
             _ => 0,
         };
         ctx.exclusive_queues.retain(|q| q != &name);

@@ -560,9 +560,9 @@ impl Connection {
                         }
                     }
                 }
-                Outbound::Durable { channel, instance, upto } => {
+                Outbound::Durable { channel, instance, upto, ok } => {
                     if let Some(c) = self.channels.get_mut(&channel).filter(|c| c.instance == instance) {
-                        c.durable(upto);
+                        c.durable(upto, ok);
                         if !self.confirms.contains(&channel) {
                             self.confirms.push(channel);
                         }
@@ -589,19 +589,23 @@ impl Connection {
             if let (Some(seq), Some(stores)) = (c.take_durable_request(), &self.s.broker.stores) {
                 // One store callback per channel and batch, not per message.
                 let (outbox, instance) = (self.s.outbox.clone(), c.instance);
-                stores.persistent.on_durable(Box::new(move || {
-                    outbox.push(Outbound::Durable { channel: ch, instance, upto: seq });
+                stores.persistent.on_durable_result(Box::new(move |written| {
+                    outbox.push(Outbound::Durable { channel: ch, instance, upto: seq, ok: written.is_ok() });
                 }));
             }
-            if let Some((upto, n)) = self.channels.get_mut(&ch).and_then(|c| c.take_confirm()) {
-                self.channels[&ch].stats.confirm_sent.add(n);
-                self.io.out.method(
-                    ch,
-                    &AMQPClass::Basic(basic::AMQPMethod::Ack(basic::Ack {
+            let Some(c) = self.channels.get_mut(&ch) else { continue };
+            for (ack, upto, n) in c.take_confirms() {
+                let m = if ack {
+                    c.stats.confirm_sent.add(n);
+                    basic::AMQPMethod::Ack(basic::Ack { delivery_tag: upto, multiple: true })
+                } else {
+                    basic::AMQPMethod::Nack(basic::Nack {
                         delivery_tag: upto,
                         multiple: true,
-                    })),
-                );
+                        requeue: false,
+                    })
+                };
+                self.io.out.method(ch, &AMQPClass::Basic(m));
             }
         }
         if !self.kick.is_empty() {

@@ -39,10 +39,13 @@ pub enum Outbound {
     /// The message store has on disk everything a channel published up to
     /// confirm sequence number `upto`. `instance` tells a reopened channel
     /// with the same number from the one that asked.
+    /// `ok` is false when the store could not write it (the publishes are
+    /// then nacked).
     Durable {
         channel: u16,
         instance: u64,
         upto: u64,
+        ok: bool,
     },
 }
 

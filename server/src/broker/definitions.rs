@@ -134,12 +134,30 @@ pub enum Applied {
     Changed(bool),
     Exchange(Arc<Exchange>, bool),
     Queue(QueueDeclared),
-    /// A queue was deleted with this many ready messages (0 if it was absent).
-    QueueDeleted(Option<Arc<Queue>>, u64),
+    /// A queue was deleted with this many ready messages (0 if it was
+    /// absent), and the auto-delete exchanges that lost their last binding
+    /// with it and went too.
+    QueueDeleted(Option<Arc<Queue>>, u64, Vec<Arc<str>>),
+    /// Whether the binding existed, and the auto-delete source exchange
+    /// when it went with its last binding.
+    Unbound(bool, Option<Arc<str>>),
+}
+
+impl Applied {
+    /// Exchanges deleted as a side effect, whose deletion must be persisted.
+    pub fn exchanges_deleted(&self) -> &[Arc<str>] {
+        match self {
+            Applied::QueueDeleted(_, _, x) => x,
+            Applied::Unbound(_, Some(x)) => std::slice::from_ref(x),
+            _ => &[],
+        }
+    }
 }
 
 impl Broker {
-    pub async fn apply(&self, cmd: DefinitionCommand) -> Result<Applied> {
+    /// Applies a command to memory only: recovery replays stored commands
+    /// through here. Everyone else calls `apply`, which also persists.
+    pub(crate) fn apply_in_memory(&self, cmd: DefinitionCommand) -> Result<Applied> {
         use DefinitionCommand::*;
         match cmd {
             AddVhost { name, description, tags } => {
@@ -246,8 +264,8 @@ impl Broker {
             DeleteQueue { vhost, name, if_unused, if_empty, requester } => {
                 let v = self.vhost_or_404(&vhost)?;
                 Ok(match v.delete_queue(&name, if_unused, if_empty, requester)? {
-                    Some((q, n)) => Applied::QueueDeleted(Some(q), n),
-                    None => Applied::QueueDeleted(None, 0),
+                    Some((q, n, gone)) => Applied::QueueDeleted(Some(q), n, gone),
+                    None => Applied::QueueDeleted(None, 0, Vec::new()),
                 })
             }
             Bind { vhost, source, destination_kind, destination, routing_key, arguments, requester } => {
@@ -258,9 +276,9 @@ impl Broker {
             }
             Unbind { vhost, source, destination_kind, destination, routing_key, arguments, requester } => {
                 let v = self.vhost_or_404(&vhost)?;
-                let removed =
+                let (removed, gone) =
                     v.unbind(&source, &destination_kind, &destination, &routing_key, arguments, requester)?;
-                Ok(Applied::Changed(removed))
+                Ok(Applied::Unbound(removed, gone))
             }
         }
     }

@@ -13,6 +13,7 @@ pub mod exchange;
 pub mod message;
 pub mod parameters;
 pub mod queue;
+mod recovery;
 pub mod stats;
 pub mod vhost;
 
@@ -25,7 +26,7 @@ use parking_lot::RwLock;
 
 use crate::config::Config;
 use crate::store::Stores;
-use crate::store::messages::{MessageStore, StoreConfig};
+use crate::store::definitions::DefinitionStore;
 use auth::Auth;
 use connections::Connections;
 use error::{BrokerError, Result};
@@ -40,18 +41,33 @@ pub struct Broker {
     pub parameters: parameters::Parameters,
     pub connections: Connections,
     pub stores: Option<Arc<Stores>>,
+    /// Durable definitions; None for a broker that keeps nothing (tests).
+    pub definitions: Option<DefinitionStore>,
+    /// Serialises "apply in memory, then persist" so that SQLite sees
+    /// changes in the order memory did.
+    apply_lock: tokio::sync::Mutex<()>,
     pub alarms: alarms::Alarms,
     next_id: AtomicU64,
     pub started_at: Instant,
+    /// Held for the node's life: one process per data directory.
+    _data_dir_lock: Option<std::fs::File>,
 }
 
 impl Broker {
-    /// A broker with the default vhost and the default user, as a fresh
-    /// RabbitMQ node has.
+    /// Opens the data directory: definitions from SQLite, then persistent
+    /// messages back into their durable queues. A fresh data directory gets
+    /// the default vhost and user, as a fresh RabbitMQ node does.
     pub async fn new(config: Config) -> Result<Arc<Self>> {
-        let stores = Some(Arc::new(open_stores(&config)?));
+        let lock = recovery::lock_data_dir(&config.data_dir)?;
+        let defs = DefinitionStore::open(&config.data_dir)
+            .await
+            .map_err(|e| BrokerError::internal(e.to_string()))?;
+        let snapshot = defs.load().await.map_err(|e| BrokerError::internal(e.to_string()))?;
+        let (stores, recovered) = recovery::open_stores(&config, &snapshot)?;
         let broker = Arc::new(Broker {
-            stores,
+            stores: Some(Arc::new(stores)),
+            definitions: Some(defs),
+            apply_lock: Default::default(),
             alarms: Default::default(),
             config,
             vhosts: RwLock::new(HashMap::new()),
@@ -60,8 +76,13 @@ impl Broker {
             connections: Connections::default(),
             next_id: AtomicU64::new(1),
             started_at: Instant::now(),
+            _data_dir_lock: Some(lock),
         });
-        broker.seed_defaults().await?;
+        if snapshot.vhosts.is_empty() && snapshot.users.is_empty() {
+            broker.seed_defaults().await?;
+        } else {
+            recovery::replay(&broker, &snapshot, recovered);
+        }
         Ok(broker)
     }
 
@@ -93,6 +114,61 @@ impl Broker {
         })
         .await?;
         Ok(())
+    }
+
+    /// Applies a metadata change and, when it touches something durable,
+    /// writes it to the definitions store before returning. This is the one
+    /// path for every change: AMQP, HTTP, definitions import.
+    pub async fn apply(&self, cmd: DefinitionCommand) -> Result<Applied> {
+        let Some(defs) = &self.definitions else {
+            return self.apply_in_memory(cmd);
+        };
+        let _order = self.apply_lock.lock().await;
+        let copy = cmd.clone();
+        let applied = self.apply_in_memory(cmd)?;
+        // A transient queue's deletion has nothing on disk to delete.
+        let skip = matches!(&applied, Applied::QueueDeleted(q, _, gone)
+            if gone.is_empty() && q.as_ref().is_none_or(|q| !q.durable));
+        if !skip {
+            let stored = defs.persist(&copy).await.map_err(|e| {
+                tracing::error!("cannot store a definition change: {e}");
+                BrokerError::internal(format!("cannot store the change: {e}"))
+            })?;
+            if let (Some(id), Applied::Queue(d)) = (stored, &applied) {
+                let _ = d.queue.store_id.set(id);
+            }
+        }
+        for x in applied.exchanges_deleted() {
+            let vhost = match &copy {
+                DefinitionCommand::DeleteQueue { vhost, .. } | DefinitionCommand::Unbind { vhost, .. } => {
+                    vhost
+                }
+                _ => continue,
+            };
+            let cmd = DefinitionCommand::DeleteExchange {
+                vhost: vhost.clone(),
+                name: x.to_string(),
+                if_unused: false,
+            };
+            if let Err(e) = defs.persist(&cmd).await {
+                tracing::error!("cannot store the deletion of auto-delete exchange '{x}': {e}");
+            }
+        }
+        Ok(applied)
+    }
+
+    /// Writes out what is pending and closes the stores (shutdown).
+    pub async fn close(&self) {
+        if let Some(stores) = self.stores.clone() {
+            // flush blocks until the writer thread has synced.
+            let flushed = tokio::task::spawn_blocking(move || stores.persistent.flush()).await;
+            if let Ok(Err(e)) = flushed {
+                tracing::error!("cannot flush the message store: {e}");
+            }
+        }
+        if let Some(defs) = &self.definitions {
+            defs.close().await;
+        }
     }
 
     /// The resource limits in bytes, from the configuration.
@@ -138,33 +214,4 @@ impl Broker {
     pub(crate) fn remove_vhost(&self, name: &str) -> Option<Arc<VHost>> {
         self.vhosts.write().remove(name)
     }
-}
-
-/// Opens the persistent message store and a fresh paging store under the
-/// data directory.
-fn open_stores(config: &Config) -> Result<Stores> {
-    let io = |what: &str, e: std::io::Error| {
-        BrokerError::internal(format!("cannot open the {what} in {}: {e}", config.data_dir.display()))
-    };
-    let (persistent, _recovery) = MessageStore::open(
-        StoreConfig {
-            dir: config.data_dir.join("msgs"),
-            segment_size: 64 * 1024 * 1024,
-            fsync: true,
-            wipe: false,
-        },
-        &Default::default(),
-    )
-    .map_err(|e| io("message store", e))?;
-    let (paging, _) = MessageStore::open(
-        StoreConfig {
-            dir: config.data_dir.join("paging"),
-            segment_size: 64 * 1024 * 1024,
-            fsync: false,
-            wipe: true,
-        },
-        &Default::default(),
-    )
-    .map_err(|e| io("paging store", e))?;
-    Ok(Stores { persistent, paging })
 }

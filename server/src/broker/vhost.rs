@@ -266,7 +266,7 @@ impl VHost {
         if_unused: bool,
         if_empty: bool,
         requester: Option<u64>,
-    ) -> Result<Option<(Arc<Queue>, u64)>> {
+    ) -> Result<Option<(Arc<Queue>, u64, Vec<Arc<str>>)>> {
         let q = {
             let mut map = self.queues.write();
             let Some(q) = map.get(name).cloned() else {
@@ -298,10 +298,10 @@ impl VHost {
                 emptied.push(x.name.clone());
             }
         }
-        for x in emptied {
-            let _ = self.delete_exchange(&x, true);
-        }
-        Ok(Some((q, purged)))
+        // Auto-delete exchanges left without bindings go too; the caller
+        // persists their deletion.
+        emptied.retain(|x| self.delete_exchange(x, true).is_ok_and(|d| d.is_some()));
+        Ok(Some((q, purged, emptied)))
     }
 
     fn destination(&self, kind: &str, name: &str) -> Result<Destination> {
@@ -328,8 +328,9 @@ impl VHost {
         Ok(x.bind(Binding { destination: dest, routing_key: routing_key.into(), arguments }))
     }
 
-    /// Removes a binding. Returns whether it existed; removing one that does
-    /// not exist succeeds, as in RabbitMQ.
+    /// Removes a binding. Returns whether it existed (removing one that does
+    /// not exist succeeds, as in RabbitMQ) and the source exchange when it
+    /// was auto-delete and has now gone.
     pub fn unbind(
         &self,
         source: &str,
@@ -338,7 +339,7 @@ impl VHost {
         routing_key: &str,
         arguments: FieldTable,
         requester: Option<u64>,
-    ) -> Result<bool> {
+    ) -> Result<(bool, Option<Arc<str>>)> {
         let x = self.exchange_or_404(source)?;
         let dest = self.destination(destination_kind, destination)?;
         if let Destination::Queue(q) = &dest {
@@ -346,9 +347,11 @@ impl VHost {
         }
         let removed = x.unbind(&Binding { destination: dest, routing_key: routing_key.into(), arguments });
         if removed && x.auto_delete && x.binding_count() == 0 {
-            let _ = self.delete_exchange(&x.name, true);
+            if let Ok(Some(gone)) = self.delete_exchange(&x.name, true) {
+                return Ok((true, Some(gone.name.clone())));
+            }
         }
-        Ok(removed)
+        Ok((removed, None))
     }
 
     pub fn bindings(&self) -> Vec<BindingInfo> {

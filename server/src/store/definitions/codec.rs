@@ -25,10 +25,7 @@ pub(super) fn encode_table(table: &FieldTable) -> Result<Vec<u8>, StoreError> {
 pub(super) fn decode_table(bytes: &[u8]) -> Result<FieldTable, StoreError> {
     match parse_field_table(bytes) {
         Ok(([], table)) => Ok(table),
-        Ok((rest, _)) => Err(StoreError::corrupt(
-            "argument table",
-            format!("{} trailing bytes", rest.len()),
-        )),
+        Ok((rest, _)) => Err(StoreError::corrupt("argument table", format!("{} trailing bytes", rest.len()))),
         Err(e) => Err(StoreError::corrupt("argument table", format!("{e:?}"))),
     }
 }
@@ -113,21 +110,12 @@ mod tests {
         t.insert("long".into(), AMQPValue::LongLongInt(-(1 << 50)));
         t.insert("float".into(), AMQPValue::Float(1.5));
         t.insert("double".into(), AMQPValue::Double(-2.25));
-        t.insert(
-            "decimal".into(),
-            AMQPValue::DecimalValue(DecimalValue {
-                scale: 2,
-                value: 12345,
-            }),
-        );
+        t.insert("decimal".into(), AMQPValue::DecimalValue(DecimalValue { scale: 2, value: 12345 }));
         t.insert("longstr".into(), AMQPValue::LongString("héllo".into()));
         t.insert("array".into(), AMQPValue::FieldArray(array));
         t.insert("ts".into(), AMQPValue::Timestamp(1_700_000_000));
         t.insert("table".into(), AMQPValue::FieldTable(nested));
-        t.insert(
-            "bytes".into(),
-            AMQPValue::ByteArray(ByteArray::from(vec![0u8, 1, 255])),
-        );
+        t.insert("bytes".into(), AMQPValue::ByteArray(ByteArray::from(vec![0u8, 1, 255])));
         t.insert("void".into(), AMQPValue::Void);
         t
     }
@@ -143,24 +131,15 @@ mod tests {
 
     #[test]
     fn empty_table_is_four_zero_bytes() {
-        assert_eq!(
-            encode_table(&FieldTable::default()).unwrap(),
-            vec![0, 0, 0, 0]
-        );
+        assert_eq!(encode_table(&FieldTable::default()).unwrap(), vec![0, 0, 0, 0]);
     }
 
     #[test]
     fn short_strings_are_stored_as_long_strings() {
         let mut t = FieldTable::default();
-        t.insert(
-            "x-match".into(),
-            AMQPValue::ShortString(ShortString::from("all")),
-        );
+        t.insert("x-match".into(), AMQPValue::ShortString(ShortString::from("all")));
         let back = decode_table(&encode_table(&t).unwrap()).unwrap();
-        assert_eq!(
-            back.inner().get("x-match"),
-            Some(&AMQPValue::LongString("all".into()))
-        );
+        assert_eq!(back.inner().get("x-match"), Some(&AMQPValue::LongString("all".into())));
     }
 
     #[test]

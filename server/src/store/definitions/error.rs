@@ -51,16 +51,10 @@ pub enum StoreError {
 
 impl StoreError {
     pub(super) fn corrupt(what: &'static str, detail: impl ToString) -> Self {
-        StoreError::Corrupt {
-            what,
-            detail: detail.to_string(),
-        }
+        StoreError::Corrupt { what, detail: detail.to_string() }
     }
 
     pub(super) fn encode(what: &'static str, detail: impl ToString) -> Self {
-        StoreError::Encode {
-            what,
-            detail: detail.to_string(),
-        }
+        StoreError::Encode { what, detail: detail.to_string() }
     }
 }

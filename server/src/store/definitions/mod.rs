@@ -75,10 +75,8 @@ impl DefinitionStore {
     /// and is not modified: it is inspected through a read-only connection
     /// before anything opens it for writing.
     pub async fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_owned(),
-            source,
-        })?;
+        std::fs::create_dir_all(data_dir)
+            .map_err(|source| StoreError::DataDir { path: data_dir.to_owned(), source })?;
         let path = data_dir.join(FILE_NAME);
 
         let applied = applied_migrations(&path).await?;
@@ -105,11 +103,7 @@ impl DefinitionStore {
             pool.close().await;
             return Err(StoreError::Migrate { path, source });
         }
-        Ok(DefinitionStore {
-            pool,
-            path,
-            is_new: applied.is_empty(),
-        })
+        Ok(DefinitionStore { pool, path, is_new: applied.is_empty() })
     }
 
     /// True when this `open` created the schema: the broker then seeds the
@@ -150,10 +144,7 @@ impl DefinitionStore {
     /// Persists several applied commands in one transaction (one fsync), for
     /// definitions import. All or none of them are written. Returns what
     /// `persist` would have returned for each.
-    pub async fn persist_all(
-        &self,
-        cmds: &[DefinitionCommand],
-    ) -> Result<Vec<Option<u32>>, StoreError> {
+    pub async fn persist_all(&self, cmds: &[DefinitionCommand]) -> Result<Vec<Option<u32>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let mut ids = Vec::with_capacity(cmds.len());
         for cmd in cmds {
@@ -202,17 +193,15 @@ async fn applied_migrations(path: &Path) -> Result<Vec<i64>, StoreError> {
 }
 
 async fn recorded_versions(conn: &mut SqliteConnection) -> Result<Vec<i64>, StoreError> {
-    let has_table: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-    )
-    .fetch_optional(&mut *conn)
-    .await?;
+    let has_table: Option<i64> =
+        sqlx::query_scalar("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'")
+            .fetch_optional(&mut *conn)
+            .await?;
     if has_table.is_none() {
         return Ok(Vec::new());
     }
-    let versions = sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version")
-        .fetch_all(conn)
-        .await?;
+    let versions =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations ORDER BY version").fetch_all(conn).await?;
     Ok(versions)
 }
 
@@ -223,11 +212,7 @@ fn wal_path(path: &Path) -> PathBuf {
 }
 
 fn refuse_unknown_migrations(path: &Path, applied: &[i64]) -> Result<(), StoreError> {
-    let unknown: Vec<i64> = applied
-        .iter()
-        .copied()
-        .filter(|v| !MIGRATOR.version_exists(*v))
-        .collect();
+    let unknown: Vec<i64> = applied.iter().copied().filter(|v| !MIGRATOR.version_exists(*v)).collect();
     if unknown.is_empty() {
         return Ok(());
     }

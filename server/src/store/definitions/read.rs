@@ -30,56 +30,37 @@ pub(super) async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot> {
 }
 
 async fn vhosts(conn: &mut SqliteConnection) -> Result<Vec<VhostRow>> {
-    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
-        "SELECT name, description, tags, default_queue_type FROM vhosts ORDER BY name",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<(String, String, String, Option<String>)> =
+        sqlx::query_as("SELECT name, description, tags, default_queue_type FROM vhosts ORDER BY name")
+            .fetch_all(conn)
+            .await?;
     rows.into_iter()
         .map(|(name, description, tags, default_queue_type)| {
-            Ok(VhostRow {
-                name,
-                description,
-                tags: decode_tags(&tags)?,
-                default_queue_type,
-            })
+            Ok(VhostRow { name, description, tags: decode_tags(&tags)?, default_queue_type })
         })
         .collect()
 }
 
 async fn users(conn: &mut SqliteConnection) -> Result<Vec<User>> {
-    let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-        "SELECT name, password_hash, hashing_algorithm, tags FROM users ORDER BY name",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<(String, String, String, String)> =
+        sqlx::query_as("SELECT name, password_hash, hashing_algorithm, tags FROM users ORDER BY name")
+            .fetch_all(conn)
+            .await?;
     rows.into_iter()
         .map(|(name, password_hash, hashing_algorithm, tags)| {
-            Ok(User {
-                name,
-                password_hash,
-                hashing_algorithm,
-                tags: decode_tags(&tags)?,
-            })
+            Ok(User { name, password_hash, hashing_algorithm, tags: decode_tags(&tags)? })
         })
         .collect()
 }
 
 async fn permissions(conn: &mut SqliteConnection) -> Result<Vec<PermissionRow>> {
-    let rows: Vec<(String, String, String, String, String)> = sqlx::query_as(
-        "SELECT vhost, user, configure, write, read FROM permissions ORDER BY vhost, user",
-    )
-    .fetch_all(conn)
-    .await?;
+    let rows: Vec<(String, String, String, String, String)> =
+        sqlx::query_as("SELECT vhost, user, configure, write, read FROM permissions ORDER BY vhost, user")
+            .fetch_all(conn)
+            .await?;
     Ok(rows
         .into_iter()
-        .map(|(vhost, user, configure, write, read)| PermissionRow {
-            vhost,
-            user,
-            configure,
-            write,
-            read,
-        })
+        .map(|(vhost, user, configure, write, read)| PermissionRow { vhost, user, configure, write, read })
         .collect())
 }
 
@@ -92,13 +73,7 @@ async fn topic_permissions(conn: &mut SqliteConnection) -> Result<Vec<TopicPermi
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(vhost, user, exchange, write, read)| TopicPermissionRow {
-            vhost,
-            user,
-            exchange,
-            write,
-            read,
-        })
+        .map(|(vhost, user, exchange, write, read)| TopicPermissionRow { vhost, user, exchange, write, read })
         .collect())
 }
 
@@ -114,14 +89,7 @@ async fn exchanges(conn: &mut SqliteConnection) -> Result<Vec<ExchangeRow>> {
             let kind = ExchangeType::parse(&kind).ok_or_else(|| {
                 StoreError::corrupt("exchange type", format!("'{kind}' of exchange '{name}'"))
             })?;
-            Ok(ExchangeRow {
-                vhost,
-                name,
-                kind,
-                auto_delete,
-                internal,
-                arguments: decode_table(&arguments)?,
-            })
+            Ok(ExchangeRow { vhost, name, kind, auto_delete, internal, arguments: decode_table(&arguments)? })
         })
         .collect()
 }
@@ -153,18 +121,16 @@ async fn bindings(conn: &mut SqliteConnection) -> Result<Vec<BindingRow>> {
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(
-            |(vhost, source, destination_kind, destination, routing_key, arguments)| {
-                Ok(BindingRow {
-                    vhost,
-                    source,
-                    destination_kind,
-                    destination,
-                    routing_key,
-                    arguments: decode_table(&arguments)?,
-                })
-            },
-        )
+        .map(|(vhost, source, destination_kind, destination, routing_key, arguments)| {
+            Ok(BindingRow {
+                vhost,
+                source,
+                destination_kind,
+                destination,
+                routing_key,
+                arguments: decode_table(&arguments)?,
+            })
+        })
         .collect()
 }
 
@@ -200,27 +166,17 @@ async fn parameters(conn: &mut SqliteConnection) -> Result<Vec<ParameterRow>> {
     .await?;
     rows.into_iter()
         .map(|(component, vhost, name, value)| {
-            Ok(ParameterRow {
-                component,
-                vhost,
-                name,
-                value: decode_json("parameter value", &value)?,
-            })
+            Ok(ParameterRow { component, vhost, name, value: decode_json("parameter value", &value)? })
         })
         .collect()
 }
 
 async fn global_parameters(conn: &mut SqliteConnection) -> Result<Vec<GlobalParameterRow>> {
     let rows: Vec<(String, String)> =
-        sqlx::query_as("SELECT name, value FROM global_parameters ORDER BY name")
-            .fetch_all(conn)
-            .await?;
+        sqlx::query_as("SELECT name, value FROM global_parameters ORDER BY name").fetch_all(conn).await?;
     rows.into_iter()
         .map(|(name, value)| {
-            Ok(GlobalParameterRow {
-                name,
-                value: decode_json("global parameter value", &value)?,
-            })
+            Ok(GlobalParameterRow { name, value: decode_json("global parameter value", &value)? })
         })
         .collect()
 }
@@ -233,11 +189,6 @@ async fn limits(conn: &mut SqliteConnection, users: bool) -> Result<Vec<LimitsRo
     };
     let rows: Vec<(String, String)> = sqlx::query_as(sql).fetch_all(conn).await?;
     rows.into_iter()
-        .map(|(name, value)| {
-            Ok(LimitsRow {
-                name,
-                value: decode_json("limits", &value)?,
-            })
-        })
+        .map(|(name, value)| Ok(LimitsRow { name, value: decode_json("limits", &value)? }))
         .collect()
 }

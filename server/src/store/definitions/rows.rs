@@ -123,10 +123,10 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// The snapshot as the commands that rebuild it, in an order `Broker::apply`
-    /// accepts: vhosts, users, permissions, exchanges, queues, then bindings
-    /// (which need both of their ends). Policies, parameters, limits, topic
-    /// permissions and vhosts' default queue types have no command yet and
-    /// are left out; read them from the fields.
+    /// accepts: vhosts, users, permissions, exchanges, queues, topic
+    /// permissions, policies, limits and parameters, then bindings (which
+    /// need both of their ends). User limits and vhosts' default queue types
+    /// have no command yet and are left out; read them from the fields.
     pub fn commands(&self) -> Vec<DefinitionCommand> {
         let mut out = Vec::with_capacity(
             self.vhosts.len()
@@ -142,30 +142,22 @@ impl Snapshot {
             tags: v.tags.clone(),
         }));
         out.extend(self.users.iter().cloned().map(DefinitionCommand::PutUser));
-        out.extend(
-            self.permissions
-                .iter()
-                .map(|p| DefinitionCommand::SetPermissions {
-                    vhost: p.vhost.clone(),
-                    user: p.user.clone(),
-                    configure: p.configure.clone(),
-                    write: p.write.clone(),
-                    read: p.read.clone(),
-                }),
-        );
-        out.extend(
-            self.exchanges
-                .iter()
-                .map(|x| DefinitionCommand::DeclareExchange {
-                    vhost: x.vhost.clone(),
-                    name: x.name.clone(),
-                    kind: x.kind,
-                    durable: true,
-                    auto_delete: x.auto_delete,
-                    internal: x.internal,
-                    arguments: x.arguments.clone(),
-                }),
-        );
+        out.extend(self.permissions.iter().map(|p| DefinitionCommand::SetPermissions {
+            vhost: p.vhost.clone(),
+            user: p.user.clone(),
+            configure: p.configure.clone(),
+            write: p.write.clone(),
+            read: p.read.clone(),
+        }));
+        out.extend(self.exchanges.iter().map(|x| DefinitionCommand::DeclareExchange {
+            vhost: x.vhost.clone(),
+            name: x.name.clone(),
+            kind: x.kind,
+            durable: true,
+            auto_delete: x.auto_delete,
+            internal: x.internal,
+            arguments: x.arguments.clone(),
+        }));
         out.extend(self.queues.iter().map(|q| DefinitionCommand::DeclareQueue {
             vhost: q.vhost.clone(),
             name: q.name.clone(),
@@ -174,6 +166,41 @@ impl Snapshot {
             exclusive_owner: None,
             arguments: q.arguments.clone(),
         }));
+        out.extend(self.topic_permissions.iter().map(|t| DefinitionCommand::SetTopicPermissions {
+            vhost: t.vhost.clone(),
+            user: t.user.clone(),
+            exchange: t.exchange.clone(),
+            write: t.write.clone(),
+            read: t.read.clone(),
+        }));
+        let policy = |component: &str, p: &PolicyRow| DefinitionCommand::SetParameter {
+            component: component.to_owned(),
+            vhost: p.vhost.clone(),
+            name: p.name.clone(),
+            value: super::extras::policy_value(p),
+        };
+        out.extend(self.policies.iter().map(|p| policy(crate::broker::parameters::POLICY, p)));
+        out.extend(
+            self.operator_policies.iter().map(|p| policy(crate::broker::parameters::OPERATOR_POLICY, p)),
+        );
+        out.extend(self.vhost_limits.iter().map(|l| DefinitionCommand::SetParameter {
+            component: crate::broker::parameters::VHOST_LIMITS.to_owned(),
+            vhost: l.name.clone(),
+            name: "limits".to_owned(),
+            value: l.value.clone(),
+        }));
+        out.extend(self.parameters.iter().map(|p| DefinitionCommand::SetParameter {
+            component: p.component.clone(),
+            vhost: p.vhost.clone(),
+            name: p.name.clone(),
+            value: p.value.clone(),
+        }));
+        out.extend(
+            self.global_parameters.iter().map(|g| DefinitionCommand::SetGlobalParameter {
+                name: g.name.clone(),
+                value: g.value.clone(),
+            }),
+        );
         out.extend(self.bindings.iter().map(|b| DefinitionCommand::Bind {
             vhost: b.vhost.clone(),
             source: b.source.clone(),

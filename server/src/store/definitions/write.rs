@@ -11,6 +11,7 @@ use sqlx::SqliteConnection;
 
 use super::StoreError;
 use super::codec::{encode_table, encode_tags};
+use super::extras;
 use crate::broker::DefinitionCommand;
 use crate::broker::auth::User;
 use crate::broker::exchange::ExchangeType;
@@ -19,15 +20,8 @@ type Result<T> = std::result::Result<T, StoreError>;
 
 /// The exchanges every vhost creates for itself; they are never stored but
 /// are durable ends of bindings.
-pub(super) const PREDECLARED_EXCHANGES: &[&str] = &[
-    "",
-    "amq.direct",
-    "amq.fanout",
-    "amq.topic",
-    "amq.headers",
-    "amq.match",
-    "amq.rabbitmq.trace",
-];
+pub(super) const PREDECLARED_EXCHANGES: &[&str] =
+    &["", "amq.direct", "amq.fanout", "amq.topic", "amq.headers", "amq.match", "amq.rabbitmq.trace"];
 
 pub(super) fn is_predeclared(exchange: &str) -> bool {
     PREDECLARED_EXCHANGES.contains(&exchange)
@@ -37,14 +31,10 @@ pub(super) fn is_predeclared(exchange: &str) -> bool {
 /// so the caller can skip the transaction.
 pub(super) fn stores_nothing(cmd: &DefinitionCommand) -> bool {
     match cmd {
-        DefinitionCommand::DeclareExchange { name, durable, .. } => {
-            !durable || is_predeclared(name)
+        DefinitionCommand::DeclareExchange { name, durable, .. } => !durable || is_predeclared(name),
+        DefinitionCommand::DeclareQueue { durable, exclusive_owner, .. } => {
+            !durable || exclusive_owner.is_some()
         }
-        DefinitionCommand::DeclareQueue {
-            durable,
-            exclusive_owner,
-            ..
-        } => !durable || exclusive_owner.is_some(),
         _ => false,
     }
 }
@@ -57,72 +47,56 @@ pub(super) async fn write_command(
 ) -> Result<Option<u32>> {
     use DefinitionCommand::*;
     match cmd {
-        AddVhost {
-            name,
-            description,
-            tags,
-        } => add_vhost(conn, name, description, tags).await?,
+        SetParameter { component, vhost, name, value } => {
+            extras::set_parameter(&mut *conn, component, vhost, name, value).await?
+        }
+        ClearParameter { component, vhost, name } => {
+            extras::clear_parameter(&mut *conn, component, vhost, name).await?;
+        }
+        SetGlobalParameter { name, value } => extras::put_global_parameter(&mut *conn, name, value).await?,
+        ClearGlobalParameter { name } => {
+            extras::delete_global_parameter(&mut *conn, name).await?;
+        }
+        SetTopicPermissions { vhost, user, exchange, write, read } => {
+            let row = super::rows::TopicPermissionRow {
+                vhost: vhost.clone(),
+                user: user.clone(),
+                exchange: exchange.clone(),
+                write: write.clone(),
+                read: read.clone(),
+            };
+            extras::set_topic_permissions(&mut *conn, &row).await?
+        }
+        ClearTopicPermissions { vhost, user, exchange } => {
+            extras::clear_topic_permissions(&mut *conn, vhost, user, exchange.as_deref()).await?;
+        }
+        AddVhost { name, description, tags } => add_vhost(conn, name, description, tags).await?,
         DeleteVhost { name } => delete_vhost(conn, name).await?,
         PutUser(user) => put_user(conn, user).await?,
         DeleteUser { name } => delete_user(conn, name).await?,
-        SetPermissions {
-            vhost,
-            user,
-            configure,
-            write,
-            read,
-        } => set_permissions(conn, vhost, user, [configure, write, read]).await?,
+        SetPermissions { vhost, user, configure, write, read } => {
+            set_permissions(conn, vhost, user, [configure, write, read]).await?
+        }
         ClearPermissions { vhost, user } => clear_permissions(conn, vhost, user).await?,
-        DeclareExchange {
-            vhost,
-            name,
-            kind,
-            durable,
-            auto_delete,
-            internal,
-            arguments,
-        } => {
+        DeclareExchange { vhost, name, kind, durable, auto_delete, internal, arguments } => {
             if *durable && !is_predeclared(name) {
                 let flags = (*auto_delete, *internal);
                 declare_exchange(conn, vhost, name, *kind, flags, arguments).await?;
             }
         }
         DeleteExchange { vhost, name, .. } => delete_exchange(conn, vhost, name).await?,
-        DeclareQueue {
-            vhost,
-            name,
-            durable,
-            auto_delete,
-            exclusive_owner,
-            arguments,
-        } => {
+        DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments } => {
             if *durable && exclusive_owner.is_none() {
                 let id = declare_queue(conn, vhost, name, *auto_delete, arguments).await?;
                 return Ok(Some(id));
             }
         }
         DeleteQueue { vhost, name, .. } => delete_queue(conn, vhost, name).await?,
-        Bind {
-            vhost,
-            source,
-            destination_kind,
-            destination,
-            routing_key,
-            arguments,
-            ..
-        } => {
+        Bind { vhost, source, destination_kind, destination, routing_key, arguments, .. } => {
             let dest = (destination_kind.as_str(), destination.as_str());
             bind(conn, vhost, source, dest, routing_key, arguments).await?
         }
-        Unbind {
-            vhost,
-            source,
-            destination_kind,
-            destination,
-            routing_key,
-            arguments,
-            ..
-        } => {
+        Unbind { vhost, source, destination_kind, destination, routing_key, arguments, .. } => {
             let dest = (destination_kind.as_str(), destination.as_str());
             unbind(conn, vhost, source, dest, routing_key, arguments).await?
         }
@@ -151,10 +125,7 @@ async fn add_vhost(
 
 async fn delete_vhost(conn: &mut SqliteConnection, name: &str) -> Result<()> {
     // Every vhost-scoped table cascades from vhosts (see the migration).
-    sqlx::query("DELETE FROM vhosts WHERE name = ?")
-        .bind(name)
-        .execute(conn)
-        .await?;
+    sqlx::query("DELETE FROM vhosts WHERE name = ?").bind(name).execute(conn).await?;
     Ok(())
 }
 
@@ -175,10 +146,7 @@ async fn put_user(conn: &mut SqliteConnection, user: &User) -> Result<()> {
 
 async fn delete_user(conn: &mut SqliteConnection, name: &str) -> Result<()> {
     // Permissions, topic permissions and limits cascade.
-    sqlx::query("DELETE FROM users WHERE name = ?")
-        .bind(name)
-        .execute(conn)
-        .await?;
+    sqlx::query("DELETE FROM users WHERE name = ?").bind(name).execute(conn).await?;
     Ok(())
 }
 
@@ -279,11 +247,7 @@ pub(super) async fn declare_queue(
     queue_id_from_i64(id)
 }
 
-pub(super) async fn queue_id(
-    conn: &mut SqliteConnection,
-    vhost: &str,
-    name: &str,
-) -> Result<Option<u32>> {
+pub(super) async fn queue_id(conn: &mut SqliteConnection, vhost: &str, name: &str) -> Result<Option<u32>> {
     let id: Option<i64> = sqlx::query_scalar("SELECT id FROM queues WHERE vhost = ? AND name = ?")
         .bind(vhost)
         .bind(name)
@@ -316,23 +280,18 @@ async fn delete_queue(conn: &mut SqliteConnection, vhost: &str, name: &str) -> R
 /// `queue` or `exchange`, as the broker reads a destination kind (anything
 /// but `exchange` is a queue).
 fn destination_kind(kind: &str) -> &'static str {
-    if kind == "exchange" {
-        "exchange"
-    } else {
-        "queue"
-    }
+    if kind == "exchange" { "exchange" } else { "queue" }
 }
 
 async fn is_durable_exchange(conn: &mut SqliteConnection, vhost: &str, name: &str) -> Result<bool> {
     if is_predeclared(name) {
         return Ok(true);
     }
-    let found: Option<i64> =
-        sqlx::query_scalar("SELECT 1 FROM exchanges WHERE vhost = ? AND name = ?")
-            .bind(vhost)
-            .bind(name)
-            .fetch_optional(conn)
-            .await?;
+    let found: Option<i64> = sqlx::query_scalar("SELECT 1 FROM exchanges WHERE vhost = ? AND name = ?")
+        .bind(vhost)
+        .bind(name)
+        .fetch_optional(conn)
+        .await?;
     Ok(found.is_some())
 }
 

@@ -27,10 +27,7 @@ pub(super) struct Listing {
 }
 
 pub(super) fn list_dir(dir: &Path) -> io::Result<Listing> {
-    let mut listing = Listing {
-        segs: BTreeSet::new(),
-        acks: BTreeSet::new(),
-    };
+    let mut listing = Listing { segs: BTreeSet::new(), acks: BTreeSet::new() };
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name();
         let Some(name) = name.to_str() else { continue };
@@ -121,10 +118,7 @@ pub(super) struct FileTable {
 
 impl FileTable {
     pub fn new(dir: PathBuf) -> Self {
-        FileTable {
-            dir,
-            files: RwLock::new(FxHashMap::default()),
-        }
+        FileTable { dir, files: RwLock::new(FxHashMap::default()) }
     }
 
     pub fn get(&self, segment: u32) -> io::Result<Arc<File>> {
@@ -151,19 +145,12 @@ impl FileTable {
 
 /// Opens (creating if needed) a segment's ack log for appending.
 pub(super) fn open_ack_for_append(dir: &Path, segment: u32) -> io::Result<File> {
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(ack_path(dir, segment))
+    OpenOptions::new().append(true).create(true).open(ack_path(dir, segment))
 }
 
 /// Creates a brand-new segment file. Fails if one exists: an open store only
 /// writes segments numbered above every file it found, so an existing file
 /// would mean two stores share the directory.
 pub(super) fn create_segment(dir: &Path, segment: u32) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(seg_path(dir, segment))
+    OpenOptions::new().read(true).write(true).create_new(true).open(seg_path(dir, segment))
 }

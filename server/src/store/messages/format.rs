@@ -57,9 +57,7 @@ pub(super) fn check_segment_header(h: &[u8]) -> HeaderCheck {
 pub(super) fn record_len(msg: &StoredMessage<'_>, queues: &[u32]) -> io::Result<u32> {
     let invalid = |what: &str| io::Error::new(io::ErrorKind::InvalidInput, what.to_string());
     if queues.is_empty() {
-        return Err(invalid(
-            "a stored message must be held by at least one queue",
-        ));
+        return Err(invalid("a stored message must be held by at least one queue"));
     }
     if msg.exchange.len() > 255 || msg.routing_key.len() > 255 {
         return Err(invalid("exchange and routing key are limited to 255 bytes"));
@@ -108,13 +106,7 @@ pub(super) fn record_crc(msg: &StoredMessage<'_>, queues: &[u32]) -> u32 {
 
 /// Appends the whole record to `out`; `len` and `crc` come from
 /// [`record_len`] and [`record_crc`].
-pub(super) fn write_record(
-    out: &mut Vec<u8>,
-    len: u32,
-    crc: u32,
-    msg: &StoredMessage<'_>,
-    queues: &[u32],
-) {
+pub(super) fn write_record(out: &mut Vec<u8>, len: u32, crc: u32, msg: &StoredMessage<'_>, queues: &[u32]) {
     out.reserve(len as usize);
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(&crc.to_be_bytes());
@@ -137,9 +129,7 @@ pub(super) struct RecordView<'a> {
 
 impl RecordView<'_> {
     pub fn queue_ids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.queues
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+        self.queues.chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
     }
 }
 
@@ -199,13 +189,7 @@ pub(super) fn decode_record(rec: &[u8]) -> Result<RecordView<'_>, &'static str> 
     if c.pos != rec.len() {
         return Err("trailing bytes after the body");
     }
-    Ok(RecordView {
-        queues: &rec[queues],
-        exchange,
-        routing_key,
-        properties,
-        body,
-    })
+    Ok(RecordView { queues: &rec[queues], exchange, routing_key, properties, body })
 }
 
 pub(super) fn encode_ack(kind: u8, offset: u32, queue: u32) -> [u8; ACK_RECORD_LEN] {

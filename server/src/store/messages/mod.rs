@@ -65,9 +65,7 @@ use parking_lot::{Condvar, Mutex};
 
 use files::FileTable;
 use state::{Callback, State};
-pub use types::{
-    ReadMessage, RecoveredEntry, Recovery, StoreConfig, StoreRef, StoreStats, StoredMessage,
-};
+pub use types::{ReadMessage, RecoveredEntry, Recovery, StoreConfig, StoreRef, StoreStats, StoredMessage};
 
 /// Appends wait (backpressure) while this many bytes are pending: the disk is
 /// not keeping up and memory must not grow without bound.
@@ -100,10 +98,7 @@ impl MessageStore {
     /// corrupt tail (truncating the file there, noted in `log`), applies the
     /// ack log, and returns what each queue in `live_queues` holds; records
     /// for other queue ids count as dead.
-    pub fn open(
-        cfg: StoreConfig,
-        live_queues: &HashSet<u32>,
-    ) -> io::Result<(Arc<MessageStore>, Recovery)> {
+    pub fn open(cfg: StoreConfig, live_queues: &HashSet<u32>) -> io::Result<(Arc<MessageStore>, Recovery)> {
         std::fs::create_dir_all(&cfg.dir)?;
         if cfg.wipe {
             recovery::wipe(&cfg.dir)?;
@@ -136,11 +131,7 @@ impl MessageStore {
         let handle = std::thread::Builder::new()
             .name("warren-msg-store".into())
             .spawn(move || writer::run(for_writer))?;
-        let store = MessageStore {
-            inner,
-            writer_id: handle.thread().id(),
-            writer: Some(handle),
-        };
+        let store = MessageStore { inner, writer_id: handle.thread().id(), writer: Some(handle) };
         Ok((Arc::new(store), rec.report))
     }
 
@@ -222,17 +213,11 @@ impl MessageStore {
             .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, format!("{r:?}: {why}")))?;
         let (ex, rk, props, body) = (view.exchange, view.routing_key, view.properties, view.body);
         let text = |range: std::ops::Range<usize>| {
-            String::from_utf8(rec[range].to_vec())
-                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+            String::from_utf8(rec[range].to_vec()).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
         };
         let (exchange, routing_key) = (text(ex)?, text(rk)?);
         let all = Bytes::from(rec);
-        Ok(ReadMessage {
-            exchange,
-            routing_key,
-            properties: all.slice(props),
-            body: all.slice(body),
-        })
+        Ok(ReadMessage { exchange, routing_key, properties: all.slice(props), body: all.slice(body) })
     }
 
     fn record_bytes(&self, r: StoreRef) -> io::Result<Vec<u8>> {
@@ -280,8 +265,7 @@ impl MessageStore {
         self.on_durable_result(Box::new(move |res| {
             let _ = tx.send(res);
         }));
-        rx.recv()
-            .map_err(|_| io::Error::other("message store writer stopped"))?
+        rx.recv().map_err(|_| io::Error::other("message store writer stopped"))?
     }
 
     pub fn stats(&self) -> StoreStats {

@@ -41,11 +41,7 @@ pub(super) fn wipe(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-pub(super) fn recover(
-    dir: &Path,
-    fsync: bool,
-    live_queues: &HashSet<u32>,
-) -> io::Result<Recovered> {
+pub(super) fn recover(dir: &Path, fsync: bool, live_queues: &HashSet<u32>) -> io::Result<Recovered> {
     let started = Instant::now();
     let listing = files::list_dir(dir)?;
     let mut report = Recovery::default();
@@ -53,59 +49,36 @@ pub(super) fn recover(
     // leaves behind (the segment is deleted first).
     for &seg in listing.acks.difference(&listing.segs) {
         files::remove_if_present(&files::ack_path(dir, seg))?;
-        report
-            .log
-            .push(format!("segment {seg}: removed an orphan ack log"));
+        report.log.push(format!("segment {seg}: removed an orphan ack log"));
     }
     let mut segs = FxHashMap::default();
     let mut disk_bytes = 0;
     let mut buf = Vec::new();
     for &seg in &listing.segs {
         let (marks, ack_len) = read_ack_log(dir, seg, fsync, &mut report)?;
-        let scanned =
-            scan::scan_segment(dir, seg, fsync, &marks, live_queues, &mut report, &mut buf)?;
+        let scanned = scan::scan_segment(dir, seg, fsync, &marks, live_queues, &mut report, &mut buf)?;
         if scanned.live == 0 {
             files::remove_if_present(&files::seg_path(dir, seg))?;
             files::remove_if_present(&files::ack_path(dir, seg))?;
-            report
-                .log
-                .push(format!("segment {seg}: nothing live, deleted"));
+            report.log.push(format!("segment {seg}: nothing live, deleted"));
             continue;
         }
         report.segments += 1;
         let bytes = scanned.len + ack_len;
         disk_bytes += bytes;
-        segs.insert(
-            seg,
-            SegInfo {
-                live: scanned.live,
-                bytes,
-            },
-        );
+        segs.insert(seg, SegInfo { live: scanned.live, bytes });
     }
     let highest = listing.segs.iter().chain(&listing.acks).max().copied();
-    let next_segment = highest
-        .unwrap_or(0)
-        .checked_add(1)
-        .ok_or_else(|| io::Error::other("segment numbers exhausted"))?;
+    let next_segment =
+        highest.unwrap_or(0).checked_add(1).ok_or_else(|| io::Error::other("segment numbers exhausted"))?;
     report.elapsed = started.elapsed();
-    Ok(Recovered {
-        report,
-        segs,
-        next_segment,
-        disk_bytes,
-    })
+    Ok(Recovered { report, segs, next_segment, disk_bytes })
 }
 
 /// Reads a segment's ack log into marks. A partial record at the end (torn
 /// write) is cut off so later appends stay aligned; records failing their
 /// checksum are skipped and counted in the log.
-fn read_ack_log(
-    dir: &Path,
-    seg: u32,
-    fsync: bool,
-    report: &mut Recovery,
-) -> io::Result<(Marks, u64)> {
+fn read_ack_log(dir: &Path, seg: u32, fsync: bool, report: &mut Recovery) -> io::Result<(Marks, u64)> {
     let path = files::ack_path(dir, seg);
     let data = match fs::read(&path) {
         Ok(d) => d,
@@ -119,20 +92,16 @@ fn read_ack_log(
         if fsync {
             f.sync_all()?;
         }
-        report.log.push(format!(
-            "segment {seg}: ack log ended with a partial record; truncated to {whole} bytes"
-        ));
+        report
+            .log
+            .push(format!("segment {seg}: ack log ended with a partial record; truncated to {whole} bytes"));
     }
     let mut marks = Marks::default();
     let mut corrupt = 0u64;
     for a in data[..whole].chunks_exact(ACK_RECORD_LEN) {
         match format::decode_ack(a) {
             Some((kind, offset, queue)) => {
-                let bit = if kind == format::ACK_KIND_ACK {
-                    MARK_ACKED
-                } else {
-                    MARK_DELIVERED
-                };
+                let bit = if kind == format::ACK_KIND_ACK { MARK_ACKED } else { MARK_DELIVERED };
                 *marks.entry(scan::mark_key(offset, queue)).or_default() |= bit;
             }
             None => corrupt += 1,

@@ -65,9 +65,9 @@ impl Reader<'_> {
             }
         }
         let from = (pos - self.buf_off) as usize;
-        self.buf.get(from..from + n).ok_or_else(|| {
-            io::Error::new(io::ErrorKind::UnexpectedEof, "segment shrank while scanned")
-        })
+        self.buf
+            .get(from..from + n)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::UnexpectedEof, "segment shrank while scanned"))
     }
 }
 
@@ -82,18 +82,10 @@ pub(super) fn scan_segment(
     report: &mut Recovery,
     buf: &mut Vec<u8>,
 ) -> io::Result<Scanned> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(files::seg_path(dir, seg))?;
+    let file = OpenOptions::new().read(true).write(true).open(files::seg_path(dir, seg))?;
     let file_len = file.metadata()?.len();
     buf.clear();
-    let mut rd = Reader {
-        file,
-        file_len,
-        buf,
-        buf_off: 0,
-    };
+    let mut rd = Reader { file, file_len, buf, buf_off: 0 };
     let mut live = 0u64;
     // A file shorter than its header was cut while being created.
     let header = if file_len < SEG_HEADER_LEN {
@@ -104,25 +96,14 @@ pub(super) fn scan_segment(
     match header {
         HeaderCheck::Valid => {}
         HeaderCheck::Blank => {
-            drop_tail(
-                &rd.file,
-                seg,
-                0,
-                file_len,
-                "incomplete segment header",
-                fsync,
-                report,
-            )?;
+            drop_tail(&rd.file, seg, 0, file_len, "incomplete segment header", fsync, report)?;
             return Ok(Scanned { live: 0, len: 0 });
         }
         HeaderCheck::Foreign => {
             let path = files::seg_path(dir, seg);
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!(
-                    "{}: not a Warren segment, or an unsupported format version",
-                    path.display()
-                ),
+                format!("{}: not a Warren segment, or an unsupported format version", path.display()),
             ));
         }
     }
@@ -134,19 +115,13 @@ pub(super) fn scan_segment(
             let len = format::header_len(rd.get(pos, RECORD_HEADER_LEN)?);
             match len {
                 Some(len) if (len as usize) < MIN_RECORD_LEN => Some("impossible record length"),
-                Some(len) if pos + u64::from(len) > file_len => {
-                    Some("record runs past the end of the file")
-                }
+                Some(len) if pos + u64::from(len) > file_len => Some("record runs past the end of the file"),
                 Some(len) => {
                     let rec = rd.get(pos, len as usize)?;
                     match format::decode_record(rec) {
                         Err(why) => Some(why),
                         Ok(view) => {
-                            let r = StoreRef {
-                                segment: seg,
-                                offset: pos as u32,
-                                len,
-                            };
+                            let r = StoreRef { segment: seg, offset: pos as u32, len };
                             let body_len = view.body.len() as u32;
                             let mut any = false;
                             for q in view.queue_ids() {
@@ -183,10 +158,7 @@ pub(super) fn scan_segment(
             return Ok(Scanned { live, len: pos });
         }
     }
-    Ok(Scanned {
-        live,
-        len: file_len,
-    })
+    Ok(Scanned { live, len: file_len })
 }
 
 /// Truncates a segment at `pos`, the end of its last valid record.
@@ -200,9 +172,8 @@ fn drop_tail(
     report: &mut Recovery,
 ) -> io::Result<()> {
     let dropped = file_len - pos;
-    let note = format!(
-        "segment {seg}: {why} at offset {pos}; dropped {dropped} tail bytes, file truncated there"
-    );
+    let note =
+        format!("segment {seg}: {why} at offset {pos}; dropped {dropped} tail bytes, file truncated there");
     tracing::warn!("message store: {note}");
     report.log.push(note);
     report.dropped_tail_bytes += dropped;

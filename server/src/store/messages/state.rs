@@ -82,10 +82,7 @@ pub(super) struct Batch {
 
 impl Batch {
     pub fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-            && self.acks.is_empty()
-            && self.callbacks.is_empty()
-            && self.reclaim.is_empty()
+        self.chunks.is_empty() && self.acks.is_empty() && self.callbacks.is_empty() && self.reclaim.is_empty()
     }
 }
 
@@ -143,16 +140,10 @@ impl State {
             self.roll()?;
         }
         if self.cur_len == 0 {
-            self.current_chunk()
-                .data
-                .extend_from_slice(&format::segment_header());
+            self.current_chunk().data.extend_from_slice(&format::segment_header());
             self.grow(SEG_HEADER_LEN);
         }
-        let r = StoreRef {
-            segment: self.cur_seg,
-            offset: self.cur_len as u32,
-            len,
-        };
+        let r = StoreRef { segment: self.cur_seg, offset: self.cur_len as u32, len };
         format::write_record(&mut self.current_chunk().data, len, crc, msg, queues);
         self.grow(u64::from(len));
         if let Some(s) = self.segs.get_mut(&self.cur_seg) {
@@ -173,9 +164,7 @@ impl State {
 
     fn roll(&mut self) -> io::Result<()> {
         let old = self.cur_seg;
-        self.cur_seg = old
-            .checked_add(1)
-            .ok_or_else(|| io::Error::other("segment numbers exhausted"))?;
+        self.cur_seg = old.checked_add(1).ok_or_else(|| io::Error::other("segment numbers exhausted"))?;
         self.cur_len = 0;
         self.segs.insert(self.cur_seg, SegInfo::default());
         // The old segment may have been fully acked while it was current.
@@ -186,18 +175,10 @@ impl State {
     }
 
     fn current_chunk(&mut self) -> &mut Chunk {
-        let fresh = self
-            .pending
-            .chunks
-            .last()
-            .is_none_or(|c| c.segment != self.cur_seg);
+        let fresh = self.pending.chunks.last().is_none_or(|c| c.segment != self.cur_seg);
         if fresh {
             let data = self.spare.take().unwrap_or_default();
-            self.pending.chunks.push(Chunk {
-                segment: self.cur_seg,
-                start: self.cur_len as u32,
-                data,
-            });
+            self.pending.chunks.push(Chunk { segment: self.cur_seg, start: self.cur_len as u32, data });
         }
         let last = self.pending.chunks.len() - 1;
         &mut self.pending.chunks[last]
@@ -208,18 +189,12 @@ impl State {
     pub fn push_mark(&mut self, kind: u8, r: StoreRef, queue: u32) -> bool {
         let Some(seg) = self.segs.get_mut(&r.segment) else {
             // Already reclaimed: a second ack of the same pair, or a stale ref.
-            tracing::debug!(
-                "message store: {kind} mark for unknown segment {}",
-                r.segment
-            );
+            tracing::debug!("message store: {kind} mark for unknown segment {}", r.segment);
             return false;
         };
         if kind == format::ACK_KIND_ACK {
             if seg.live == 0 {
-                tracing::warn!(
-                    "message store: ack for segment {} with no live message",
-                    r.segment
-                );
+                tracing::warn!("message store: ack for segment {} with no live message", r.segment);
                 return false;
             }
             seg.live -= 1;
@@ -233,11 +208,7 @@ impl State {
         self.disk_bytes += n;
         self.pending.bytes += n as usize;
         let rec = format::encode_ack(kind, r.offset, queue);
-        self.pending
-            .acks
-            .entry(r.segment)
-            .or_default()
-            .extend_from_slice(&rec);
+        self.pending.acks.entry(r.segment).or_default().extend_from_slice(&rec);
         if kind == format::ACK_KIND_ACK && now_dead && r.segment != self.cur_seg {
             self.forget_segment(r.segment);
             return true;

@@ -22,21 +22,12 @@ pub struct StoreConfig {
 impl StoreConfig {
     /// A persistent store in `dir` with 64 MiB segments.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        StoreConfig {
-            dir: dir.into(),
-            segment_size: 64 << 20,
-            fsync: true,
-            wipe: false,
-        }
+        StoreConfig { dir: dir.into(), segment_size: 64 << 20, fsync: true, wipe: false }
     }
 
     /// The paging area for transient messages: no fsync, emptied at open.
     pub fn paging(dir: impl Into<PathBuf>) -> Self {
-        StoreConfig {
-            fsync: false,
-            wipe: true,
-            ..StoreConfig::new(dir)
-        }
+        StoreConfig { fsync: false, wipe: true, ..StoreConfig::new(dir) }
     }
 }
 

@@ -40,11 +40,7 @@ struct Writer {
 }
 
 pub(super) fn run(inner: Arc<Inner>) {
-    let mut w = Writer {
-        inner,
-        segs: FxHashMap::default(),
-        acks: FxHashMap::default(),
-    };
+    let mut w = Writer { inner, segs: FxHashMap::default(), acks: FxHashMap::default() };
     while let Some((batch, chunks)) = w.next_batch() {
         w.round(batch, chunks);
     }
@@ -83,10 +79,9 @@ impl Writer {
         let failed = self.inner.state.lock().failed.clone();
         let outcome = match failed {
             Some(f) => Err(f),
-            None => self.write(&batch, &chunks).map_err(|e| Failure {
-                kind: e.kind(),
-                message: e.to_string(),
-            }),
+            None => {
+                self.write(&batch, &chunks).map_err(|e| Failure { kind: e.kind(), message: e.to_string() })
+            }
         };
         let fsyncs = *outcome.as_ref().unwrap_or(&0);
         {
@@ -97,10 +92,7 @@ impl Writer {
             if let Err(f) = &outcome
                 && st.failed.is_none()
             {
-                tracing::error!(
-                    "message store: write failed, refusing further work: {}",
-                    f.message
-                );
+                tracing::error!("message store: write failed, refusing further work: {}", f.message);
                 st.failed = Some(f.clone());
             }
             // Hand the batch's buffer back to appends, unless a reader still
@@ -153,10 +145,7 @@ impl Writer {
                     f
                 }
                 None => {
-                    return Err(io::Error::other(format!(
-                        "segment {} is not open",
-                        c.segment
-                    )));
+                    return Err(io::Error::other(format!("segment {} is not open", c.segment)));
                 }
             };
             files::write_all_at(&f, &c.data, u64::from(c.start))?;
@@ -168,12 +157,7 @@ impl Writer {
         if let Some(&newest) = self.segs.keys().max() {
             self.segs.retain(|&s, _| s == newest);
         }
-        let mut ack_segs: Vec<u32> = batch
-            .acks
-            .keys()
-            .copied()
-            .filter(|s| !unborn.contains(s))
-            .collect();
+        let mut ack_segs: Vec<u32> = batch.acks.keys().copied().filter(|s| !unborn.contains(s)).collect();
         ack_segs.sort_unstable();
         if self.acks.len() + ack_segs.len() > MAX_ACK_HANDLES {
             self.acks.clear();

@@ -25,44 +25,26 @@ async fn bench_persist() {
     };
     let started = Instant::now();
     for i in 0..N {
-        store
-            .persist(&queue("/", &format!("q{i}"), true, false))
-            .await
-            .unwrap();
+        store.persist(&queue("/", &format!("q{i}"), true, false)).await.unwrap();
     }
     report("declare durable queue (new)", started);
     let started = Instant::now();
     for i in 0..N {
-        store
-            .persist(&queue("/", &format!("q{i}"), true, false))
-            .await
-            .unwrap();
+        store.persist(&queue("/", &format!("q{i}"), true, false)).await.unwrap();
     }
     report("declare durable queue (existing)", started);
     let started = Instant::now();
     for i in 0..N {
-        let cmd = bind(
-            "/",
-            "x",
-            "queue",
-            &format!("q{i}"),
-            "k",
-            FieldTable::default(),
-        );
+        let cmd = bind("/", "x", "queue", &format!("q{i}"), "k", FieldTable::default());
         store.persist(&cmd).await.unwrap();
     }
     report("bind durable", started);
     let started = Instant::now();
     for i in 0..N {
-        store
-            .persist(&queue("/", &format!("t{i}"), false, false))
-            .await
-            .unwrap();
+        store.persist(&queue("/", &format!("t{i}"), false, false)).await.unwrap();
     }
     report("declare transient queue", started);
-    let cmds: Vec<Cmd> = (0..N)
-        .map(|i| queue("/", &format!("batch{i}"), true, false))
-        .collect();
+    let cmds: Vec<Cmd> = (0..N).map(|i| queue("/", &format!("batch{i}"), true, false)).collect();
     let started = Instant::now();
     store.persist_all(&cmds).await.unwrap();
     report("declare durable queue in one persist_all", started);

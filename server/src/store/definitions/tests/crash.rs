@@ -13,12 +13,8 @@ async fn an_uncommitted_transaction_leaves_the_previous_state() {
     let before = store.load().await.unwrap();
     {
         let mut tx = store.pool.begin().await.unwrap();
-        write::write_command(&mut tx, &delete_queue("/", "before"))
-            .await
-            .unwrap();
-        write::write_command(&mut tx, &queue("/", "during", true, false))
-            .await
-            .unwrap();
+        write::write_command(&mut tx, &delete_queue("/", "before")).await.unwrap();
+        write::write_command(&mut tx, &queue("/", "during", true, false)).await.unwrap();
         write::write_command(&mut tx, &vhost("v2")).await.unwrap();
         // Dropped without commit, as when the task writing it is cancelled.
     }
@@ -41,13 +37,8 @@ async fn crash_child() {
     let mut tx = store.pool.begin().await.unwrap();
     // A tiny page cache makes SQLite spill uncommitted pages into the WAL
     // file before the commit, which is the state a crash must survive.
-    sqlx::query("PRAGMA cache_size = 2")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    write::write_command(&mut tx, &delete_queue("/", "before"))
-        .await
-        .unwrap();
+    sqlx::query("PRAGMA cache_size = 2").execute(&mut *tx).await.unwrap();
+    write::write_command(&mut tx, &delete_queue("/", "before")).await.unwrap();
     for i in 0..2000 {
         let cmd = queue("/", &format!("during-{i}"), true, false);
         write::write_command(&mut tx, &cmd).await.unwrap();
@@ -68,12 +59,7 @@ async fn kill_9_mid_transaction_leaves_the_previous_state() {
     store.close().await;
 
     let mut child = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "store::definitions::tests::crash::crash_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(["--exact", "store::definitions::tests::crash::crash_child", "--nocapture", "--test-threads=1"])
         .env(CRASH_DIR_ENV, &tmp.0)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -89,27 +75,17 @@ async fn kill_9_mid_transaction_leaves_the_previous_state() {
     }
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
-    assert!(
-        reached,
-        "the child never got into its transaction ({status})"
-    );
+    assert!(reached, "the child never got into its transaction ({status})");
     assert!(!status.success());
-    let wal = std::fs::metadata(tmp.0.join(format!("{FILE_NAME}-wal")))
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let wal = std::fs::metadata(tmp.0.join(format!("{FILE_NAME}-wal"))).map(|m| m.len()).unwrap_or(0);
     assert!(wal > 0, "the uncommitted transaction never reached the WAL");
 
     let store = DefinitionStore::open(&tmp.0).await.unwrap();
     assert_eq!(store.load().await.unwrap(), before);
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    let check: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&store.pool).await.unwrap();
     assert_eq!(check, "ok");
-    let fk_violations: Vec<(String, i64, String, i64)> = sqlx::query_as("PRAGMA foreign_key_check")
-        .fetch_all(&store.pool)
-        .await
-        .unwrap();
+    let fk_violations: Vec<(String, i64, String, i64)> =
+        sqlx::query_as("PRAGMA foreign_key_check").fetch_all(&store.pool).await.unwrap();
     assert!(fk_violations.is_empty());
     store.close().await;
 }

@@ -127,21 +127,10 @@ fn delete_queue(vhost: &str, name: &str) -> Cmd {
 }
 
 fn delete_exchange(vhost: &str, name: &str) -> Cmd {
-    Cmd::DeleteExchange {
-        vhost: vhost.into(),
-        name: name.into(),
-        if_unused: false,
-    }
+    Cmd::DeleteExchange { vhost: vhost.into(), name: name.into(), if_unused: false }
 }
 
-fn bind(
-    vhost: &str,
-    source: &str,
-    kind: &str,
-    dest: &str,
-    key: &str,
-    arguments: FieldTable,
-) -> Cmd {
+fn bind(vhost: &str, source: &str, kind: &str, dest: &str, key: &str, arguments: FieldTable) -> Cmd {
     Cmd::Bind {
         vhost: vhost.into(),
         source: source.into(),
@@ -173,10 +162,7 @@ fn binding_row(
 
 async fn persist_all(store: &DefinitionStore, cmds: &[Cmd]) {
     for cmd in cmds {
-        store
-            .persist(cmd)
-            .await
-            .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        store.persist(cmd).await.unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
     }
 }
 
@@ -198,10 +184,7 @@ fn dir_contents(dir: &Path) -> BTreeMap<String, (usize, u32)> {
         .map(|e| {
             let e = e.unwrap();
             let bytes = std::fs::read(e.path()).unwrap();
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                (bytes.len(), crc32fast::hash(&bytes)),
-            )
+            (e.file_name().to_string_lossy().into_owned(), (bytes.len(), crc32fast::hash(&bytes)))
         })
         .collect()
 }

@@ -47,10 +47,7 @@ async fn every_command_round_trips() {
         .await
         .unwrap();
     assert_eq!((q1, q2), (Some(1), Some(2)));
-    assert_eq!(
-        store.persist(&queue("/", "q1", true, false)).await.unwrap(),
-        Some(1)
-    );
+    assert_eq!(store.persist(&queue("/", "q1", true, false)).await.unwrap(), Some(1));
     persist_all(
         &store,
         &[
@@ -58,22 +55,8 @@ async fn every_command_round_trips() {
             // Differs only in its arguments: a second binding.
             bind("/", "x.topic", "queue", "q1", "a.#", FieldTable::default()),
             bind("/", "x.topic", "queue", "q1", "a.#", args()), // duplicate
-            bind(
-                "/",
-                "amq.topic",
-                "exchange",
-                "x.internal",
-                "k",
-                FieldTable::default(),
-            ),
-            bind(
-                "/",
-                "x.topic",
-                "exchange",
-                "amq.fanout",
-                "k2",
-                FieldTable::default(),
-            ),
+            bind("/", "amq.topic", "exchange", "x.internal", "k", FieldTable::default()),
+            bind("/", "x.topic", "exchange", "amq.fanout", "k2", FieldTable::default()),
         ],
     )
     .await;
@@ -97,13 +80,7 @@ async fn every_command_round_trips() {
             },
         ]
     );
-    assert_eq!(
-        s.users,
-        vec![
-            user("alice", &["administrator", "monitoring"]),
-            user("bob", &[])
-        ]
-    );
+    assert_eq!(s.users, vec![user("alice", &["administrator", "monitoring"]), user("bob", &[])]);
     assert_eq!(
         s.permissions,
         vec![
@@ -147,13 +124,7 @@ async fn every_command_round_trips() {
     assert_eq!(
         s.queues,
         vec![
-            QueueRow {
-                id: 1,
-                vhost: "/".into(),
-                name: "q1".into(),
-                auto_delete: false,
-                arguments: args(),
-            },
+            QueueRow { id: 1, vhost: "/".into(), name: "q1".into(), auto_delete: false, arguments: args() },
             QueueRow {
                 id: 2,
                 vhost: "v2".into(),
@@ -164,37 +135,14 @@ async fn every_command_round_trips() {
         ]
     );
     // The argument table's types came back exactly.
-    assert_eq!(
-        s.queues[0].arguments.inner().get("x-max-length"),
-        Some(&AMQPValue::LongInt(10))
-    );
+    assert_eq!(s.queues[0].arguments.inner().get("x-max-length"), Some(&AMQPValue::LongInt(10)));
     let mut bindings = s.bindings.clone();
-    bindings.sort_by_key(|b| {
-        (
-            b.source.clone(),
-            b.destination.clone(),
-            b.arguments.inner().len(),
-        )
-    });
+    bindings.sort_by_key(|b| (b.source.clone(), b.destination.clone(), b.arguments.inner().len()));
     assert_eq!(
         bindings,
         vec![
-            binding_row(
-                "/",
-                "amq.topic",
-                "exchange",
-                "x.internal",
-                "k",
-                FieldTable::default()
-            ),
-            binding_row(
-                "/",
-                "x.topic",
-                "exchange",
-                "amq.fanout",
-                "k2",
-                FieldTable::default()
-            ),
+            binding_row("/", "amq.topic", "exchange", "x.internal", "k", FieldTable::default()),
+            binding_row("/", "x.topic", "exchange", "amq.fanout", "k2", FieldTable::default()),
             binding_row("/", "x.topic", "queue", "q1", "a.#", FieldTable::default()),
             binding_row("/", "x.topic", "queue", "q1", "a.#", args()),
         ]
@@ -216,10 +164,7 @@ async fn every_command_round_trips() {
                 arguments: args(),
                 requester: None,
             },
-            Cmd::ClearPermissions {
-                vhost: "/".into(),
-                user: "alice".into(),
-            },
+            Cmd::ClearPermissions { vhost: "/".into(), user: "alice".into() },
             delete_exchange("/", "x.internal"),
             delete_queue("v2", "q1"),
             Cmd::DeleteUser { name: "bob".into() },
@@ -233,21 +178,11 @@ async fn every_command_round_trips() {
     assert_eq!(names(&s.users, |u| u.name.clone()), ["alice"]);
     assert!(s.permissions.is_empty());
     assert_eq!(names(&s.exchanges, |x| x.name.clone()), ["x.topic"]);
-    assert_eq!(
-        names(&s.queues, |q| format!("{}/{}", q.vhost, q.name)),
-        ["//q1"]
-    );
+    assert_eq!(names(&s.queues, |q| format!("{}/{}", q.vhost, q.name)), ["//q1"]);
     assert_eq!(
         s.bindings,
         vec![
-            binding_row(
-                "/",
-                "x.topic",
-                "exchange",
-                "amq.fanout",
-                "k2",
-                FieldTable::default()
-            ),
+            binding_row("/", "x.topic", "exchange", "amq.fanout", "k2", FieldTable::default()),
             binding_row("/", "x.topic", "queue", "q1", "a.#", FieldTable::default()),
         ]
     );
@@ -282,13 +217,7 @@ async fn policies_parameters_and_limits_round_trip() {
         definition: json!({"ha-mode": "exactly", "ha-params": 2, "max-length": 1000}),
         priority: 5,
     };
-    store
-        .put_policy(&PolicyRow {
-            priority: 1,
-            ..policy.clone()
-        })
-        .await
-        .unwrap();
+    store.put_policy(&PolicyRow { priority: 1, ..policy.clone() }).await.unwrap();
     store.put_policy(&policy).await.unwrap(); // replaces
     let op_policy = PolicyRow {
         definition: json!({"max-length-bytes": 1_000_000}),
@@ -303,18 +232,9 @@ async fn policies_parameters_and_limits_round_trip() {
         value: json!({"uri": "amqp://remote", "expires": 3600000}),
     };
     store.put_parameter(&param).await.unwrap();
-    store
-        .put_global_parameter("cluster_name", &json!("rabbit@warren"))
-        .await
-        .unwrap();
-    store
-        .set_vhost_limits("/", &json!({"max-queues": 10}))
-        .await
-        .unwrap();
-    store
-        .set_user_limits("alice", &json!({"max-channels": 3}))
-        .await
-        .unwrap();
+    store.put_global_parameter("cluster_name", &json!("rabbit@warren")).await.unwrap();
+    store.set_vhost_limits("/", &json!({"max-queues": 10})).await.unwrap();
+    store.set_user_limits("alice", &json!({"max-channels": 3})).await.unwrap();
 
     let store = reopen(store, &tmp.0).await;
     let s = store.load().await.unwrap();
@@ -325,41 +245,16 @@ async fn policies_parameters_and_limits_round_trip() {
     assert_eq!(s.parameters, vec![param]);
     assert_eq!(
         s.global_parameters,
-        vec![GlobalParameterRow {
-            name: "cluster_name".into(),
-            value: json!("rabbit@warren"),
-        }]
+        vec![GlobalParameterRow { name: "cluster_name".into(), value: json!("rabbit@warren") }]
     );
-    assert_eq!(
-        s.vhost_limits,
-        vec![LimitsRow {
-            name: "/".into(),
-            value: json!({"max-queues": 10}),
-        }]
-    );
-    assert_eq!(
-        s.user_limits,
-        vec![LimitsRow {
-            name: "alice".into(),
-            value: json!({"max-channels": 3}),
-        }]
-    );
+    assert_eq!(s.vhost_limits, vec![LimitsRow { name: "/".into(), value: json!({"max-queues": 10}) }]);
+    assert_eq!(s.user_limits, vec![LimitsRow { name: "alice".into(), value: json!({"max-channels": 3}) }]);
 
-    assert!(
-        store
-            .clear_topic_permissions("/", "alice", None)
-            .await
-            .unwrap()
-    );
+    assert!(store.clear_topic_permissions("/", "alice", None).await.unwrap());
     assert!(store.delete_policy("/", "ha").await.unwrap());
     assert!(!store.delete_policy("/", "ha").await.unwrap());
     assert!(store.delete_operator_policy("/", "ha").await.unwrap());
-    assert!(
-        store
-            .delete_parameter("federation-upstream", "/", "up")
-            .await
-            .unwrap()
-    );
+    assert!(store.delete_parameter("federation-upstream", "/", "up").await.unwrap());
     assert!(store.delete_global_parameter("cluster_name").await.unwrap());
     assert!(store.clear_vhost_limits("/").await.unwrap());
     assert!(store.clear_user_limits("alice").await.unwrap());
@@ -372,10 +267,7 @@ async fn policies_parameters_and_limits_round_trip() {
     assert!(s.user_limits.is_empty());
 
     // The schema refuses what is not JSON of the right shape.
-    let err = store
-        .set_vhost_limits("/", &json!([1, 2]))
-        .await
-        .unwrap_err();
+    let err = store.set_vhost_limits("/", &json!([1, 2])).await.unwrap_err();
     assert!(err.to_string().contains("CHECK constraint"), "{err}");
     store.close().await;
 }
@@ -393,14 +285,7 @@ async fn a_snapshot_replays_as_commands() {
             exchange("/", "x", true),
             queue("/", "q", true, false),
             bind("/", "x", "queue", "q", "k", args()),
-            bind(
-                "/",
-                "amq.fanout",
-                "exchange",
-                "x",
-                "",
-                FieldTable::default(),
-            ),
+            bind("/", "amq.fanout", "exchange", "x", "", FieldTable::default()),
         ],
     )
     .await;

@@ -9,87 +9,20 @@ async fn transient_definitions_are_not_stored() {
     let tmp = TempDir::new("transient");
     let store = DefinitionStore::open(&tmp.0).await.unwrap();
     persist_all(&store, &[vhost("/"), exchange("/", "durable.x", true)]).await;
-    assert_eq!(
-        store
-            .persist(&queue("/", "durable.q", true, false))
-            .await
-            .unwrap(),
-        Some(1)
-    );
+    assert_eq!(store.persist(&queue("/", "durable.q", true, false)).await.unwrap(), Some(1));
 
+    persist_all(&store, &[exchange("/", "transient.x", false), exchange("/", "amq.direct", true)]).await;
+    assert_eq!(store.persist(&queue("/", "transient.q", false, false)).await.unwrap(), None);
+    assert_eq!(store.persist(&queue("/", "exclusive.q", true, true)).await.unwrap(), None);
     persist_all(
         &store,
         &[
-            exchange("/", "transient.x", false),
-            exchange("/", "amq.direct", true),
-        ],
-    )
-    .await;
-    assert_eq!(
-        store
-            .persist(&queue("/", "transient.q", false, false))
-            .await
-            .unwrap(),
-        None
-    );
-    assert_eq!(
-        store
-            .persist(&queue("/", "exclusive.q", true, true))
-            .await
-            .unwrap(),
-        None
-    );
-    persist_all(
-        &store,
-        &[
-            bind(
-                "/",
-                "durable.x",
-                "queue",
-                "transient.q",
-                "k",
-                FieldTable::default(),
-            ),
-            bind(
-                "/",
-                "durable.x",
-                "queue",
-                "exclusive.q",
-                "k",
-                FieldTable::default(),
-            ),
-            bind(
-                "/",
-                "amq.direct",
-                "queue",
-                "exclusive.q",
-                "k",
-                FieldTable::default(),
-            ),
-            bind(
-                "/",
-                "transient.x",
-                "queue",
-                "durable.q",
-                "k",
-                FieldTable::default(),
-            ),
-            bind(
-                "/",
-                "durable.x",
-                "exchange",
-                "transient.x",
-                "k",
-                FieldTable::default(),
-            ),
-            bind(
-                "/",
-                "transient.x",
-                "exchange",
-                "durable.x",
-                "k",
-                FieldTable::default(),
-            ),
+            bind("/", "durable.x", "queue", "transient.q", "k", FieldTable::default()),
+            bind("/", "durable.x", "queue", "exclusive.q", "k", FieldTable::default()),
+            bind("/", "amq.direct", "queue", "exclusive.q", "k", FieldTable::default()),
+            bind("/", "transient.x", "queue", "durable.q", "k", FieldTable::default()),
+            bind("/", "durable.x", "exchange", "transient.x", "k", FieldTable::default()),
+            bind("/", "transient.x", "exchange", "durable.x", "k", FieldTable::default()),
         ],
     )
     .await;
@@ -136,12 +69,8 @@ async fn deletes_cascade() {
         };
         store.put_policy(&policy).await.unwrap();
         store.put_operator_policy(&policy).await.unwrap();
-        let param = ParameterRow {
-            component: "shovel".into(),
-            vhost: v.into(),
-            name: "s".into(),
-            value: json!({}),
-        };
+        let param =
+            ParameterRow { component: "shovel".into(), vhost: v.into(), name: "s".into(), value: json!({}) };
         store.put_parameter(&param).await.unwrap();
         store.set_vhost_limits(v, &json!({})).await.unwrap();
         let topic = TopicPermissionRow {
@@ -153,12 +82,7 @@ async fn deletes_cascade() {
         };
         store.set_topic_permissions(&topic).await.unwrap();
     }
-    store
-        .persist(&Cmd::DeleteVhost {
-            name: "doomed".into(),
-        })
-        .await
-        .unwrap();
+    store.persist(&Cmd::DeleteVhost { name: "doomed".into() }).await.unwrap();
     let s = store.load().await.unwrap();
     let all_vhosts: Vec<&str> = s
         .permissions
@@ -186,19 +110,10 @@ async fn deletes_cascade() {
     // An exchange takes the bindings from it and to it.
     store.persist(&delete_exchange("kept", "x2")).await.unwrap();
     let s = store.load().await.unwrap();
-    assert_eq!(
-        names(&s.bindings, |b| format!("{}->{}", b.source, b.destination)),
-        ["x->q2"]
-    );
+    assert_eq!(names(&s.bindings, |b| format!("{}->{}", b.source, b.destination)), ["x->q2"]);
     // A user takes its permissions and limits.
-    store
-        .set_user_limits("u", &json!({"max-connections": 1}))
-        .await
-        .unwrap();
-    store
-        .persist(&Cmd::DeleteUser { name: "u".into() })
-        .await
-        .unwrap();
+    store.set_user_limits("u", &json!({"max-connections": 1})).await.unwrap();
+    store.persist(&Cmd::DeleteUser { name: "u".into() }).await.unwrap();
     let s = store.load().await.unwrap();
     assert!(s.permissions.is_empty() && s.topic_permissions.is_empty());
     assert!(s.user_limits.is_empty());
@@ -212,38 +127,20 @@ async fn queue_ids_are_never_reused() {
     store.persist(&vhost("/")).await.unwrap();
     let mut ids = Vec::new();
     for name in ["a", "b", "c"] {
-        ids.push(
-            store
-                .persist(&queue("/", name, true, false))
-                .await
-                .unwrap()
-                .unwrap(),
-        );
+        ids.push(store.persist(&queue("/", name, true, false)).await.unwrap().unwrap());
     }
     assert_eq!(ids, [1, 2, 3]);
     // Delete the highest id: plain rowids would hand 3 out again.
     store.persist(&delete_queue("/", "c")).await.unwrap();
     assert_eq!(store.queue_id("/", "c").await.unwrap(), None);
     let store = reopen(store, &tmp.0).await;
-    assert_eq!(
-        store.persist(&queue("/", "c", true, false)).await.unwrap(),
-        Some(4)
-    );
+    assert_eq!(store.persist(&queue("/", "c", true, false)).await.unwrap(), Some(4));
     // Redeclaring returns the same id.
-    assert_eq!(
-        store.persist(&queue("/", "a", true, false)).await.unwrap(),
-        Some(1)
-    );
+    assert_eq!(store.persist(&queue("/", "a", true, false)).await.unwrap(), Some(1));
     // Not even deleting every queue, and the vhost, resets the sequence.
-    store
-        .persist(&Cmd::DeleteVhost { name: "/".into() })
-        .await
-        .unwrap();
+    store.persist(&Cmd::DeleteVhost { name: "/".into() }).await.unwrap();
     store.persist(&vhost("/")).await.unwrap();
-    assert_eq!(
-        store.persist(&queue("/", "a", true, false)).await.unwrap(),
-        Some(5)
-    );
+    assert_eq!(store.persist(&queue("/", "a", true, false)).await.unwrap(), Some(5));
     store.close().await;
 }
 
@@ -254,10 +151,7 @@ async fn a_command_that_fails_writes_nothing() {
     // No vhost row: the foreign key refuses the queue, and the batch is
     // rolled back as a whole.
     let err = store
-        .persist_all(&[
-            Cmd::PutUser(user("alice", &[])),
-            queue("nowhere", "q", true, false),
-        ])
+        .persist_all(&[Cmd::PutUser(user("alice", &[])), queue("nowhere", "q", true, false)])
         .await
         .unwrap_err();
     assert!(err.to_string().contains("FOREIGN KEY"), "{err}");

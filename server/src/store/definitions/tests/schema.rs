@@ -35,20 +35,11 @@ async fn fresh_open_creates_the_schema_and_reopen_is_not_new() {
             "vhosts"
         ]
     );
-    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&store.pool).await.unwrap();
     assert_eq!(mode, "wal");
-    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&store.pool).await.unwrap();
     assert_eq!(sync, 2, "synchronous=FULL");
-    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys")
-        .fetch_one(&store.pool)
-        .await
-        .unwrap();
+    let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&store.pool).await.unwrap();
     assert_eq!(fk, 1);
     assert_eq!(store.load().await.unwrap(), Snapshot::default());
 
@@ -80,28 +71,16 @@ async fn a_database_from_a_newer_warren_is_refused_and_left_alone() {
         Err(e) => e,
     };
     match &err {
-        StoreError::NewerSchema {
-            found,
-            supported,
-            unknown,
-            ..
-        } => {
+        StoreError::NewerSchema { found, supported, unknown, .. } => {
             assert_eq!((*found, *supported), (2, 1));
             assert_eq!(unknown, &[2]);
         }
         other => panic!("unexpected error: {other}"),
     }
     let message = err.to_string();
-    assert!(
-        message.contains("schema version 2") && message.contains("up to 1"),
-        "{message}"
-    );
+    assert!(message.contains("schema version 2") && message.contains("up to 1"), "{message}");
     assert!(message.contains("newer Warren"), "{message}");
-    assert_eq!(
-        dir_contents(&tmp.0),
-        before,
-        "the refused database was modified"
-    );
+    assert_eq!(dir_contents(&tmp.0), before, "the refused database was modified");
 }
 
 #[tokio::test]

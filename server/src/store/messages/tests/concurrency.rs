@@ -14,11 +14,7 @@ const PER_THREAD: usize = 2_000;
 fn callbacks_run_once_after_their_data_is_written() {
     let dir = TestDir::new("concurrency");
     let (store, _) = dir.open(&[1, 2]);
-    let runs: Arc<Vec<AtomicU32>> = Arc::new(
-        (0..THREADS * PER_THREAD)
-            .map(|_| AtomicU32::new(0))
-            .collect(),
-    );
+    let runs: Arc<Vec<AtomicU32>> = Arc::new((0..THREADS * PER_THREAD).map(|_| AtomicU32::new(0)).collect());
     let early = Arc::new(AtomicUsize::new(0));
     std::thread::scope(|s| {
         for t in 0..THREADS {
@@ -27,9 +23,7 @@ fn callbacks_run_once_after_their_data_is_written() {
                 for i in 0..PER_THREAD {
                     let id = t * PER_THREAD + i;
                     let body = format!("thread {t} message {i}");
-                    let r = store
-                        .append(&msg(body.as_bytes()), &[1 + (id % 2) as u32])
-                        .expect("append");
+                    let r = store.append(&msg(body.as_bytes()), &[1 + (id % 2) as u32]).expect("append");
                     let (runs, early) = (runs.clone(), early.clone());
                     let path = dir.seg(r.segment);
                     store.on_durable(Box::new(move || {
@@ -43,20 +37,13 @@ fn callbacks_run_once_after_their_data_is_written() {
         }
     });
     store.flush().expect("flush");
-    assert_eq!(
-        early.load(Ordering::Relaxed),
-        0,
-        "a callback ran before its record was written"
-    );
+    assert_eq!(early.load(Ordering::Relaxed), 0, "a callback ran before its record was written");
     for (id, n) in runs.iter().enumerate() {
         assert_eq!(n.load(Ordering::Relaxed), 1, "callback {id}");
     }
     let stats = store.stats();
     assert_eq!(stats.appends, (THREADS * PER_THREAD) as u64);
-    println!(
-        "{} appends, {} writes, {} fsyncs",
-        stats.appends, stats.writes, stats.fsyncs
-    );
+    println!("{} appends, {} writes, {} fsyncs", stats.appends, stats.writes, stats.fsyncs);
     assert!(stats.fsyncs >= 1);
     // On a real disk an fsync takes far longer than an append, so appends
     // pile up while it runs (a file system without fsync cost, such as tmpfs,
@@ -74,13 +61,7 @@ fn callbacks_run_once_after_their_data_is_written() {
         let seq: Vec<usize> = q1
             .iter()
             .chain(&q2)
-            .filter_map(|b| {
-                std::str::from_utf8(b)
-                    .ok()?
-                    .strip_prefix(&prefix)?
-                    .parse()
-                    .ok()
-            })
+            .filter_map(|b| std::str::from_utf8(b).ok()?.strip_prefix(&prefix)?.parse().ok())
             .collect();
         let mut sorted = seq.clone();
         sorted.sort_unstable();

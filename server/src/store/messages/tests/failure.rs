@@ -54,9 +54,7 @@ fn a_write_error_fails_callbacks_and_later_appends() {
     // stands in for a full or failing disk, which root cannot simulate with
     // permissions).
     std::fs::remove_dir_all(&dir.0).expect("remove dir");
-    store
-        .append(&msg(b"lost"), &[1])
-        .expect("buffered append succeeds");
+    store.append(&msg(b"lost"), &[1]).expect("buffered append succeeds");
     let plain_ran = Arc::new(AtomicUsize::new(0));
     let plain = plain_ran.clone();
     store.on_durable(Box::new(move || {
@@ -66,15 +64,8 @@ fn a_write_error_fails_callbacks_and_later_appends() {
     store.on_durable_result(Box::new(move |res| {
         let _ = tx.send(res.is_err());
     }));
-    assert!(
-        rx.recv().expect("result callback ran"),
-        "reported the failure"
-    );
-    assert_eq!(
-        plain_ran.load(Ordering::Relaxed),
-        0,
-        "plain callback dropped"
-    );
+    assert!(rx.recv().expect("result callback ran"), "reported the failure");
+    assert_eq!(plain_ran.load(Ordering::Relaxed), 0, "plain callback dropped");
     assert!(store.append(&msg(b"more"), &[1]).is_err());
     assert!(store.flush().is_err());
     drop(store);
@@ -89,9 +80,7 @@ fn callbacks_may_use_the_store_but_not_flush() {
     store.append(&msg(b"first"), &[1]).expect("append");
     store.on_durable(Box::new(move || {
         let flushed = inner.flush();
-        let r = inner
-            .append(&msg(b"from a callback"), &[1])
-            .expect("append");
+        let r = inner.append(&msg(b"from a callback"), &[1]).expect("append");
         let tx2 = tx.clone();
         inner.on_durable(Box::new(move || {
             let _ = tx2.send(Some(r));
@@ -99,10 +88,7 @@ fn callbacks_may_use_the_store_but_not_flush() {
         let _ = tx.send(flushed.err().map(|_| r));
     }));
     let first = rx.recv().expect("callback ran");
-    assert!(
-        first.is_some(),
-        "flush inside a callback is refused, not a deadlock"
-    );
+    assert!(first.is_some(), "flush inside a callback is refused, not a deadlock");
     let r = rx.recv().expect("nested callback ran").expect("ref");
     assert_eq!(&store.read(r).expect("read").body[..], b"from a callback");
 }

@@ -23,8 +23,7 @@ impl TestDir {
     pub fn new(name: &str) -> Self {
         static SEQ: AtomicU32 = AtomicU32::new(0);
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
-        let path =
-            std::env::temp_dir().join(format!("warren-msgs-{name}-{}-{n}", std::process::id()));
+        let path = std::env::temp_dir().join(format!("warren-msgs-{name}-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).expect("create test dir");
         TestDir(path)
@@ -48,11 +47,7 @@ impl TestDir {
 
     /// Numbers of the segment files present.
     pub fn segments(&self) -> Vec<u32> {
-        files::list_dir(&self.0)
-            .expect("list")
-            .segs
-            .into_iter()
-            .collect()
+        files::list_dir(&self.0).expect("list").segs.into_iter().collect()
     }
 }
 
@@ -92,10 +87,7 @@ pub(super) fn bodies(store: &MessageStore, rec: &Recovery, queue: u32) -> Vec<Ve
     rec.queues
         .get(&queue)
         .map(|entries| {
-            entries
-                .iter()
-                .map(|e| store.read(e.r).expect("read recovered").body.to_vec())
-                .collect()
+            entries.iter().map(|e| store.read(e.r).expect("read recovered").body.to_vec()).collect()
         })
         .unwrap_or_default()
 }

@@ -5,10 +5,7 @@ use super::{TestDir, msg, settle};
 use crate::store::messages::{StoreConfig, StoreRef};
 
 fn small(dir: &TestDir) -> StoreConfig {
-    StoreConfig {
-        segment_size: 4096,
-        ..dir.cfg()
-    }
+    StoreConfig { segment_size: 4096, ..dir.cfg() }
 }
 
 fn fill(dir: &TestDir, store: &crate::store::messages::MessageStore) -> Vec<StoreRef> {
@@ -47,9 +44,8 @@ fn fully_acked_segments_are_deleted() {
     assert!(!dir.ack(refs[0].segment).exists());
     // A segment that dies while it is being written goes once the store
     // rolls past it.
-    let more: Vec<StoreRef> = (0..20u8)
-        .map(|i| store.append(&msg(&[i; 400]), &[1]).expect("append"))
-        .collect();
+    let more: Vec<StoreRef> =
+        (0..20u8).map(|i| store.append(&msg(&[i; 400]), &[1]).expect("append")).collect();
     for r in &more {
         store.ack(*r, 1);
     }
@@ -81,10 +77,7 @@ fn one_unacked_message_keeps_only_its_segment() {
     assert_eq!(dir.segments(), vec![oldest]);
     assert_eq!(rec.queues[&1].len(), 1);
     assert!(!rec.queues.contains_key(&2));
-    assert_eq!(
-        &store.read(refs[0]).expect("read").body[..],
-        &[0u8; 400][..]
-    );
+    assert_eq!(&store.read(refs[0]).expect("read").body[..], &[0u8; 400][..]);
     store.ack(refs[0], 1);
     settle(&store);
     assert!(dir.segments().is_empty());

@@ -30,12 +30,7 @@ fn rebuilds_queues_in_order_with_acks_and_delivered_marks() {
     assert_eq!(bodies(&store, &rec, 1), vec![b"d".to_vec()]);
     assert_eq!(bodies(&store, &rec, 2), vec![b"b".to_vec(), b"c".to_vec()]);
     assert!(!rec.queues.contains_key(&3));
-    let flags = |q: u32| {
-        rec.queues[&q]
-            .iter()
-            .map(|e| e.redelivered)
-            .collect::<Vec<_>>()
-    };
+    let flags = |q: u32| rec.queues[&q].iter().map(|e| e.redelivered).collect::<Vec<_>>();
     assert_eq!(flags(1), vec![true]);
     assert_eq!(flags(2), vec![false, true]);
     assert_eq!(rec.messages, 3);
@@ -60,9 +55,7 @@ fn corrupt_ack_records_are_ignored() {
     let dir = TestDir::new("corrupt-acks");
     let (seg, refs) = {
         let (store, _) = dir.open(&[1]);
-        let refs: Vec<_> = (0..4u8)
-            .map(|i| store.append(&msg(&[i]), &[1]).expect("append"))
-            .collect();
+        let refs: Vec<_> = (0..4u8).map(|i| store.append(&msg(&[i]), &[1]).expect("append")).collect();
         store.ack(refs[0], 1);
         store.ack(refs[1], 1);
         store.flush().expect("flush");
@@ -75,12 +68,8 @@ fn corrupt_ack_records_are_ignored() {
     let mut data = std::fs::read(&path).expect("ack log");
     data[3] ^= 0x40;
     std::fs::write(&path, &data).expect("rewrite");
-    let mut f = std::fs::OpenOptions::new()
-        .append(true)
-        .open(&path)
-        .expect("open ack");
-    f.write_all(&[0xAB; format::ACK_RECORD_LEN])
-        .expect("garbage");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&path).expect("open ack");
+    f.write_all(&[0xAB; format::ACK_RECORD_LEN]).expect("garbage");
     let mut fake = format::encode_ack(format::ACK_KIND_ACK, refs[3].offset, 1);
     fake[12] ^= 1;
     f.write_all(&fake).expect("bad crc");
@@ -89,18 +78,8 @@ fn corrupt_ack_records_are_ignored() {
 
     let (store, rec) = dir.open(&[1]);
     assert_eq!(bodies(&store, &rec, 1), vec![vec![0u8], vec![2], vec![3]]);
-    assert!(
-        rec.log
-            .iter()
-            .any(|l| l.contains("3 corrupt ack-log records")),
-        "{:?}",
-        rec.log
-    );
-    assert!(
-        rec.log.iter().any(|l| l.contains("partial record")),
-        "{:?}",
-        rec.log
-    );
+    assert!(rec.log.iter().any(|l| l.contains("3 corrupt ack-log records")), "{:?}", rec.log);
+    assert!(rec.log.iter().any(|l| l.contains("partial record")), "{:?}", rec.log);
     assert_eq!(super::file_len(&path) % format::ACK_RECORD_LEN as u64, 0);
     // The log stays usable: new acks land aligned and are applied.
     store.ack(refs[3], 1);
@@ -115,11 +94,7 @@ fn removes_orphan_ack_logs_and_starts_a_new_segment() {
     let dir = TestDir::new("orphans");
     std::fs::write(dir.ack(7), [0u8; 13]).expect("orphan");
     let (store, rec) = dir.open(&[1]);
-    assert!(
-        rec.log.iter().any(|l| l.contains("orphan")),
-        "{:?}",
-        rec.log
-    );
+    assert!(rec.log.iter().any(|l| l.contains("orphan")), "{:?}", rec.log);
     assert!(!dir.ack(7).exists());
     let r = store.append(&msg(b"x"), &[1]).expect("append");
     assert_eq!(r.segment, 8);

@@ -9,19 +9,12 @@ use crate::store::messages::{StoreRef, StoredMessage};
 #[test]
 fn reads_from_buffer_file_and_after_reopen() {
     let dir = TestDir::new("roundtrip");
-    let bodies: Vec<Vec<u8>> = vec![
-        b"hello".to_vec(),
-        Vec::new(),
-        vec![7u8; 3 << 20],
-        b"last".to_vec(),
-    ];
+    let bodies: Vec<Vec<u8>> = vec![b"hello".to_vec(), Vec::new(), vec![7u8; 3 << 20], b"last".to_vec()];
     let refs: Vec<StoreRef> = {
         let (store, rec) = dir.open(&[1]);
         assert!(rec.queues.is_empty());
-        let refs: Vec<StoreRef> = bodies
-            .iter()
-            .map(|b| store.append(&msg(b), &[1]).expect("append"))
-            .collect();
+        let refs: Vec<StoreRef> =
+            bodies.iter().map(|b| store.append(&msg(b), &[1]).expect("append")).collect();
         // Straight away: most of these are still in the pending buffer or
         // being written.
         for (r, b) in refs.iter().zip(&bodies) {
@@ -76,29 +69,15 @@ fn refuses_bad_input_without_panicking() {
     let err = store.append(&msg(b"x"), &[]).expect_err("no queues");
     assert_eq!(err.kind(), io::ErrorKind::InvalidInput);
     let long = "x".repeat(256);
-    let m = StoredMessage {
-        exchange: &long,
-        routing_key: "",
-        properties: b"",
-        body: b"",
-    };
-    assert_eq!(
-        store.append(&m, &[1]).expect_err("long name").kind(),
-        io::ErrorKind::InvalidInput
-    );
+    let m = StoredMessage { exchange: &long, routing_key: "", properties: b"", body: b"" };
+    assert_eq!(store.append(&m, &[1]).expect_err("long name").kind(), io::ErrorKind::InvalidInput);
     let r = store.append(&msg(b"ok"), &[1]).expect("append");
     store.flush().expect("flush");
     // Refs that point at nothing, or at the middle of a record.
     for bogus in [
         StoreRef { segment: 99, ..r },
-        StoreRef {
-            offset: r.offset + 1,
-            ..r
-        },
-        StoreRef {
-            len: r.len + 100,
-            ..r
-        },
+        StoreRef { offset: r.offset + 1, ..r },
+        StoreRef { len: r.len + 100, ..r },
         StoreRef { len: 3, ..r },
         StoreRef { len: u32::MAX, ..r },
     ] {

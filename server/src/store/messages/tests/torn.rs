@@ -21,30 +21,16 @@ fn check_recovers(dir: &TestDir, refs: &[StoreRef], expect_note: &str) {
     let last = refs[2];
     {
         let (store, rec) = dir.open(&[1]);
-        assert_eq!(
-            bodies(&store, &rec, 1),
-            vec![b"first".to_vec(), b"second".to_vec()]
-        );
+        assert_eq!(bodies(&store, &rec, 1), vec![b"first".to_vec(), b"second".to_vec()]);
         assert!(rec.dropped_tail_bytes > 0);
-        assert!(
-            rec.log
-                .iter()
-                .any(|l| l.contains(expect_note) && l.contains("truncated")),
-            "{:?}",
-            rec.log
-        );
+        assert!(rec.log.iter().any(|l| l.contains(expect_note) && l.contains("truncated")), "{:?}", rec.log);
         assert_eq!(file_len(&dir.seg(last.segment)), u64::from(last.offset));
-        let r = store
-            .append(&msg(b"after"), &[1])
-            .expect("append after recovery");
+        let r = store.append(&msg(b"after"), &[1]).expect("append after recovery");
         assert_ne!(r.segment, last.segment, "never appends to an old segment");
         store.flush().expect("flush");
     }
     let (store, rec) = dir.open(&[1]);
-    assert_eq!(
-        bodies(&store, &rec, 1),
-        vec![b"first".to_vec(), b"second".to_vec(), b"after".to_vec()]
-    );
+    assert_eq!(bodies(&store, &rec, 1), vec![b"first".to_vec(), b"second".to_vec(), b"after".to_vec()]);
     assert_eq!(rec.dropped_tail_bytes, 0);
 }
 
@@ -53,12 +39,8 @@ fn truncated_last_record_is_dropped() {
     let dir = TestDir::new("torn-truncate");
     let refs = three(&dir);
     let last = refs[2];
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.seg(last.segment))
-        .expect("open");
-    f.set_len(u64::from(last.offset + last.len / 2))
-        .expect("truncate");
+    let f = std::fs::OpenOptions::new().write(true).open(dir.seg(last.segment)).expect("open");
+    f.set_len(u64::from(last.offset + last.len / 2)).expect("truncate");
     drop(f);
     check_recovers(&dir, &refs, "past the end");
 }
@@ -68,10 +50,7 @@ fn truncated_inside_record_header_is_dropped() {
     let dir = TestDir::new("torn-header");
     let refs = three(&dir);
     let last = refs[2];
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(dir.seg(last.segment))
-        .expect("open");
+    let f = std::fs::OpenOptions::new().write(true).open(dir.seg(last.segment)).expect("open");
     f.set_len(u64::from(last.offset + 5)).expect("truncate");
     drop(f);
     check_recovers(&dir, &refs, "partial record header");
@@ -124,8 +103,6 @@ fn segment_cut_inside_its_header_is_discarded() {
     drop(store);
     std::fs::write(dir.seg(50), b"definitely not a segment").expect("foreign");
     let live = [1u32].into_iter().collect();
-    let err = crate::store::messages::MessageStore::open(dir.cfg(), &live)
-        .err()
-        .expect("refused");
+    let err = crate::store::messages::MessageStore::open(dir.cfg(), &live).err().expect("refused");
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData);
 }

@@ -1,0 +1,4 @@
+fn main() {
+    // `sqlx::migrate!` embeds migrations/ at build time; rebuild when it changes.
+    println!("cargo:rerun-if-changed=../migrations");
+}
