@@ -56,9 +56,14 @@ impl Server {
 
     /// Starts a server with extra command-line arguments.
     pub fn start_with(args: &[&str]) -> Server {
+        Self::start_in(temp_dir("data"), args)
+    }
+
+    /// Starts a server on a given data directory.
+    pub fn start_in(data_dir: PathBuf, args: &[&str]) -> Server {
         let mut s = Server {
             child: None,
-            data_dir: temp_dir("data"),
+            data_dir,
             amqp_port: 0,
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             log: Arc::default(),

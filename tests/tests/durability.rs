@@ -404,3 +404,28 @@ mod parking_lot_free {
         }
     }
 }
+
+#[tokio::test]
+async fn sigterm_closes_clients_with_connection_forced_and_restarts_cleanly() {
+    let mut s = Server::start();
+    let q = unique("term");
+    let (c, ch) = s.channel().await;
+    ch.queue_declare(q.as_str().into(), durable(), FieldTable::default()).await.unwrap();
+    ch.confirm_select(Default::default()).await.unwrap();
+    ch.basic_publish("".into(), q.as_str().into(), Default::default(), &body_for(1, 10), props_for(1))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    s.stop();
+    assert!(
+        s.log_text().contains("CONNECTION_FORCED - broker forced connection closure with reason 'shutdown'")
+    );
+    let closed = warren_tests::eventually(T, || async { (!c.status().connected()).then_some(()) }).await;
+    assert!(closed.is_some(), "the client should have been told to go");
+    s.start_again();
+    // A clean stop needs no repair at the next start.
+    assert!(!s.log_text().contains("truncat"));
+    let (_c, ch) = s.channel().await;
+    assert_eq!(drain(&ch, &q).await, vec![(1, false)]);
+}
