@@ -42,6 +42,7 @@ impl Node {
         let mut tasks = Vec::new();
         let b = broker.clone();
         broker.alarms.set_limits(broker.alarm_limits());
+        tasks.push(tokio::spawn(sweep(broker.clone())));
         tasks.push(tokio::spawn(async move { b.alarms.monitor().await }));
         for l in listeners {
             let addr = l.local_addr()?;
@@ -67,6 +68,33 @@ impl Node {
         }
         self.broker.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Expires messages (TTL) and unused queues (`x-expires`) ten times a
+/// second. Queues with nothing that can expire cost one atomic load.
+async fn sweep(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(100));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let now = crate::broker::queue::now_ms();
+        for v in broker.vhosts() {
+            for q in v.queues() {
+                if q.sweep(now) {
+                    tracing::info!("queue '{}' in vhost '{}' expired (x-expires)", q.name, v.name);
+                    let _ = broker
+                        .apply(crate::broker::DefinitionCommand::DeleteQueue {
+                            vhost: v.name.to_string(),
+                            name: q.name.to_string(),
+                            if_unused: false,
+                            if_empty: false,
+                            requester: None,
+                        })
+                        .await;
+                }
+            }
+        }
     }
 }
 

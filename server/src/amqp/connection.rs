@@ -168,7 +168,13 @@ macro_rules! ctx {
 
 impl Connection {
     async fn run(&mut self) {
-        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        // Tick at least twice per heartbeat interval, so that a heartbeat
+        // goes out after half an interval of silence on our side.
+        let period = match self.heartbeat {
+            0 => Duration::from_secs(1),
+            hb => Duration::from_millis((u64::from(hb) * 500).min(1000)),
+        };
+        let mut ticker = tokio::time::interval(period);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.pump_outbox();
@@ -227,7 +233,7 @@ impl Connection {
                 self.done = true;
                 return;
             }
-            if now.duration_since(self.io.last_write) >= Duration::from_secs((hb / 2).max(1)) {
+            if now.duration_since(self.io.last_write) >= Duration::from_millis(hb * 500) {
                 self.io.out.heartbeat();
             }
         }

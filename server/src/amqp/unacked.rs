@@ -115,7 +115,14 @@ mod tests {
         Unacked {
             tag,
             queue: q.clone(),
-            msg: QueuedMessage { seq: tag, msg: Arc::new(m), redelivered: false, stored: None },
+            msg: QueuedMessage {
+                seq: tag,
+                msg: Arc::new(m),
+                redelivered: false,
+                stored: None,
+                expires: 0,
+                deliveries: 0,
+            },
             consumer: None,
         }
     }
@@ -126,7 +133,17 @@ mod tests {
 
     #[test]
     fn single_multiple_and_unknown_tags() {
-        let q = Arc::new(Queue::new("q".into(), "/".into(), false, false, None, FieldTable::default(), None));
+        let q = Arc::new(Queue::new(
+            "q".into(),
+            "/".into(),
+            false,
+            false,
+            None,
+            FieldTable::default(),
+            None,
+            std::sync::Weak::new(),
+            Default::default(),
+        ));
         let mut log = UnackedLog::default();
         for t in 1..=5 {
             log.push(entry(&q, t));

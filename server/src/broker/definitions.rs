@@ -15,6 +15,7 @@ use super::auth::{Permissions, TopicPermission, User};
 use super::error::{BrokerError, Result};
 use super::exchange::{Exchange, ExchangeType};
 use super::parameters;
+use super::policy::{Policy, VhostPolicies};
 use super::queue::Queue;
 use super::vhost::{ExchangeSpec, QueueDeclared, QueueSpec, VHost};
 
@@ -155,6 +156,22 @@ impl Applied {
 }
 
 impl Broker {
+    /// Recompiles a vhost's policies after one changed, and applies them to
+    /// its queues and exchanges at once.
+    fn refresh_policies(&self, vhost: &str, component: &str) {
+        if component != parameters::POLICY && component != parameters::OPERATOR_POLICY {
+            return;
+        }
+        let Some(v) = self.vhost(vhost) else { return };
+        let compile = |c: &str| {
+            self.parameters.list(Some(c), Some(vhost)).iter().filter_map(Policy::from_parameter).collect()
+        };
+        v.set_policies(VhostPolicies {
+            policies: compile(parameters::POLICY),
+            operator: compile(parameters::OPERATOR_POLICY),
+        });
+    }
+
     /// Applies a command to memory only: recovery replays stored commands
     /// through here. Everyone else calls `apply`, which also persists.
     pub(crate) fn apply_in_memory(&self, cmd: DefinitionCommand) -> Result<Applied> {
@@ -211,10 +228,13 @@ impl Broker {
                     parameters::validate_policy(&value)?;
                 }
                 self.parameters.set(&component, &vhost, &name, value);
+                self.refresh_policies(&vhost, &component);
                 Ok(Applied::Done)
             }
             ClearParameter { component, vhost, name } => {
-                Ok(Applied::Changed(self.parameters.clear(&component, &vhost, &name)))
+                let cleared = self.parameters.clear(&component, &vhost, &name);
+                self.refresh_policies(&vhost, &component);
+                Ok(Applied::Changed(cleared))
             }
             SetGlobalParameter { name, value } => {
                 self.parameters.set_global(&name, value);

@@ -22,6 +22,8 @@ pub struct Message {
     pub body: Bytes,
     pub persistent: bool,
     pub priority: u8,
+    /// The per-message TTL (`expiration` property), in milliseconds.
+    pub expiration: Option<u64>,
 }
 
 impl Message {
@@ -33,6 +35,7 @@ impl Message {
             body,
             persistent: props.delivery_mode() == &Some(2),
             priority: props.priority().unwrap_or(0),
+            expiration: expiration_of(props),
         }
     }
 
@@ -51,6 +54,7 @@ impl Message {
             body,
             persistent: props.delivery_mode() == &Some(2),
             priority: props.priority().unwrap_or(0),
+            expiration: expiration_of(props),
         }
     }
 
@@ -62,6 +66,7 @@ impl Message {
             routing_key: m.routing_key.into(),
             persistent: props.delivery_mode() == &Some(2),
             priority: props.priority().unwrap_or(0),
+            expiration: expiration_of(&props),
             properties: m.properties,
             body: m.body,
         }
@@ -76,6 +81,32 @@ impl Message {
     pub fn body_size(&self) -> usize {
         self.body.len()
     }
+
+    pub fn expiration_ms(&self) -> Option<u64> {
+        self.expiration
+    }
+
+    /// A copy with one header set (to an integer), e.g. `x-delivery-count`.
+    pub fn with_header(&self, name: &str, value: i64) -> Message {
+        let props = self.decoded_properties();
+        let mut headers = props.headers().clone().unwrap_or_default();
+        headers.insert(name.into(), amq_protocol::types::AMQPValue::LongLongInt(value));
+        let props = props.with_headers(headers);
+        Message {
+            exchange: self.exchange.clone(),
+            routing_key: self.routing_key.clone(),
+            properties: encode_properties(&props),
+            body: self.body.clone(),
+            persistent: self.persistent,
+            priority: self.priority,
+            expiration: self.expiration,
+        }
+    }
+}
+
+/// The `expiration` property as milliseconds, when it is a valid number.
+pub fn expiration_of(props: &BasicProperties) -> Option<u64> {
+    props.expiration().as_ref().and_then(|e| e.as_str().parse().ok())
 }
 
 pub fn encode_properties(props: &BasicProperties) -> Bytes {

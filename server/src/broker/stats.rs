@@ -32,6 +32,9 @@ pub struct QueueStats {
     pub get_empty: Counter,
     pub ack: Counter,
     pub redeliver: Counter,
+    /// Messages that expired (TTL) and messages dropped by a length limit.
+    pub expired: Counter,
+    pub dropped: Counter,
 }
 
 /// Per-exchange statistics.

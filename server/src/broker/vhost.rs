@@ -16,7 +16,8 @@ use super::args;
 use super::consumer::{Consumer, Outbound};
 use super::error::{BrokerError, Result, rs};
 use super::exchange::{Binding, BindingInfo, Destination, Exchange, ExchangeType, RouteTargets};
-use super::queue::Queue;
+use super::policy::VhostPolicies;
+use super::queue::{Queue, QueueConfig};
 use crate::store::Stores;
 
 pub struct VHost {
@@ -24,6 +25,9 @@ pub struct VHost {
     meta: RwLock<VhostMeta>,
     exchanges: RwLock<FxHashMap<Arc<str>, Arc<Exchange>>>,
     queues: RwLock<FxHashMap<Arc<str>, Arc<Queue>>>,
+    /// Direct reply-to pseudo-queues, by name; they are not in `queues`.
+    pub(super) reply_queues: RwLock<FxHashMap<Arc<str>, Arc<Queue>>>,
+    policies: RwLock<VhostPolicies>,
     stores: Option<Arc<Stores>>,
 }
 
@@ -89,6 +93,8 @@ impl VHost {
             meta: RwLock::new(VhostMeta { description, tags }),
             exchanges: RwLock::new(exchanges),
             queues: RwLock::new(FxHashMap::default()),
+            reply_queues: RwLock::new(FxHashMap::default()),
+            policies: RwLock::new(VhostPolicies::default()),
             stores,
         }
     }
@@ -146,6 +152,10 @@ impl VHost {
         if exchange.is_default() {
             if let Some(q) = self.queues.read().get(key) {
                 out.push(q.clone());
+            } else if key.starts_with(super::publish::REPLY_TO) {
+                if let Some(q) = self.reply_queue(key) {
+                    out.push(q);
+                }
             }
         } else {
             exchange.route(key, headers, out);
@@ -185,6 +195,7 @@ impl VHost {
             spec.internal,
             spec.arguments,
         ));
+        x.apply_policy(&self.policies.read());
         map.insert(x.name.clone(), x.clone());
         Ok((x, true))
     }
@@ -217,7 +228,41 @@ impl VHost {
         Ok(Some(x))
     }
 
-    pub fn declare_queue(&self, spec: QueueSpec<'_>) -> Result<QueueDeclared> {
+    pub fn policies(&self) -> VhostPolicies {
+        self.policies.read().clone()
+    }
+
+    /// Replaces the vhost's policies and applies them to every queue and
+    /// exchange at once.
+    pub fn set_policies(&self, policies: VhostPolicies) {
+        *self.policies.write() = policies.clone();
+        for q in self.queues() {
+            q.set_config(QueueConfig::resolve(&q.name, &q.arguments, &policies));
+        }
+        for x in self.exchanges() {
+            x.apply_policy(&policies);
+        }
+    }
+
+    /// Creates a direct reply-to pseudo-queue for one channel's consumer:
+    /// not listed, not bound, gone with the channel.
+    pub fn new_reply_queue(self: &Arc<Self>, name: &str, owner: u64) -> Arc<Queue> {
+        let q = Arc::new(Queue::new(
+            name.into(),
+            self.name.clone(),
+            false,
+            false,
+            Some(owner),
+            FieldTable::default(),
+            None,
+            Arc::downgrade(self),
+            QueueConfig::default(),
+        ));
+        self.add_reply_queue(q.clone());
+        q
+    }
+
+    pub fn declare_queue(self: &Arc<Self>, spec: QueueSpec<'_>) -> Result<QueueDeclared> {
         let resource = rs("queue", spec.name, &self.name);
         let mut map = self.queues.write();
         if let Some(q) = map.get(spec.name) {
@@ -244,14 +289,33 @@ impl VHost {
             return Ok(QueueDeclared { queue: q.clone(), created: false });
         }
         args::validate_queue_args(&spec.arguments, spec.name, &self.name)?;
+        if QueueConfig::target(&spec.arguments) == super::policy::Target::QuorumQueue {
+            // Quorum queues are durable, shared and long-lived by definition.
+            let bad = if !spec.durable {
+                Some("non-durable")
+            } else if spec.auto_delete {
+                Some("auto-delete")
+            } else if spec.exclusive_owner.is_some() {
+                Some("exclusive-owner")
+            } else {
+                None
+            };
+            if let Some(property) = bad {
+                return Err(BrokerError::precondition_failed(format!(
+                    "invalid property '{property}' for {resource}"
+                )));
+            }
+        }
         let q = Arc::new(Queue::new(
             spec.name.into(),
             self.name.clone(),
             spec.durable,
             spec.auto_delete,
             spec.exclusive_owner,
-            spec.arguments,
+            spec.arguments.clone(),
             self.stores.clone(),
+            Arc::downgrade(self),
+            QueueConfig::resolve(spec.name, &spec.arguments, &self.policies.read()),
         ));
         map.insert(q.name.clone(), q.clone());
         Ok(QueueDeclared { queue: q, created: true })

@@ -176,6 +176,10 @@ pub struct Exchange {
     pub arguments: FieldTable,
     bindings: RwLock<Bindings>,
     deleted: AtomicBool,
+    /// The alternate exchange in effect (argument, else policy), and the
+    /// policy applied.
+    alternate: RwLock<Option<Arc<str>>>,
+    policy: RwLock<Option<String>>,
     pub stats: ExchangeStats,
 }
 
@@ -202,8 +206,29 @@ impl Exchange {
             arguments,
             bindings: RwLock::new(Bindings { list: Vec::new(), router: Router::new(kind) }),
             deleted: AtomicBool::new(false),
+            alternate: RwLock::new(None),
+            policy: RwLock::new(None),
             stats: ExchangeStats::default(),
         }
+    }
+
+    /// Where unroutable messages go, if anywhere.
+    pub fn alternate(&self) -> Option<Arc<str>> {
+        self.alternate.read().clone()
+    }
+
+    pub fn policy(&self) -> Option<String> {
+        self.policy.read().clone()
+    }
+
+    /// Takes the settings of the policy in effect (the `alternate-exchange`
+    /// argument wins over the policy's).
+    pub fn apply_policy(&self, policies: &super::policy::VhostPolicies) {
+        let p = super::policy::select(&policies.policies, super::policy::Target::Exchange, &self.name);
+        let from_arg = super::args::as_str_arg(&self.arguments, "alternate-exchange");
+        let from_policy = p.and_then(|p| p.definition.get("alternate-exchange")?.as_str().map(str::to_owned));
+        *self.alternate.write() = from_arg.or(from_policy).map(Into::into);
+        *self.policy.write() = p.map(|p| p.name.clone());
     }
 
     pub fn is_default(&self) -> bool {

@@ -1,0 +1,402 @@
+//! One AMQP channel: its method handlers and its state (content being
+//! assembled, consumers, prefetch, the unacked log, confirm and tx modes).
+//!
+//! Channels are owned by their connection task, so nothing here is shared
+//! or locked; what queues need to see (a consumer's credit, the channel's
+//! flow state) lives in `Consumer` and `ChannelFlow`.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, confirm, exchange, queue, tx};
+use amq_protocol::types::{FieldTable, ShortString};
+use std::collections::VecDeque;
+
+use bytes::{Bytes, BytesMut};
+use rustc_hash::FxHashMap;
+use smallvec::SmallVec;
+
+mod consume;
+mod declare;
+mod publish;
+mod settle;
+
+use super::session::{Ctx, Session};
+use super::unacked::{Unacked, UnackedLog};
+use crate::broker::auth::Access;
+use crate::broker::connections::ChannelStats;
+use crate::broker::consumer::{ChannelFlow, Consumer};
+use crate::broker::deadletter;
+use crate::broker::error::{BrokerError, Result, rs};
+use crate::broker::exchange::{Exchange, ExchangeType};
+use crate::broker::message::Message;
+use crate::broker::publish::{Delivered, REPLY_TO};
+use crate::broker::queue::{ConsumeRefusal, Queue, QueuedMessage};
+use crate::broker::vhost::check_exclusive;
+use crate::broker::{Applied, DefinitionCommand};
+
+/// RabbitMQ refuses any content header announcing more than this.
+const MAX_BODY_SIZE: u64 = 512 * 1024 * 1024;
+/// A basic.publish whose content is still arriving.
+struct Publishing {
+    method: basic::Publish,
+    header: Option<(BasicProperties, Bytes, u64)>,
+    body: BytesMut,
+    first: Option<Bytes>,
+    received: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Settle {
+    Ack,
+    Requeue,
+    Discard,
+}
+
+struct TxPublish {
+    exchange: Arc<Exchange>,
+    msg: Arc<Message>,
+    headers: Option<FieldTable>,
+    mandatory: bool,
+}
+
+#[derive(Default)]
+struct Tx {
+    publishes: Vec<TxPublish>,
+    settles: Vec<(Settle, Unacked)>,
+}
+
+/// Publisher confirms. Transient messages are confirmed as soon as they
+/// are routed; persistent ones routed to durable queues only once the store
+/// has them on disk. Acks go out as "everything up to N" (multiple), so a
+/// confirm waits behind an older one still waiting for the disk.
+struct Confirms {
+    next_seq: u64,
+    /// Sequence numbers waiting for the disk, oldest first.
+    pending: VecDeque<u64>,
+    /// The highest sequence number acked (or nacked) to the client.
+    acked: u64,
+    /// Everything up to this must be nacked: the store failed to write it.
+    /// Nacking is coarse (multiple), which may nack a transient message
+    /// that did get routed; the publisher then sends it again.
+    failed_upto: u64,
+    /// Publishes refused by a queue, to nack one by one.
+    nacks: Vec<u64>,
+    /// The newest sequence number that needs the disk and whose durability
+    /// has not been asked for yet (asked once per batch of frames).
+    want_durable: Option<u64>,
+}
+
+impl Confirms {
+    /// Everything up to this is confirmed.
+    fn confirmed_upto(&self) -> u64 {
+        self.pending.front().map_or(self.next_seq - 1, |p| p - 1)
+    }
+}
+pub struct Channel {
+    pub id: u16,
+    /// Unique over the node's life, unlike `id`, which clients reuse.
+    pub instance: u64,
+    /// We sent channel.close and wait for close-ok; everything else is
+    /// dropped meanwhile.
+    pub closing: bool,
+    publishing: Option<Publishing>,
+    confirms: Option<Confirms>,
+    tx: Option<Tx>,
+    consumers: FxHashMap<ShortString, (Arc<Consumer>, Arc<Queue>)>,
+    pub flow: Arc<ChannelFlow>,
+    /// Prefetch given to consumers created from now on (basic.qos global=false).
+    prefetch: u32,
+    unacked: UnackedLog,
+    next_tag: u64,
+    most_recent_queue: Option<String>,
+    granted: Vec<(Access, Arc<str>)>,
+    /// The direct reply-to pseudo-queue of this channel's reply consumer.
+    reply_queue: Option<Arc<Queue>>,
+    pub stats: Arc<ChannelStats>,
+}
+
+fn method_ids(m: &AMQPClass) -> (u16, u16) {
+    (m.get_amqp_class_id(), m.get_amqp_method_id())
+}
+
+/// A server-generated name: `prefix` + 22 characters of URL-safe base64.
+pub fn generated_name(prefix: &str) -> String {
+    use base64::Engine;
+    let bytes: [u8; 16] = rand::random();
+    format!("{prefix}-{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+fn strip_cr_lf(s: &str) -> String {
+    s.replace(['\r', '\n'], "")
+}
+
+impl Channel {
+    pub fn new(id: u16, instance: u64) -> Self {
+        Channel {
+            id,
+            instance,
+            closing: false,
+            publishing: None,
+            confirms: None,
+            tx: None,
+            consumers: FxHashMap::default(),
+            flow: Arc::new(ChannelFlow::default()),
+            prefetch: 0,
+            unacked: UnackedLog::default(),
+            next_tag: 1,
+            most_recent_queue: None,
+            granted: Vec::new(),
+            reply_queue: None,
+            stats: Arc::new(ChannelStats { number: id, ..Default::default() }),
+        }
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.len()
+    }
+
+    pub fn unacked_count(&self) -> usize {
+        self.unacked.len()
+    }
+
+    pub fn is_consumer(&self, c: &Arc<Consumer>) -> bool {
+        self.consumers.get(&c.tag).is_some_and(|(x, _)| Arc::ptr_eq(x, c))
+    }
+
+    pub fn consumer_queues(&self) -> impl Iterator<Item = &Arc<Queue>> {
+        self.consumers.values().map(|(_, q)| q)
+    }
+
+    /// Removes a consumer the broker cancelled (its queue went away).
+    pub fn forget_consumer(&mut self, c: &Arc<Consumer>) -> bool {
+        if self.is_consumer(c) {
+            self.consumers.remove(&c.tag);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Publishes the channel's counts for the management side.
+    fn note_counts(&self) {
+        self.stats.unacked.store(self.unacked.len() as u32, Ordering::Relaxed);
+        self.stats.consumer_count.store(self.consumers.len() as u32, Ordering::Relaxed);
+    }
+
+    // ----- permissions -------------------------------------------------
+
+    fn check(&mut self, s: &Session, access: Access, kind: &str, name: &str) -> Result<()> {
+        if self.granted.iter().any(|(a, n)| *a == access && n.as_ref() == name) {
+            return Ok(());
+        }
+        if s.broker.auth.check(&s.vhost.name, &s.user.name, access, name) {
+            // Like RabbitMQ, remember recent grants for the channel's life.
+            if self.granted.len() >= 16 {
+                self.granted.remove(0);
+            }
+            self.granted.push((access, name.into()));
+            return Ok(());
+        }
+        Err(BrokerError::access_refused(format!(
+            "access to {} refused for user '{}'",
+            rs(kind, name, &s.vhost.name),
+            s.user.name
+        )))
+    }
+
+    /// Passive declares need any one of the three permissions.
+    fn check_any(&mut self, s: &Session, kind: &str, name: &str) -> Result<()> {
+        for a in [Access::Configure, Access::Write, Access::Read] {
+            if self.check(s, a, kind, name).is_ok() {
+                return Ok(());
+            }
+        }
+        self.check(s, Access::Configure, kind, name)
+    }
+
+    fn queue_name(&self, name: &str) -> Result<String> {
+        if name.is_empty() {
+            return self
+                .most_recent_queue
+                .clone()
+                .ok_or_else(|| BrokerError::not_found("no previously declared queue"));
+        }
+        Ok(strip_cr_lf(name))
+    }
+
+    // ----- dispatch ------------------------------------------------------
+
+    /// Handles one method for this (open) channel. Errors are returned for
+    /// the connection to turn into a channel or connection close.
+    pub async fn handle(&mut self, ctx: &mut Ctx<'_>, m: AMQPClass) -> Result<(), (BrokerError, u16, u16)> {
+        let ids = method_ids(&m);
+        if self.publishing.is_some() {
+            return Err((
+                BrokerError::unexpected_frame(
+                    "expected content header for class 60, got non content header frame instead",
+                ),
+                ids.0,
+                ids.1,
+            ));
+        }
+        self.dispatch(ctx, m).await.map_err(|e| (e, ids.0, ids.1))
+    }
+
+    async fn dispatch(&mut self, ctx: &mut Ctx<'_>, m: AMQPClass) -> Result<()> {
+        use AMQPClass as C;
+        match m {
+            C::Basic(basic::AMQPMethod::Publish(p)) => self.basic_publish(p),
+            C::Basic(basic::AMQPMethod::Ack(a)) => self.basic_ack(ctx, a.delivery_tag, a.multiple),
+            C::Basic(basic::AMQPMethod::Nack(n)) => {
+                let op = if n.requeue { Settle::Requeue } else { Settle::Discard };
+                self.settle(ctx, n.delivery_tag, n.multiple, op)
+            }
+            C::Basic(basic::AMQPMethod::Reject(r)) => {
+                let op = if r.requeue { Settle::Requeue } else { Settle::Discard };
+                self.settle(ctx, r.delivery_tag, false, op)
+            }
+            C::Basic(basic::AMQPMethod::Qos(q)) => self.basic_qos(ctx, q),
+            C::Basic(basic::AMQPMethod::Consume(c)) => self.basic_consume(ctx, c).await,
+            C::Basic(basic::AMQPMethod::Cancel(c)) => self.basic_cancel(ctx, c).await,
+            C::Basic(basic::AMQPMethod::Get(g)) => self.basic_get(ctx, g),
+            C::Basic(basic::AMQPMethod::Recover(r)) => {
+                self.recover(ctx, r.requeue)?;
+                ctx.reply(self.id, C::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})));
+                Ok(())
+            }
+            C::Basic(basic::AMQPMethod::RecoverAsync(r)) => self.recover(ctx, r.requeue),
+            C::Exchange(exchange::AMQPMethod::Declare(d)) => self.exchange_declare(ctx, d).await,
+            C::Exchange(exchange::AMQPMethod::Delete(d)) => self.exchange_delete(ctx, d).await,
+            C::Exchange(exchange::AMQPMethod::Bind(b)) => {
+                let nowait = b.nowait;
+                self.bind(
+                    ctx,
+                    true,
+                    "exchange",
+                    b.destination.as_str(),
+                    b.source.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments,
+                )
+                .await?;
+                if !nowait {
+                    ctx.reply(self.id, C::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})));
+                }
+                Ok(())
+            }
+            C::Exchange(exchange::AMQPMethod::Unbind(b)) => {
+                let nowait = b.nowait;
+                self.bind(
+                    ctx,
+                    false,
+                    "exchange",
+                    b.destination.as_str(),
+                    b.source.as_str(),
+                    b.routing_key.as_str(),
+                    b.arguments,
+                )
+                .await?;
+                if !nowait {
+                    ctx.reply(self.id, C::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})));
+                }
+                Ok(())
+            }
+            C::Queue(queue::AMQPMethod::Declare(d)) => self.queue_declare(ctx, d).await,
+            C::Queue(queue::AMQPMethod::Bind(b)) => {
+                let nowait = b.nowait;
+                let q = self.queue_name(b.queue.as_str())?;
+                let key = if b.queue.as_str().is_empty() && b.routing_key.as_str().is_empty() {
+                    q.clone()
+                } else {
+                    b.routing_key.as_str().to_owned()
+                };
+                self.bind(ctx, true, "queue", &q, b.exchange.as_str(), &key, b.arguments).await?;
+                if !nowait {
+                    ctx.reply(self.id, C::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
+                }
+                Ok(())
+            }
+            C::Queue(queue::AMQPMethod::Unbind(b)) => {
+                let q = self.queue_name(b.queue.as_str())?;
+                let key = if b.queue.as_str().is_empty() && b.routing_key.as_str().is_empty() {
+                    q.clone()
+                } else {
+                    b.routing_key.as_str().to_owned()
+                };
+                self.bind(ctx, false, "queue", &q, b.exchange.as_str(), &key, b.arguments).await?;
+                ctx.reply(self.id, C::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
+                Ok(())
+            }
+            C::Queue(queue::AMQPMethod::Purge(p)) => self.queue_purge(ctx, p),
+            C::Queue(queue::AMQPMethod::Delete(d)) => self.queue_delete(ctx, d).await,
+            C::Tx(tx::AMQPMethod::Select(_)) => {
+                if self.confirms.is_some() {
+                    return Err(BrokerError::precondition_failed("cannot switch from confirm to tx mode"));
+                }
+                if self.tx.is_none() {
+                    self.tx = Some(Tx::default());
+                    self.stats.transactional.store(true, Ordering::Relaxed);
+                }
+                ctx.reply(self.id, C::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
+                Ok(())
+            }
+            C::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(ctx).await,
+            C::Tx(tx::AMQPMethod::Rollback(_)) => {
+                let Some(t) = self.tx.as_mut() else {
+                    return Err(BrokerError::precondition_failed("channel is not transactional"));
+                };
+                let t = std::mem::take(t);
+                self.unacked.restore(t.settles.into_iter().map(|(_, u)| u).collect());
+                ctx.reply(self.id, C::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
+                Ok(())
+            }
+            C::Confirm(confirm::AMQPMethod::Select(s)) => {
+                if self.tx.is_some() {
+                    return Err(BrokerError::precondition_failed("cannot switch from tx to confirm mode"));
+                }
+                if self.confirms.is_none() {
+                    self.confirms = Some(Confirms {
+                        next_seq: 1,
+                        pending: VecDeque::new(),
+                        acked: 0,
+                        failed_upto: 0,
+                        nacks: Vec::new(),
+                        want_durable: None,
+                    });
+                    self.stats.confirm.store(true, Ordering::Relaxed);
+                }
+                if !s.nowait {
+                    ctx.reply(self.id, C::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
+                }
+                Ok(())
+            }
+            C::Channel(amq_protocol::protocol::channel::AMQPMethod::Flow(f)) => {
+                self.flow.active.store(f.active, Ordering::Relaxed);
+                if f.active {
+                    ctx.kick.extend(self.consumers.values().map(|(_, q)| q.clone()));
+                }
+                ctx.reply(
+                    self.id,
+                    C::Channel(amq_protocol::protocol::channel::AMQPMethod::FlowOk(
+                        amq_protocol::protocol::channel::FlowOk { active: f.active },
+                    )),
+                );
+                Ok(())
+            }
+            C::Channel(amq_protocol::protocol::channel::AMQPMethod::Open(_)) => {
+                Err(BrokerError::channel_error("second 'channel.open' seen"))
+            }
+            C::Access(amq_protocol::protocol::access::AMQPMethod::Request(_)) => {
+                ctx.reply(
+                    self.id,
+                    C::Access(amq_protocol::protocol::access::AMQPMethod::RequestOk(
+                        amq_protocol::protocol::access::RequestOk {},
+                    )),
+                );
+                Ok(())
+            }
+            _ => Err(BrokerError::command_invalid("unimplemented method")),
+        }
+    }
+}

@@ -1,0 +1,248 @@
+//! Publishing on a channel: assembling content frames into a message,
+//! routing it, and publisher confirms.
+
+use super::*;
+
+impl Channel {
+    // ----- content assembly ------------------------------------------------
+
+    pub(super) fn basic_publish(&mut self, p: basic::Publish) -> Result<()> {
+        if p.immediate {
+            return Err(BrokerError::not_implemented("immediate=true"));
+        }
+        self.publishing =
+            Some(Publishing { method: p, header: None, body: BytesMut::new(), first: None, received: 0 });
+        Ok(())
+    }
+
+    /// A content header frame arrived for this channel.
+    pub fn on_header(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        class_id: u16,
+        body_size: u64,
+        properties: BasicProperties,
+        raw: Bytes,
+    ) -> Result<(), (BrokerError, u16, u16)> {
+        let Some(p) = self.publishing.as_mut().filter(|p| p.header.is_none()) else {
+            return Err((
+                BrokerError::unexpected_frame("expected method frame, got non method frame instead"),
+                0,
+                0,
+            ));
+        };
+        if class_id != 60 {
+            return Err((
+                BrokerError::unexpected_frame(format!(
+                    "expected content header for class 60, got one for class {class_id} instead"
+                )),
+                60,
+                40,
+            ));
+        }
+        if body_size > MAX_BODY_SIZE {
+            return Err((
+                BrokerError::frame_error(format!(
+                    "content body size {body_size} exceeds maximum allowed size {MAX_BODY_SIZE}"
+                )),
+                60,
+                40,
+            ));
+        }
+        p.header = Some((properties, raw, body_size));
+        if body_size == 0 {
+            return self.complete_publish(ctx).map_err(|e| (e, 60, 40));
+        }
+        Ok(())
+    }
+
+    /// A content body frame arrived for this channel.
+    pub fn on_body(&mut self, ctx: &mut Ctx<'_>, chunk: Bytes) -> Result<(), (BrokerError, u16, u16)> {
+        let max = ctx.s.broker.config.max_message_size as u64;
+        let Some(p) = self.publishing.as_mut().filter(|p| p.header.is_some()) else {
+            return Err((
+                BrokerError::unexpected_frame("expected method frame, got non method frame instead"),
+                0,
+                0,
+            ));
+        };
+        let size = p.header.as_ref().map_or(0, |h| h.2);
+        if p.received + chunk.len() as u64 > size {
+            return Err((
+                BrokerError::frame_error("content body frame exceeds remaining content size"),
+                60,
+                40,
+            ));
+        }
+        p.received += chunk.len() as u64;
+        // An oversized body is read and dropped as it comes; the publish is
+        // refused once it is complete, as RabbitMQ does.
+        if size <= max {
+            if p.first.is_none() && p.body.is_empty() {
+                p.first = Some(chunk);
+            } else {
+                if let Some(first) = p.first.take() {
+                    p.body.reserve(size as usize);
+                    p.body.extend_from_slice(&first);
+                }
+                p.body.extend_from_slice(&chunk);
+            }
+        }
+        if p.received == size {
+            return self.complete_publish(ctx).map_err(|e| (e, 60, 40));
+        }
+        Ok(())
+    }
+
+    pub(super) fn complete_publish(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
+        let p = self.publishing.take().expect("publishing in progress");
+        let (props, raw_props, size) = p.header.expect("header received");
+        let s = ctx.s;
+        let max = s.broker.config.max_message_size;
+        if size as usize > max {
+            return Err(BrokerError::precondition_failed(format!(
+                "message size {size} is larger than configured max size {max}"
+            )));
+        }
+        let body = p.first.unwrap_or_else(|| p.body.freeze());
+        let xname = p.method.exchange.as_str();
+        self.check(s, Access::Write, "exchange", xname)?;
+        let x = s
+            .vhost
+            .exchange(xname)
+            .ok_or_else(|| BrokerError::not_found(format!("no {}", rs("exchange", xname, &s.vhost.name))))?;
+        if x.internal {
+            return Err(BrokerError::access_refused(format!(
+                "cannot publish to internal {}",
+                rs("exchange", xname, &s.vhost.name)
+            )));
+        }
+        if let Some(exp) = props.expiration() {
+            let text = exp.as_str();
+            if text.parse::<u64>().is_err() {
+                return Err(BrokerError::precondition_failed(format!(
+                    "invalid expiration '{text}': {{invalid_expiration,\"{text}\"}}"
+                )));
+            }
+        }
+        self.stats.publish.incr();
+        // Direct reply-to: the pseudo name becomes this channel's queue.
+        let (props, raw_props) = if props.reply_to().as_ref().is_some_and(|r| r.as_str() == REPLY_TO) {
+            let Some(rq) = &self.reply_queue else {
+                return Err(BrokerError::precondition_failed("fast reply consumer does not exist"));
+            };
+            let props = props.with_reply_to(rq.name.as_ref().into());
+            let raw = crate::broker::message::encode_properties(&props);
+            (props, raw)
+        } else {
+            (props, raw_props)
+        };
+        let routing_key = p.method.routing_key.as_str();
+        let msg = Arc::new(Message::from_wire(x.name.clone(), routing_key, &props, raw_props, body));
+        let headers = props.headers().clone();
+        let seq = self.confirms.as_mut().map(|c| {
+            c.next_seq += 1;
+            c.next_seq - 1
+        });
+        if let Some(tx) = self.tx.as_mut() {
+            tx.publishes.push(TxPublish { exchange: x, msg, headers, mandatory: p.method.mandatory });
+            return Ok(());
+        }
+        let delivered = self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory)?;
+        if let (Some(seq), Some(c)) = (seq, self.confirms.as_mut()) {
+            if delivered.refused {
+                // A queue with a length limit refused it: nack it alone.
+                c.nacks.push(seq);
+            } else if delivered.stored {
+                c.pending.push_back(seq);
+                c.want_durable = Some(seq);
+            }
+            ctx.confirm_dirty(self.id);
+        }
+        Ok(())
+    }
+
+    /// Routes a message into its queues (the vhost's delivery path) and
+    /// returns it to the publisher when it is mandatory and reaches none.
+    pub(super) fn deliver(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        x: &Arc<Exchange>,
+        msg: Arc<Message>,
+        headers: Option<&FieldTable>,
+        mandatory: bool,
+    ) -> Result<Delivered> {
+        let vhost = &ctx.s.vhost;
+        let targets = vhost.route_all(x, &msg, headers);
+        x.stats.publish_in.incr();
+        x.stats.publish_out.add(targets.len() as u64);
+        if targets.is_empty() {
+            if mandatory {
+                self.stats.return_unroutable.incr();
+                ctx.out.method(
+                    self.id,
+                    &AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+                        reply_code: 312,
+                        reply_text: "NO_ROUTE".into(),
+                        exchange: x.name.as_ref().into(),
+                        routing_key: msg.routing_key.as_ref().into(),
+                    })),
+                );
+                ctx.out.content(self.id, &msg.properties, &msg.body);
+            }
+            return Ok(Delivered::default());
+        }
+        // BCC keys route, but the header never reaches a consumer.
+        let msg = match headers.is_some_and(|h| h.contains_key("BCC")) {
+            true => deadletter::strip_bcc(&msg).map(Arc::new).unwrap_or(msg),
+            false => msg,
+        };
+        vhost.deliver(targets, msg, ctx.s.broker.stores.as_ref())
+    }
+
+    /// The confirms to send now, in order: a nack for everything up to a
+    /// failed write, then an ack for everything confirmed, each as
+    /// (ack?, up to this sequence number, how many publishes).
+    pub fn take_confirms(&mut self) -> SmallVec<[(bool, u64, u64); 2]> {
+        let mut out = SmallVec::new();
+        let Some(c) = self.confirms.as_mut() else { return out };
+        // Single nacks go first; a later multiple ack then covers only what
+        // is still unconfirmed, as clients expect.
+        for seq in c.nacks.drain(..) {
+            out.push((false, seq, 0));
+        }
+        if c.failed_upto > c.acked {
+            out.push((false, c.failed_upto, c.failed_upto - c.acked));
+            c.acked = c.failed_upto;
+        }
+        let upto = c.confirmed_upto();
+        if upto > c.acked {
+            out.push((true, upto, upto - c.acked));
+            c.acked = upto;
+        }
+        out
+    }
+
+    /// The newest sequence number whose durability must now be asked of the
+    /// store (once per batch).
+    pub fn take_durable_request(&mut self) -> Option<u64> {
+        self.confirms.as_mut()?.want_durable.take()
+    }
+
+    /// The store has everything up to `seq` on disk, or (`ok` false) could
+    /// not write it: those publishes are nacked.
+    pub fn durable(&mut self, seq: u64, ok: bool) {
+        if let Some(c) = self.confirms.as_mut() {
+            while c.pending.front().is_some_and(|p| *p <= seq) {
+                c.pending.pop_front();
+            }
+            if !ok {
+                c.failed_upto = c.failed_upto.max(seq);
+            }
+        }
+    }
+
+    pub fn awaiting_content(&self) -> bool {
+        self.publishing.is_some()
+    }
+}

@@ -1,0 +1,110 @@
+//! Settling deliveries: ack, nack, reject, recover, transactions, and
+//! giving everything back when the channel closes.
+
+use super::*;
+
+impl Channel {
+    // ----- settling ------------------------------------------------------------------
+
+    pub(super) fn basic_ack(&mut self, ctx: &mut Ctx<'_>, tag: u64, multiple: bool) -> Result<()> {
+        self.settle(ctx, tag, multiple, Settle::Ack)
+    }
+
+    pub(super) fn settle(&mut self, ctx: &mut Ctx<'_>, tag: u64, multiple: bool, op: Settle) -> Result<()> {
+        let Some(entries) = self.unacked.take(tag, multiple) else {
+            return Err(BrokerError::precondition_failed(format!("unknown delivery tag {tag}")));
+        };
+        self.note_counts();
+        if op == Settle::Ack {
+            self.stats.ack.add(entries.len() as u64);
+        }
+        if let Some(t) = self.tx.as_mut() {
+            t.settles.extend(entries.into_iter().map(|u| (op, u)));
+            return Ok(());
+        }
+        apply_settles(ctx, entries.into_iter().map(|u| (op, u)));
+        self.kick_if_global(ctx);
+        Ok(())
+    }
+
+    /// With a channel-wide prefetch, credit released by one queue's message
+    /// may be used by a consumer of another queue on the channel.
+    pub(super) fn kick_if_global(&self, ctx: &mut Ctx<'_>) {
+        if self.flow.global_prefetch.load(Ordering::Relaxed) > 0 {
+            ctx.kick.extend(self.consumers.values().map(|(_, q)| q.clone()));
+        }
+    }
+
+    pub(super) fn recover(&mut self, ctx: &mut Ctx<'_>, requeue: bool) -> Result<()> {
+        if !requeue {
+            return Err(BrokerError::not_implemented("requeue=false"));
+        }
+        let entries = self.unacked.take_all();
+        apply_settles(ctx, entries.into_iter().map(|u| (Settle::Requeue, u)));
+        self.note_counts();
+        self.kick_if_global(ctx);
+        Ok(())
+    }
+
+    pub(super) async fn tx_commit(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
+        let Some(t) = self.tx.as_mut() else {
+            return Err(BrokerError::precondition_failed("channel is not transactional"));
+        };
+        let t = std::mem::take(t);
+        let mut stored = false;
+        for p in t.publishes {
+            stored |= self.deliver(ctx, &p.exchange, p.msg, p.headers.as_ref(), p.mandatory)?.stored;
+        }
+        apply_settles(ctx, t.settles.into_iter());
+        self.kick_if_global(ctx);
+        // commit-ok promises the persistent messages are on disk.
+        if let (true, Some(stores)) = (stored, &ctx.s.broker.stores) {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            stores.persistent.on_durable(Box::new(move || {
+                let _ = tx.send(());
+            }));
+            let _ = rx.await;
+        }
+        ctx.reply(self.id, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
+        Ok(())
+    }
+
+    /// Releases everything the channel holds: consumers leave their queues
+    /// (auto-delete queues may go), unacked messages are requeued in their
+    /// original order. Called when the channel or its connection closes.
+    pub fn release_all(&mut self, ctx: &mut Ctx<'_>) {
+        let consumers: Vec<_> = self.consumers.drain().map(|(_, v)| v).collect();
+        for (consumer, q) in consumers {
+            self.drop_consumer(ctx, consumer, q);
+        }
+        let mut entries = self.unacked.take_all();
+        if let Some(t) = self.tx.take() {
+            entries.extend(t.settles.into_iter().map(|(_, u)| u));
+        }
+        apply_settles(ctx, entries.into_iter().map(|u| (Settle::Requeue, u)));
+        self.publishing = None;
+    }
+}
+
+/// Settles entries with their queues, one call per queue, and releases the
+/// consumers' credit.
+pub(super) fn apply_settles(ctx: &mut Ctx<'_>, entries: impl Iterator<Item = (Settle, Unacked)>) {
+    let mut groups: Vec<(Settle, Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
+    for (op, u) in entries {
+        if let Some(c) = &u.consumer {
+            c.release(1);
+        }
+        match groups.iter_mut().find(|(o, q, _)| *o == op && Arc::ptr_eq(q, &u.queue)) {
+            Some((_, _, v)) => v.push(u.msg),
+            None => groups.push((op, u.queue, vec![u.msg])),
+        }
+    }
+    for (op, q, msgs) in groups {
+        match op {
+            Settle::Ack => q.settle(&msgs, true),
+            Settle::Discard => q.discard(msgs),
+            Settle::Requeue => q.requeue(msgs),
+        }
+        ctx.kick.push(q);
+    }
+}

@@ -1,0 +1,146 @@
+//! The consumers of a queue and the choice of who gets the next message.
+//!
+//! Consumers are kept sorted by priority (`x-priority`, highest first),
+//! in arrival order within a priority. A message goes to the first consumer
+//! with credit in the highest priority group, round-robin within the group;
+//! a lower group is served only when the higher ones have no credit. With
+//! single active consumer only the first consumer is served; when it goes,
+//! the next one takes over.
+
+use std::sync::Arc;
+
+use crate::broker::consumer::Consumer;
+
+#[derive(Default)]
+pub(super) struct Consumers {
+    list: Vec<Arc<Consumer>>,
+    /// Index of the consumer served last, for round-robin.
+    last: Option<usize>,
+    pub single_active: bool,
+}
+
+impl Consumers {
+    pub fn new(single_active: bool) -> Self {
+        Consumers { single_active, ..Default::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.list.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    pub fn list(&self) -> &[Arc<Consumer>] {
+        &self.list
+    }
+
+    /// The consumer receiving messages under single active consumer.
+    pub fn active(&self) -> Option<&Arc<Consumer>> {
+        if self.single_active { self.list.first() } else { None }
+    }
+
+    pub fn add(&mut self, c: Arc<Consumer>) {
+        let pos = self.list.partition_point(|x| x.priority >= c.priority);
+        if let Some(last) = self.last.as_mut().filter(|l| pos <= **l) {
+            *last += 1;
+        }
+        self.list.insert(pos, c);
+    }
+
+    pub fn remove(&mut self, c: &Arc<Consumer>) -> bool {
+        let Some(pos) = self.list.iter().position(|x| Arc::ptr_eq(x, c)) else { return false };
+        self.list.remove(pos);
+        self.last = match self.last {
+            Some(l) if l > pos => Some(l - 1),
+            Some(l) if l == pos => pos.checked_sub(1),
+            other => other,
+        };
+        true
+    }
+
+    pub fn take_all(&mut self) -> Vec<Arc<Consumer>> {
+        self.last = None;
+        std::mem::take(&mut self.list)
+    }
+
+    /// A consumer that has just reserved credit for one delivery, if any.
+    pub fn pick(&mut self) -> Option<Arc<Consumer>> {
+        if self.single_active {
+            let c = self.list.first()?;
+            return c.try_reserve().then(|| c.clone());
+        }
+        let n = self.list.len();
+        let mut start = 0;
+        while start < n {
+            let prio = self.list[start].priority;
+            let len = self.list[start..].iter().take_while(|c| c.priority == prio).count();
+            // Continue after the last one served if it is in this group.
+            let first = match self.last {
+                Some(l) if (start..start + len).contains(&l) => l + 1 - start,
+                _ => 0,
+            };
+            for k in 0..len {
+                let i = start + (first + k) % len;
+                if self.list[i].try_reserve() {
+                    self.last = Some(i);
+                    return Some(self.list[i].clone());
+                }
+            }
+            start += len;
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::consumer::{ChannelFlow, Outbox};
+    use amq_protocol::types::FieldTable;
+
+    fn consumer(tag: &str, priority: i32) -> Arc<Consumer> {
+        Arc::new(Consumer::new(
+            tag.into(),
+            1,
+            1,
+            Arc::new(Outbox::default()),
+            Arc::new(ChannelFlow::default()),
+            true,
+            false,
+            0,
+            FieldTable::default(),
+            priority,
+        ))
+    }
+
+    fn picks(c: &mut Consumers, n: usize) -> Vec<String> {
+        (0..n).map(|_| c.pick().map(|c| c.tag.to_string()).unwrap_or_default()).collect()
+    }
+
+    #[test]
+    fn round_robin_in_arrival_order() {
+        let mut c = Consumers::default();
+        c.add(consumer("a", 0));
+        c.add(consumer("b", 0));
+        assert_eq!(picks(&mut c, 4), ["a", "b", "a", "b"]);
+        c.add(consumer("c", 0));
+        assert_eq!(picks(&mut c, 3), ["c", "a", "b"]);
+    }
+
+    #[test]
+    fn higher_priority_first_and_single_active() {
+        let mut c = Consumers::default();
+        c.add(consumer("low", 0));
+        c.add(consumer("high", 5));
+        assert_eq!(picks(&mut c, 2), ["high", "high"]);
+        let mut s = Consumers::new(true);
+        let first = consumer("first", 0);
+        s.add(first.clone());
+        s.add(consumer("second", 0));
+        assert_eq!(picks(&mut s, 2), ["first", "first"]);
+        s.remove(&first);
+        assert_eq!(picks(&mut s, 1), ["second"]);
+    }
+}
