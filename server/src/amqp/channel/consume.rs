@@ -91,7 +91,8 @@ impl Channel {
             return Err(BrokerError::precondition_failed("reply consumer already set"));
         }
         let s = ctx.s;
-        let name = generated_name(REPLY_TO);
+        // RabbitMQ's form: the prefix, a dot, and an opaque token.
+        let name = format!("{REPLY_TO}.{}", &generated_name("x")[2..]);
         let q = s.vhost.new_reply_queue(&name, s.conn_id);
         let consumer = Arc::new(Consumer::new(
             tag.clone(),

@@ -157,7 +157,6 @@ impl Channel {
             self.check_any(s, "queue", &name)?;
             let q = s.vhost.queue_or_404(&name)?;
             check_exclusive(&q, Some(s.conn_id), &vname)?;
-            q.touch();
             let c = q.counts();
             (name, c.ready, c.consumers)
         } else {
