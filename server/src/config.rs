@@ -34,6 +34,16 @@ pub struct Config {
     /// Publishers are blocked when the data directory's disk has less free
     /// space than this, in bytes.
     pub disk_free_limit: u64,
+    /// The management listener's interface (default: as `bind`).
+    pub http_bind: Option<IpAddr>,
+    /// How long a dashboard login lasts, in minutes.
+    pub login_session_timeout_minutes: u64,
+    /// Tags and permissions (configure, write, read) of the default user.
+    pub default_user_tags: Vec<String>,
+    pub default_permissions: [String; 3],
+    /// `debug`, `info`, `warning`, `error`, `critical` or `none`.
+    pub log_level: String,
+    pub log_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -57,6 +67,12 @@ impl Default for Config {
             memory_high_watermark_relative: 0.4,
             memory_high_watermark_absolute: None,
             disk_free_limit: 50_000_000,
+            http_bind: None,
+            login_session_timeout_minutes: 480,
+            default_user_tags: vec!["administrator".into()],
+            default_permissions: [".*".into(), ".*".into(), ".*".into()],
+            log_level: "info".into(),
+            log_file: None,
         }
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! A tour of the modules, in reading order:
 //!
-//! - [`config`]: a node's settings.
+//! - [`config`]: a node's settings; [`conf`] reads them from `warren.conf`.
 //! - [`broker`]: the model. [`broker::Broker`] holds vhosts, users and
 //!   permissions; a [`broker::vhost::VHost`] holds exchanges and queues.
 //!   Every metadata change is a [`broker::DefinitionCommand`] applied by
@@ -17,6 +17,7 @@
 
 pub mod amqp;
 pub mod broker;
+pub mod conf;
 pub mod config;
 pub mod server;
 pub mod store;

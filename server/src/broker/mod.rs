@@ -105,17 +105,11 @@ impl Broker {
             name: user.clone(),
             password_hash: hash,
             hashing_algorithm: auth::HASH_ARGON2ID.into(),
-            tags: vec!["administrator".into()],
+            tags: c.default_user_tags.clone(),
         }))
         .await?;
-        self.apply(DefinitionCommand::SetPermissions {
-            vhost,
-            user,
-            configure: ".*".into(),
-            write: ".*".into(),
-            read: ".*".into(),
-        })
-        .await?;
+        let [configure, write, read] = c.default_permissions.clone();
+        self.apply(DefinitionCommand::SetPermissions { vhost, user, configure, write, read }).await?;
         Ok(())
     }
 

@@ -1,0 +1,288 @@
+//! `warren.conf`: RabbitMQ's `rabbitmq.conf` syntax (`key = value` lines,
+//! `#` comments, dotted keys) read into a [`Config`]. Unknown keys and bad
+//! values stop startup with the line, the key and the expected form, so a
+//! typo never passes silently.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub message: String,
+}
+
+impl std::fmt::Display for ConfError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}: {}", self.file.display(), self.line, self.message)
+    }
+}
+
+impl std::error::Error for ConfError {}
+
+/// Reads a configuration file over `config`.
+pub fn load(path: &Path, config: &mut Config) -> Result<(), ConfError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfError {
+        file: path.to_owned(),
+        line: 0,
+        message: format!("cannot read the configuration file: {e}"),
+    })?;
+    apply(&text, config).map_err(|(line, message)| ConfError { file: path.to_owned(), line, message })
+}
+
+/// Applies configuration text; errors carry the 1-based line number.
+pub fn apply(text: &str, config: &mut Config) -> Result<(), (usize, String)> {
+    let mut tags_set = false;
+    for (i, raw) in text.lines().enumerate() {
+        let n = i + 1;
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let Some((key, value)) = line.split_once('=') else {
+            return Err((n, format!("expected 'key = value', found '{line}'")));
+        };
+        let (key, value) = (key.trim(), strip_comment(value.trim()));
+        if value.is_empty() {
+            return Err((n, format!("'{key}' has no value")));
+        }
+        set(config, key, value, &mut tags_set).map_err(|why| (n, why))?;
+    }
+    Ok(())
+}
+
+/// A trailing `# comment` after a value is allowed, as in rabbitmq.conf.
+fn strip_comment(v: &str) -> &str {
+    match v.find(" #") {
+        Some(i) => v[..i].trim(),
+        None => v,
+    }
+}
+
+fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<(), String> {
+    match key {
+        "listeners.tcp.default" => {
+            let addr = listener(value, key)?;
+            c.amqp_port = addr.port();
+            if let Some(ip) = addr.ip {
+                c.bind = vec![ip];
+            }
+        }
+        k if k.starts_with("listeners.tcp.") => {
+            let addr = listener(value, key)?;
+            c.amqp_port = addr.port();
+            if let Some(ip) = addr.ip {
+                if !c.bind.contains(&ip) {
+                    c.bind.push(ip);
+                }
+            }
+        }
+        k if k.starts_with("listeners.ssl.") => {
+            return Err(format!("'{k}': TLS listeners are not supported yet"));
+        }
+        "management.tcp.port" | "management.listener.port" => c.http_port = number(value, key)?,
+        "management.tcp.ip" | "management.listener.ip" => {
+            c.http_bind = Some(value.parse().map_err(|_| expected(key, value, "an IP address"))?)
+        }
+        "management.login_session_timeout" => c.login_session_timeout_minutes = number(value, key)?,
+        "loopback_users" => {
+            if value != "none" {
+                return Err(expected(key, value, "'none' (or use loopback_users.<user> = true|false)"));
+            }
+            c.loopback_users.clear();
+        }
+        k if k.starts_with("loopback_users.") => {
+            let user = &k["loopback_users.".len()..];
+            c.loopback_users.retain(|u| u != user);
+            if boolean(value, key)? {
+                c.loopback_users.push(user.to_owned());
+            }
+        }
+        "default_user" => c.default_user = value.to_owned(),
+        "default_pass" => c.default_pass = value.to_owned(),
+        "default_vhost" => c.default_vhost = value.to_owned(),
+        k if k.starts_with("default_user_tags.") => {
+            if !*tags_set {
+                c.default_user_tags.clear();
+                *tags_set = true;
+            }
+            if boolean(value, key)? {
+                c.default_user_tags.push(k["default_user_tags.".len()..].to_owned());
+            }
+        }
+        "default_permissions.configure" => c.default_permissions[0] = regex(value, key)?,
+        "default_permissions.write" => c.default_permissions[1] = regex(value, key)?,
+        "default_permissions.read" => c.default_permissions[2] = regex(value, key)?,
+        "vm_memory_high_watermark.relative" => {
+            c.memory_high_watermark_relative = fraction(value, key)?;
+            c.memory_high_watermark_absolute = None;
+        }
+        "vm_memory_high_watermark.absolute" => c.memory_high_watermark_absolute = Some(bytes(value, key)?),
+        "disk_free_limit.absolute" => c.disk_free_limit = bytes(value, key)?,
+        "disk_free_limit.relative" => {
+            let f: f64 = value.parse().map_err(|_| expected(key, value, "a number such as 1.0"))?;
+            c.disk_free_limit = (crate::broker::alarms::total_memory() as f64 * f) as u64;
+        }
+        "heartbeat" => c.heartbeat = number(value, key)?,
+        "frame_max" => {
+            c.frame_max = number(value, key)?;
+            if c.frame_max != 0 && c.frame_max < 4096 {
+                return Err(expected(key, value, "0 or a size of at least 4096"));
+            }
+        }
+        "channel_max" => c.channel_max = number(value, key)?,
+        "max_message_size" => c.max_message_size = bytes(value, key)? as usize,
+        "handshake_timeout" => c.handshake_timeout = std::time::Duration::from_millis(number(value, key)?),
+        "log.console.level" => c.log_level = log_level(value, key)?,
+        "log.console" => {
+            boolean(value, key)?;
+        }
+        "log.file" => c.log_file = if value == "false" { None } else { Some(PathBuf::from(value)) },
+        "log.file.level" => c.log_level = log_level(value, key)?,
+        "data_dir" => c.data_dir = PathBuf::from(value),
+        "cluster_name" => c.cluster_name = value.to_owned(),
+        _ => return Err(format!("unknown key '{key}'")),
+    }
+    Ok(())
+}
+
+fn expected(key: &str, value: &str, form: &str) -> String {
+    format!("'{key}' = '{value}': expected {form}")
+}
+
+fn number<T: std::str::FromStr>(value: &str, key: &str) -> Result<T, String> {
+    value.parse().map_err(|_| expected(key, value, "a whole number"))
+}
+
+fn boolean(value: &str, key: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(expected(key, value, "true or false")),
+    }
+}
+
+fn fraction(value: &str, key: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(f) if (0.0..=1.0).contains(&f) => Ok(f),
+        _ => Err(expected(key, value, "a fraction between 0 and 1, such as 0.4")),
+    }
+}
+
+fn regex(value: &str, key: &str) -> Result<String, String> {
+    regex::Regex::new(value).map_err(|e| expected(key, value, &format!("a regular expression ({e})")))?;
+    Ok(value.to_owned())
+}
+
+fn log_level(value: &str, key: &str) -> Result<String, String> {
+    match value {
+        "debug" | "info" | "warning" | "error" | "critical" | "none" => Ok(value.to_owned()),
+        _ => Err(expected(key, value, "one of debug, info, warning, error, critical, none")),
+    }
+}
+
+/// A size as rabbitmq.conf writes them: `50000000`, `50MB`, `2GB`, `1GiB`,
+/// `512KiB`... Decimal units are powers of 1000, binary ones of 1024.
+fn bytes(value: &str, key: &str) -> Result<u64, String> {
+    let split = value.find(|c: char| !c.is_ascii_digit()).unwrap_or(value.len());
+    let (digits, unit) = value.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| expected(key, value, "a size such as 50MB or 2GiB"))?;
+    let factor: u64 = match unit.trim() {
+        "" => 1,
+        "kB" | "KB" | "k" | "K" => 1000,
+        "MB" | "M" => 1000_u64.pow(2),
+        "GB" | "G" => 1000_u64.pow(3),
+        "TB" => 1000_u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        _ => return Err(expected(key, value, "a size such as 50MB or 2GiB")),
+    };
+    n.checked_mul(factor).ok_or_else(|| expected(key, value, "a smaller size"))
+}
+
+struct Listener {
+    ip: Option<IpAddr>,
+    port: u16,
+}
+
+impl Listener {
+    fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+/// `5672`, `127.0.0.1:5672` or `[::1]:5672`.
+fn listener(value: &str, key: &str) -> Result<Listener, String> {
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(Listener { ip: None, port });
+    }
+    let addr: SocketAddr = value
+        .parse()
+        .map_err(|_| expected(key, value, "a port such as 5672, or an address such as 127.0.0.1:5672"))?;
+    Ok(Listener { ip: Some(addr.ip()), port: addr.port() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rabbitmq_conf_keys_are_read() {
+        let mut c = Config::default();
+        apply(
+            "# a comment\n\
+             listeners.tcp.default = 5673\n\
+             management.tcp.port = 15673\n\
+             loopback_users.guest = false\n\
+             default_user = admin\n\
+             default_pass = secret # trailing comment\n\
+             default_user_tags.administrator = true\n\
+             default_user_tags.monitoring = true\n\
+             vm_memory_high_watermark.absolute = 2GiB\n\
+             disk_free_limit.absolute = 50MB\n\
+             heartbeat = 30\n\
+             log.console.level = debug\n\
+             cluster_name = tutorial\n",
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.amqp_port, 5673);
+        assert_eq!(c.http_port, 15673);
+        assert!(c.loopback_users.is_empty());
+        assert_eq!((c.default_user.as_str(), c.default_pass.as_str()), ("admin", "secret"));
+        assert_eq!(c.default_user_tags, ["administrator", "monitoring"]);
+        assert_eq!(c.memory_high_watermark_absolute, Some(2 << 30));
+        assert_eq!(c.disk_free_limit, 50_000_000);
+        assert_eq!(c.heartbeat, 30);
+        assert_eq!(c.log_level, "debug");
+        assert_eq!(c.cluster_name, "tutorial");
+    }
+
+    #[test]
+    fn typos_and_bad_values_name_the_line_and_the_form() {
+        let mut c = Config::default();
+        let e = apply("heartbeat = 60\nloopbak_users.guest = false\n", &mut c).unwrap_err();
+        assert_eq!(e, (2, "unknown key 'loopbak_users.guest'".to_owned()));
+        let e = apply("loopback_users.guest = no\n", &mut c).unwrap_err();
+        assert_eq!(e.1, "'loopback_users.guest' = 'no': expected true or false");
+        let e = apply("disk_free_limit.absolute = lots\n", &mut c).unwrap_err();
+        assert!(e.1.contains("expected a size"), "{}", e.1);
+        let e = apply("just words\n", &mut c).unwrap_err();
+        assert_eq!(e.0, 1);
+        let e = apply("listeners.tcp.default = 127.0.0.1:99999\n", &mut c).unwrap_err();
+        assert!(e.1.contains("expected a port"), "{}", e.1);
+    }
+
+    #[test]
+    fn listener_addresses_bind_interfaces() {
+        let mut c = Config::default();
+        apply("listeners.tcp.local = 127.0.0.1:5674\n", &mut c).unwrap();
+        assert_eq!(c.amqp_port, 5674);
+        assert_eq!(c.bind, vec!["127.0.0.1".parse::<IpAddr>().unwrap()]);
+    }
+}
