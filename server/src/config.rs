@@ -27,6 +27,16 @@ pub struct Config {
     pub default_vhost: String,
     /// Users that may only connect from a loopback address.
     pub loopback_users: Vec<String>,
+    /// How long a dashboard login token (`POST /api/login`) stays valid
+    /// (`management.login_session_timeout`, in minutes in warren.conf).
+    pub login_session_timeout: Duration,
+    /// The key that signs login tokens. None: a random key per node start,
+    /// so a restart logs everybody out.
+    pub jwt_secret: Option<String>,
+    /// How often the management side samples the message counters into
+    /// rates and history (RabbitMQ's `collect_statistics_interval`). Zero
+    /// turns the sampler off.
+    pub stats_interval: Duration,
 }
 
 impl Default for Config {
@@ -47,6 +57,9 @@ impl Default for Config {
             default_pass: "guest".into(),
             default_vhost: "/".into(),
             loopback_users: vec!["guest".into()],
+            login_session_timeout: Duration::from_secs(480 * 60),
+            jwt_secret: None,
+            stats_interval: Duration::from_secs(5),
         }
     }
 }

@@ -31,6 +31,18 @@ struct Args {
     /// may stay half-received.
     #[arg(long, default_value_t = 10)]
     handshake_timeout: u64,
+    /// Minutes a dashboard login token stays valid
+    /// (management.login_session_timeout).
+    #[arg(long, default_value_t = 480)]
+    login_session_timeout: u64,
+    /// Key signing dashboard login tokens; random per start when unset,
+    /// which logs everybody out at a restart.
+    #[arg(long, env = "WARREN_JWT_SECRET", hide_env_values = true)]
+    jwt_secret: Option<String>,
+    /// Milliseconds between samples of the message counters into rates
+    /// (collect_statistics_interval); 0 turns the sampler off.
+    #[arg(long, default_value_t = 5000)]
+    stats_interval_ms: u64,
 }
 
 #[tokio::main]
@@ -51,6 +63,9 @@ async fn main() -> anyhow::Result<()> {
         data_dir: args.data_dir,
         heartbeat: args.heartbeat,
         handshake_timeout: Duration::from_secs(args.handshake_timeout),
+        login_session_timeout: Duration::from_secs(args.login_session_timeout.max(1) * 60),
+        jwt_secret: args.jwt_secret,
+        stats_interval: Duration::from_millis(args.stats_interval_ms),
         ..Config::default()
     };
     tracing::info!(
