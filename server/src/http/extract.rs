@@ -39,6 +39,22 @@ where
     }
 }
 
+/// A body read but not yet parsed, for handlers that must first answer
+/// 404 for a missing object, as RabbitMQ does (`resource_exists` comes
+/// before the body is looked at).
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(RawBody)
+            .map_err(|_| ApiError::bad_request("Exceeded HTTP request body size limit"))
+    }
+}
+
 /// Parses a request body; empty means `{}`.
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };

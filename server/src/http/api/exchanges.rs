@@ -21,7 +21,7 @@ use crate::http::Ctx;
 use crate::http::amqp_json::{json_to_table, table_to_json};
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};
-use crate::http::extract::{Body, P, created_or_no_content, no_content};
+use crate::http::extract::{P, RawBody, created_or_no_content, no_content, parse_body};
 use crate::http::paging::{ListQuery, Listed, respond, respond_one};
 use crate::http::present::exchange_stats;
 
@@ -104,10 +104,11 @@ async fn declare(
     State(ctx): State<Ctx>,
     who: Authed,
     P((v, url_name)): P<(String, String)>,
-    Body(body): Body<DeclareExchange>,
+    RawBody(raw): RawBody,
 ) -> ApiResult<Response> {
     who.require_vhost(&v)?;
     let vh = vhost(&ctx, &v)?;
+    let body: DeclareExchange = parse_body(&raw)?;
     check_name("exchange", &url_name)?;
     check_echo("name", body.name.as_deref(), &url_name)?;
     check_echo("vhost", body.vhost.as_deref(), &v)?;

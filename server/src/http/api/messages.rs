@@ -27,7 +27,7 @@ use crate::http::Ctx;
 use crate::http::amqp_json::{json_to_properties, properties_to_json};
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo};
-use crate::http::extract::{Body, P, json};
+use crate::http::extract::{P, RawBody, json, parse_body};
 
 pub fn router() -> Router<Ctx> {
     Router::new()
@@ -52,10 +52,11 @@ async fn publish(
     State(ctx): State<Ctx>,
     who: Authed,
     P((v, name)): P<(String, String)>,
-    Body(body): Body<Publish>,
+    RawBody(raw): RawBody,
 ) -> ApiResult<Response> {
     who.require_vhost(&v)?;
     let x = exchanges::lookup(&ctx, &who, &v, &name)?;
+    let body: Publish = parse_body(&raw)?;
     check_echo("vhost", body.vhost.as_deref(), &v)?;
     if body.routing_key.len() > 255 {
         return Err(ApiError::bad_request("routing_key is longer than 255 bytes"));
@@ -137,10 +138,11 @@ async fn get_messages(
     State(ctx): State<Ctx>,
     who: Authed,
     P((v, name)): P<(String, String)>,
-    Body(body): Body<GetMessages>,
+    RawBody(raw): RawBody,
 ) -> ApiResult<Response> {
     who.require_vhost(&v)?;
     let q = queues::lookup(&ctx, &who, &v, &name)?;
+    let body: GetMessages = parse_body(&raw)?;
     check_echo("vhost", body.vhost.as_deref(), &v)?;
     let mode = ack_mode(&body.ackmode)?;
     let base64_only = match body.encoding.as_str() {

@@ -97,12 +97,26 @@ async fn upsert(
     let applied = ctx
         .broker
         .apply(DefinitionCommand::AddVhost {
-            name: v,
+            name: v.clone(),
             description: body.description.unwrap_or(old.description),
             tags: body.tags.map(|t| t.0).unwrap_or(old.tags),
         })
         .await?;
-    Ok(created_or_no_content(matches!(applied, Applied::Changed(true))))
+    let created = matches!(applied, Applied::Changed(true));
+    if created {
+        // As RabbitMQ does, whoever creates a vhost gets full permissions
+        // on it.
+        ctx.broker
+            .apply(DefinitionCommand::SetPermissions {
+                vhost: v,
+                user: who.name().to_owned(),
+                configure: ".*".into(),
+                write: ".*".into(),
+                read: ".*".into(),
+            })
+            .await?;
+    }
+    Ok(created_or_no_content(created))
 }
 
 async fn remove(State(ctx): State<Ctx>, who: Authed, P(v): P<String>) -> ApiResult<Response> {
