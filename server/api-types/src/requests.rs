@@ -160,6 +160,10 @@ pub struct PutVhost {
     pub default_queue_type: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
+    /// Sent by `rabbitmqadmin` (its default vhost); not this vhost's name,
+    /// and ignored.
+    #[serde(default)]
+    pub vhost: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -177,6 +181,9 @@ pub struct PutUser {
     pub name: Option<String>,
     #[serde(default)]
     pub limits: Option<Map<String, Value>>,
+    /// Sent by `rabbitmqadmin`; ignored.
+    #[serde(default)]
+    pub vhost: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -66,7 +66,11 @@ fn json_to_table_lossy(o: &Map<String, Value>) -> FieldTable {
     for (k, v) in o {
         // Keys were length-checked by `json_to_table` at the top level;
         // nested keys longer than a short string are cut.
-        let key: String = k.chars().take(255).collect();
+        let mut end = k.len().min(255);
+        while !k.is_char_boundary(end) {
+            end -= 1;
+        }
+        let key = k[..end].to_owned();
         t.insert(ShortString::from(key), json_to_value(v));
     }
     t

@@ -66,6 +66,10 @@ pub fn router(ctx: Ctx) -> Router {
         .layer(header(header::REFERRER_POLICY, "same-origin"))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
         .layer(header(header::CACHE_CONTROL, "no-cache"))
+        // A bug in a handler must answer 500, not drop the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(error::ApiError::internal("a handler panicked"))
+        }))
         .with_state(ctx)
 }
 

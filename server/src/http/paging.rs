@@ -208,7 +208,8 @@ pub fn respond<T: Serialize + Listed>(q: &ListQuery, mut items: Vec<T>) -> ApiRe
         return Ok(render(q, &items));
     };
     let size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    let offset = (page - 1) * size;
+    // Checked: a huge page number must be a 400, not an overflow.
+    let offset = (page - 1).checked_mul(size).unwrap_or(usize::MAX);
     if offset > filtered {
         return Err(ApiError::bad_request(format!(
             "Page out of range, page: {page} page size: {size}, len: {filtered}"
