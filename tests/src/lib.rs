@@ -100,10 +100,10 @@ impl Server {
                     for (marker, is_http) in
                         [("started AMQP 0-9-1 listener on ", false), ("started HTTP listener on ", true)]
                     {
-                        if let Some(addr) = line.split(marker).nth(1) {
-                            if let Some(p) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok()) {
-                                let _ = tx.send((is_http, p));
-                            }
+                        if let Some(addr) = line.split(marker).nth(1)
+                            && let Some(p) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok())
+                        {
+                            let _ = tx.send((is_http, p));
                         }
                     }
                     log.lock().unwrap().push(line);

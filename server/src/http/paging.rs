@@ -209,7 +209,7 @@ pub fn respond<T: Serialize + Listed>(q: &ListQuery, mut items: Vec<T>) -> ApiRe
     };
     let size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
     // Checked: a huge page number must be a 400, not an overflow.
-    let offset = (page - 1).checked_mul(size).unwrap_or(usize::MAX);
+    let offset = (page - 1).saturating_mul(size);
     if offset > filtered {
         return Err(ApiError::bad_request(format!(
             "Page out of range, page: {page} page size: {size}, len: {filtered}"

@@ -62,10 +62,10 @@ async fn publish(
         return Err(ApiError::bad_request("routing_key is longer than 255 bytes"));
     }
     let props = json_to_properties(&body.properties)?;
-    if let Some(exp) = props.expiration() {
-        if exp.as_str().parse::<u64>().is_err() {
-            return Err(ApiError::bad_request(format!("invalid expiration '{}'", exp.as_str())));
-        }
+    if let Some(exp) = props.expiration()
+        && exp.as_str().parse::<u64>().is_err()
+    {
+        return Err(ApiError::bad_request(format!("invalid expiration '{}'", exp.as_str())));
     }
     let payload = decode_payload(&body.payload, &body.payload_encoding)?;
     let max = ctx.broker.config.max_message_size;

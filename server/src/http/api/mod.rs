@@ -10,6 +10,7 @@ pub mod connections;
 pub mod definitions;
 pub mod exchanges;
 pub mod health;
+pub mod limits;
 pub mod messages;
 pub mod overview;
 pub mod parameters;
@@ -40,6 +41,7 @@ pub fn router() -> Router<Ctx> {
         .merge(messages::router())
         .merge(parameters::router())
         .merge(policies::router())
+        .merge(limits::router())
         .merge(connections::router())
         .merge(definitions::router())
         .merge(health::router())

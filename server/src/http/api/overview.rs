@@ -153,7 +153,9 @@ fn fd_total() -> Option<u64> {
     let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
     let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
-    (rc == 0).then_some(r.rlim_cur as u64)
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let cur = r.rlim_cur as u64;
+    (rc == 0).then_some(cur)
 }
 
 fn disk_free(path: &std::path::Path) -> Option<u64> {

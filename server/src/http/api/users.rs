@@ -16,7 +16,7 @@ use serde::Deserialize;
 use warren_api_types::objects;
 use warren_api_types::requests::PutUser;
 
-use super::{parameters, permissions};
+use super::{limits, permissions};
 use crate::broker::DefinitionCommand;
 use crate::broker::auth::{self, HASH_ARGON2ID, HASH_RABBIT_SHA256, User};
 use crate::http::Ctx;
@@ -48,7 +48,7 @@ pub fn item(ctx: &Ctx, u: &User) -> objects::User {
         password_hash: u.password_hash.clone(),
         hashing_algorithm: u.hashing_algorithm.clone(),
         tags: u.tags.clone(),
-        limits: parameters::user_limits(ctx, &u.name),
+        limits: limits::user_limits(ctx, &u.name),
     }
 }
 
@@ -125,7 +125,7 @@ async fn upsert(
         },
     };
     let limits = match &body.limits {
-        Some(l) => Some(parameters::check_limits(l)?),
+        Some(l) => Some(limits::check_limits(l)?),
         None => None,
     };
     let tags = body
@@ -136,7 +136,7 @@ async fn upsert(
         .apply(DefinitionCommand::PutUser(User { name: u.clone(), password_hash, hashing_algorithm, tags }))
         .await?;
     if let Some(l) = limits {
-        parameters::set_user_limits(&ctx, &u, l).await?;
+        limits::set_user_limits(&ctx, &u, l).await?;
     }
     Ok(created_or_no_content(existing.is_none()))
 }
@@ -147,7 +147,7 @@ async fn remove(State(ctx): State<Ctx>, who: Authed, P(u): P<String>) -> ApiResu
         return Err(ApiError::object_not_found());
     }
     ctx.broker.apply(DefinitionCommand::DeleteUser { name: u.clone() }).await?;
-    parameters::clear_user_limits(&ctx, &u).await?;
+    limits::clear_user_limits(&ctx, &u).await?;
     Ok(no_content())
 }
 
@@ -166,7 +166,7 @@ async fn bulk_delete(
     for u in body.users {
         if ctx.broker.auth.user(&u).is_some() {
             ctx.broker.apply(DefinitionCommand::DeleteUser { name: u.clone() }).await?;
-            parameters::clear_user_limits(&ctx, &u).await?;
+            limits::clear_user_limits(&ctx, &u).await?;
         }
     }
     Ok(no_content())
