@@ -119,6 +119,8 @@ async fn paging_sorting_filtering_columns() {
         let r = api.get(&format!("/api/queues?{q}")).await;
         assert_eq!(r.code(), 400, "{q}: {:?}", r.body);
     }
+    let r = api.get("/api/queues?page=1&page_size=501").await;
+    assert_eq!(r.body["error"], "invalid_pagination_parameters", "RabbitMQ's error name");
     let p = api.ok("/api/queues?page=1&page_size=500").await;
     assert_eq!(p["item_count"], 26);
 }

@@ -269,3 +269,30 @@ async fn login(State(ctx): State<Ctx>, Peer(peer): Peer, Body(body): Body<Login>
         .map_err(ApiError::internal)?;
     Ok(json(&LoginToken { token, name: user.name.clone(), tags: user.tags.clone(), expires_in: ttl }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_covers_v4_v6_and_mapped() {
+        for a in ["127.0.0.1:1", "127.1.2.3:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
+            assert!(is_loopback(&a.parse().unwrap()), "{a}");
+        }
+        for a in ["10.0.0.1:1", "[::ffff:10.0.0.1]:1", "[2001:db8::1]:1"] {
+            assert!(!is_loopback(&a.parse().unwrap()), "{a}");
+        }
+    }
+
+    #[test]
+    fn tokens_are_bound_to_the_password_hash() {
+        let u = User {
+            name: "u".into(),
+            password_hash: "h1".into(),
+            hashing_algorithm: "x".into(),
+            tags: vec![],
+        };
+        let v = User { password_hash: "h2".into(), ..u.clone() };
+        assert_ne!(password_digest(&u), password_digest(&v));
+    }
+}

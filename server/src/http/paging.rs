@@ -78,6 +78,11 @@ fn history(raw: &HashMap<String, String>, prefix: &str) -> ApiResult<Option<Hist
     }
 }
 
+/// RabbitMQ's 400 for bad paging: `invalid_pagination_parameters`.
+fn invalid_pagination(reason: String) -> ApiError {
+    ApiError::new(axum::http::StatusCode::BAD_REQUEST, "invalid_pagination_parameters", reason)
+}
+
 impl ListQuery {
     pub fn parse(raw: HashMap<String, String>) -> ApiResult<Self> {
         let page = number(&raw, "page")?.map(|n| n as usize);
@@ -85,12 +90,12 @@ impl ListQuery {
         if let Some(p) = page {
             let size = page_size.unwrap_or(DEFAULT_PAGE_SIZE);
             if p == 0 || size == 0 || size > MAX_PAGE_SIZE {
-                return Err(ApiError::bad_request(format!(
+                return Err(invalid_pagination(format!(
                     "Invalid pagination parameters: page number {p}, page size {size} (page_size must be 1 to {MAX_PAGE_SIZE})"
                 )));
             }
         } else if page_size.is_some_and(|s| s == 0 || s > MAX_PAGE_SIZE) {
-            return Err(ApiError::bad_request(format!(
+            return Err(invalid_pagination(format!(
                 "Invalid pagination parameters: page size {} (at most {MAX_PAGE_SIZE})",
                 page_size.unwrap_or(0)
             )));
@@ -172,16 +177,90 @@ fn prune(item: &Value, columns: &[String]) -> Value {
     Value::Object(out)
 }
 
+/// Like [`respond`], for lists whose items are costly to build (queues
+/// and exchanges, with their stats): filtering and the default sort work
+/// on the sources' names, and only the requested page is built. A sort on
+/// another field needs every item, and falls back to [`respond`].
+pub fn respond_lazy<S, T, K, B>(q: &ListQuery, mut sources: Vec<S>, names: K, build: B) -> ApiResult<Response>
+where
+    T: Serialize + Listed,
+    K: Fn(&S) -> (&str, &str),
+    B: Fn(&S) -> T,
+{
+    if !matches!(q.sort.as_deref(), None | Some("name") | Some("vhost")) {
+        return respond(q, sources.iter().map(build).collect());
+    }
+    let total = sources.len();
+    if let Some(re) = name_filter(q)? {
+        sources.retain(|s| re.is_match(names(s).1));
+    }
+    match q.sort.as_deref() {
+        Some("name") => sources.sort_by(|a, b| names(a).1.cmp(names(b).1)),
+        Some("vhost") => sources.sort_by(|a, b| names(a).0.cmp(names(b).0)),
+        _ => sources.sort_by(|a, b| names(a).cmp(&names(b))),
+    }
+    if q.sort_reverse {
+        sources.reverse();
+    }
+    let filtered = sources.len();
+    let Some((page, size, offset)) = page_bounds(q, filtered)? else {
+        let items: Vec<T> = sources.iter().map(build).collect();
+        return Ok(render(q, &items));
+    };
+    let items: Vec<T> = sources[offset..(offset + size).min(filtered)].iter().map(build).collect();
+    Ok(envelope(q, total, filtered, page, size, &items))
+}
+
+fn name_filter(q: &ListQuery) -> ApiResult<Option<regex::Regex>> {
+    let Some(name) = &q.name else { return Ok(None) };
+    let pattern = if q.use_regex { name.clone() } else { regex::escape(name) };
+    RegexBuilder::new(&pattern)
+        .case_insensitive(true)
+        .size_limit(1 << 20)
+        .build()
+        .map(Some)
+        .map_err(|e| ApiError::bad_request(format!("invalid name filter '{name}': {e}")))
+}
+
+/// (page, size, offset) when paging was asked for; 400 beyond the end.
+fn page_bounds(q: &ListQuery, filtered: usize) -> ApiResult<Option<(usize, usize, usize)>> {
+    let Some(page) = q.page else { return Ok(None) };
+    let size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
+    // Saturating: a huge page number must be a 400, not an overflow.
+    let offset = (page - 1).saturating_mul(size);
+    if offset > filtered {
+        return Err(ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "page_out_of_range",
+            format!("Page out of range, page: {page} page size: {size}, len: {filtered}"),
+        ));
+    }
+    Ok(Some((page, size, offset)))
+}
+
+fn envelope<T: Serialize>(
+    q: &ListQuery,
+    total: usize,
+    filtered: usize,
+    page: usize,
+    size: usize,
+    items: &[T],
+) -> Response {
+    json(&Envelope {
+        total_count: total,
+        item_count: items.len(),
+        filtered_count: filtered,
+        page,
+        page_size: size,
+        page_count: filtered.div_ceil(size),
+        items: Rendered(q, items),
+    })
+}
+
 /// Filters, sorts, pages and serializes a list, as RabbitMQ does.
 pub fn respond<T: Serialize + Listed>(q: &ListQuery, mut items: Vec<T>) -> ApiResult<Response> {
     let total = items.len();
-    if let Some(name) = &q.name {
-        let pattern = if q.use_regex { name.clone() } else { regex::escape(name) };
-        let re = RegexBuilder::new(&pattern)
-            .case_insensitive(true)
-            .size_limit(1 << 20)
-            .build()
-            .map_err(|e| ApiError::bad_request(format!("invalid name filter '{name}': {e}")))?;
+    if let Some(re) = name_filter(q)? {
         items.retain(|i| re.is_match(i.name()));
     }
     match q.sort.as_deref() {
@@ -204,28 +283,12 @@ pub fn respond<T: Serialize + Listed>(q: &ListQuery, mut items: Vec<T>) -> ApiRe
         items.reverse();
     }
     let filtered = items.len();
-    let Some(page) = q.page else {
-        return Ok(render(q, &items));
-    };
-    let size = q.page_size.unwrap_or(DEFAULT_PAGE_SIZE);
-    // Checked: a huge page number must be a 400, not an overflow.
-    let offset = (page - 1).saturating_mul(size);
-    if offset > filtered {
-        return Err(ApiError::bad_request(format!(
-            "Page out of range, page: {page} page size: {size}, len: {filtered}"
-        )));
+    match page_bounds(q, filtered)? {
+        None => Ok(render(q, &items)),
+        Some((page, size, offset)) => {
+            Ok(envelope(q, total, filtered, page, size, &items[offset..(offset + size).min(filtered)]))
+        }
     }
-    let slice = &items[offset..(offset + size).min(filtered)];
-    let envelope = Envelope {
-        total_count: total,
-        item_count: slice.len(),
-        filtered_count: filtered,
-        page,
-        page_size: size,
-        page_count: filtered.div_ceil(size),
-        items: Rendered(q, slice),
-    };
-    Ok(json(&envelope))
 }
 
 /// `warren_api_types::Page`, with items rendered on the fly.

@@ -313,11 +313,13 @@ impl Stats {
         push_total(&mut g.node, ts, node_len, node_delta);
     }
 
-    pub fn queue(&self, q: &Arc<Queue>) -> Option<Series<Q_LEN>> {
-        self.inner.read().queues.get(&key(q)).map(|t| t.series.clone())
+    /// Runs `f` on a queue's series under the read lock, without copying
+    /// it: listings of many queues call this once per queue.
+    pub fn with_queue<R>(&self, q: &Arc<Queue>, f: impl FnOnce(Option<&Series<Q_LEN>>) -> R) -> R {
+        f(self.inner.read().queues.get(&key(q)).map(|t| &t.series))
     }
-    pub fn exchange(&self, x: &Arc<Exchange>) -> Option<Series<2>> {
-        self.inner.read().exchanges.get(&key(x)).map(|t| t.series.clone())
+    pub fn with_exchange<R>(&self, x: &Arc<Exchange>, f: impl FnOnce(Option<&Series<2>>) -> R) -> R {
+        f(self.inner.read().exchanges.get(&key(x)).map(|t| &t.series))
     }
     pub fn channel(&self, c: &Arc<ChannelStats>) -> Option<Series<CH_LEN>> {
         self.inner.read().channels.get(&key(c)).map(|t| t.series.clone())

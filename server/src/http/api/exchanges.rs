@@ -22,7 +22,7 @@ use crate::http::amqp_json::{json_to_table, table_to_json};
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};
 use crate::http::extract::{P, RawBody, created_or_no_content, no_content, parse_body};
-use crate::http::paging::{ListQuery, Listed, respond, respond_one};
+use crate::http::paging::{ListQuery, Listed, respond, respond_lazy, respond_one};
 use crate::http::present::exchange_stats;
 
 pub fn router() -> Router<Ctx> {
@@ -46,7 +46,7 @@ impl Listed for objects::Exchange {
 
 pub fn item(ctx: &Ctx, x: &Arc<Exchange>, lq: &ListQuery) -> objects::Exchange {
     let live = [x.stats.publish_in.get(), x.stats.publish_out.get()];
-    let series = ctx.stats.exchange(x);
+    let message_stats = ctx.stats.with_exchange(x, |series| exchange_stats(&live, series, lq));
     objects::Exchange {
         name: x.name.to_string(),
         vhost: x.vhost.to_string(),
@@ -55,16 +55,16 @@ pub fn item(ctx: &Ctx, x: &Arc<Exchange>, lq: &ListQuery) -> objects::Exchange {
         auto_delete: x.auto_delete,
         internal: x.internal,
         arguments: table_to_json(&x.arguments),
-        message_stats: Some(exchange_stats(&live, series.as_ref(), lq)),
+        message_stats: Some(message_stats),
     }
 }
 
 fn list(ctx: &Ctx, who: &Authed, only: Option<&str>, lq: &ListQuery) -> ApiResult<Response> {
-    let mut items = Vec::new();
+    let mut exchanges = Vec::new();
     for v in listed_vhosts(ctx, who, only)? {
-        items.extend(v.exchanges().iter().map(|x| item(ctx, x, lq)));
+        exchanges.extend(v.exchanges());
     }
-    respond(lq, items)
+    respond_lazy(lq, exchanges, |x| (&x.vhost, &x.name), |x| item(ctx, x, lq))
 }
 
 async fn list_all(State(ctx): State<Ctx>, who: Authed, lq: ListQuery) -> ApiResult<Response> {

@@ -22,7 +22,7 @@ use crate::http::api::bindings;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};
 use crate::http::extract::{P, RawBody, created_or_no_content, no_content, parse_body};
-use crate::http::paging::{ListQuery, Listed, respond, respond_one};
+use crate::http::paging::{ListQuery, Listed, respond_lazy, respond_one};
 use crate::http::present::queue_stats;
 use crate::http::stats::queue_sample;
 
@@ -48,8 +48,7 @@ impl Listed for objects::Queue {
 /// A queue as the API shows it.
 pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
     let live = queue_sample(q);
-    let series = ctx.stats.queue(q);
-    let (totals, ms) = queue_stats(&live, series.as_ref(), lq);
+    let (totals, ms) = ctx.stats.with_queue(q, |series| queue_stats(&live, series, lq));
     let counts = q.counts();
     let exclusive_consumer_tag =
         q.consumers().iter().find(|c| c.exclusive).map(|c| c.tag.as_str().to_owned());
@@ -74,11 +73,11 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
 }
 
 fn list(ctx: &Ctx, who: &Authed, only: Option<&str>, lq: &ListQuery) -> ApiResult<Response> {
-    let mut items = Vec::new();
+    let mut queues = Vec::new();
     for v in listed_vhosts(ctx, who, only)? {
-        items.extend(v.queues().iter().map(|q| item(ctx, q, lq)));
+        queues.extend(v.queues());
     }
-    respond(lq, items)
+    respond_lazy(lq, queues, |q| (&q.vhost, &q.name), |q| item(ctx, q, lq))
 }
 
 async fn list_all(State(ctx): State<Ctx>, who: Authed, lq: ListQuery) -> ApiResult<Response> {
