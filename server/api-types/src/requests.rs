@@ -292,3 +292,24 @@ pub struct Login {
     pub username: String,
     pub password: String,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lenient_scalars_and_tags() {
+        let q: DeclareQueue = serde_json::from_str(r#"{"durable": "true", "auto_delete": false}"#).unwrap();
+        assert_eq!((q.durable, q.auto_delete), (Some(Bool(true)), Some(Bool(false))));
+        assert!(serde_json::from_str::<DeclareQueue>(r#"{"durable": "yes"}"#).is_err());
+        assert!(serde_json::from_str::<DeclareQueue>(r#"{"durable": 1}"#).is_err());
+        assert!(serde_json::from_str::<DeclareQueue>(r#"{"colour": 1}"#).is_err());
+        let g: GetMessages =
+            serde_json::from_str(r#"{"count": "3", "ackmode": "a", "encoding": "auto"}"#).unwrap();
+        assert_eq!(g.count, Int(3));
+        let u: PutUser = serde_json::from_str(r#"{"tags": "administrator, management"}"#).unwrap();
+        assert_eq!(u.tags.unwrap().0, ["administrator", "management"]);
+        let u: PutUser = serde_json::from_str(r#"{"tags": ["monitoring"]}"#).unwrap();
+        assert_eq!(u.tags.unwrap().0, ["monitoring"]);
+    }
+}

@@ -352,7 +352,9 @@ pub async fn run(broker: Arc<Broker>, stats: Arc<Stats>, interval: Duration) {
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
+        let started = std::time::Instant::now();
         stats.sample(&broker);
+        tracing::debug!("stats sample took {:?}", started.elapsed());
     }
 }
 
