@@ -95,6 +95,8 @@ async fn parameters_policies_limits() {
     assert_eq!(api.ok("/api/parameters/federation-upstream/%2F/up").await["value"]["uri"], "amqp://x");
     assert_eq!(api.ok("/api/parameters").await.as_array().unwrap().len(), 1);
     assert_eq!(api.ok("/api/parameters/federation-upstream").await.as_array().unwrap().len(), 1);
+    assert_eq!(api.ok("/api/parameters/federation-upstream/%2F").await[0]["name"], "up");
+    assert_eq!(api.get("/api/parameters/federation-upstream/nope").await.code(), 404);
     assert_eq!(api.put("/api/parameters/federation-upstream/%2F/up", json!({})).await.code(), 400);
     assert_eq!(api.put("/api/parameters/policy/%2F/p", json!({"value": {}})).await.code(), 400);
     assert_eq!(api.put("/api/parameters/c/nope/p", json!({"value": 1})).await.code(), 404);
@@ -128,6 +130,8 @@ async fn parameters_policies_limits() {
     let op = json!({"pattern": ".*", "definition": {"max-length": 100}});
     assert_eq!(api.put("/api/operator-policies/%2F/op", op).await.code(), 201);
     assert_eq!(api.ok("/api/operator-policies").await.as_array().unwrap().len(), 1);
+    assert_eq!(api.ok("/api/operator-policies/%2F").await.as_array().unwrap().len(), 1);
+    assert_eq!(api.ok("/api/operator-policies/%2F/op").await["definition"], json!({"max-length": 100}));
     assert_eq!(api.delete("/api/operator-policies/%2F/op").await.code(), 204);
     assert_eq!(api.delete("/api/policies/%2F/cap").await.code(), 204);
     assert!(api.ok("/api/parameters").await.as_array().unwrap().is_empty(), "policies are not parameters");
@@ -271,9 +275,14 @@ async fn node_endpoints_and_health() {
     assert_eq!(api.ok("/api/aliveness-test/%2F").await, json!({"status": "ok"}));
     assert_eq!(api.ok("/api/aliveness-test/%2F").await, json!({"status": "ok"}));
     assert_eq!(api.get("/api/aliveness-test/nope").await.code(), 404);
-    for check in
-        ["alarms", "local-alarms", "virtual-hosts", "node-is-quorum-critical", "ready-to-serve-clients"]
-    {
+    for check in [
+        "alarms",
+        "local-alarms",
+        "virtual-hosts",
+        "node-is-quorum-critical",
+        "node-is-mirror-sync-critical",
+        "ready-to-serve-clients",
+    ] {
         assert_eq!(api.ok(&format!("/api/health/checks/{check}")).await["status"], "ok", "{check}");
     }
     assert_eq!(api.ok(&format!("/api/health/checks/port-listener/{}", s.amqp_port)).await["status"], "ok");

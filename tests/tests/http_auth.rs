@@ -64,6 +64,10 @@ async fn tags_decide_access_as_in_rabbitmq() {
         .map(|q| q["name"].as_str().unwrap().into())
         .collect();
     assert_eq!(names, vec!["seen"]);
+    assert_eq!(mgmt.ok("/api/queues/%2F").await.as_array().unwrap().len(), 1);
+    // The overview counts only the vhosts a management user can see.
+    assert_eq!(mgmt.ok("/api/overview").await["object_totals"]["queues"], 1);
+    assert_eq!(admin.ok("/api/overview").await["object_totals"]["queues"], 2);
     let r = mgmt.get("/api/users").await;
     assert_eq!((r.code(), r.reason()), (401, "Not administrator user"));
     let r = mgmt.get("/api/queues/other").await;

@@ -24,6 +24,13 @@ async fn exchanges_crud_and_refusals() {
     assert_eq!(api.ok("/api/exchanges/%2F/amq.default").await["name"], "");
     let all = api.ok("/api/exchanges/%2F").await;
     assert_eq!(all.as_array().unwrap().len(), 8);
+    assert_eq!(api.ok("/api/exchanges").await.as_array().unwrap().len(), 8);
+    let page = api.ok("/api/exchanges?page=1&page_size=2&name=amq.&sort=name").await;
+    assert_eq!(
+        (page["filtered_count"].as_u64(), page["items"][0]["name"].as_str()),
+        (Some(6), Some("amq.direct"))
+    );
+    assert_eq!(api.get("/api/exchanges/nope").await.code(), 404);
     for (path, body, code) in [
         ("/api/exchanges/%2F/x1", json!({"type": "nonsense"}), 400),
         ("/api/exchanges/%2F/x1", json!({}), 400),
@@ -68,6 +75,9 @@ async fn bindings_route_and_delete() {
     assert_eq!(r.body, json!({"routed": true}));
     assert_eq!(api.ok("/api/queues/%2F/bq").await["messages"], 1);
     // Listings.
+    let ee = api.ok("/api/bindings/%2F/e/ex1/e/ex2").await;
+    assert_eq!(ee[0]["properties_key"], "a.%2A");
+    assert_eq!(api.ok("/api/bindings/%2F/e/ex1/e/ex2/a.%252A").await["destination_type"], "exchange");
     let between = api.ok("/api/bindings/%2F/e/ex1/q/bq").await;
     assert_eq!(between[0]["routing_key"], "a b");
     assert_eq!(between[0]["properties_key"], "a+b");
