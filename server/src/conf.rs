@@ -87,7 +87,9 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
         "management.tcp.ip" | "management.listener.ip" => {
             c.http_bind = Some(value.parse().map_err(|_| expected(key, value, "an IP address"))?)
         }
-        "management.login_session_timeout" => c.login_session_timeout_minutes = number(value, key)?,
+        "management.login_session_timeout" => {
+            c.login_session_timeout = std::time::Duration::from_secs(number::<u64>(value, key)? * 60)
+        }
         "loopback_users" => {
             if value != "none" {
                 return Err(expected(key, value, "'none' (or use loopback_users.<user> = true|false)"));

@@ -36,14 +36,24 @@ pub struct Config {
     pub disk_free_limit: u64,
     /// The management listener's interface (default: as `bind`).
     pub http_bind: Option<IpAddr>,
-    /// How long a dashboard login lasts, in minutes.
-    pub login_session_timeout_minutes: u64,
     /// Tags and permissions (configure, write, read) of the default user.
     pub default_user_tags: Vec<String>,
     pub default_permissions: [String; 3],
     /// `debug`, `info`, `warning`, `error`, `critical` or `none`.
     pub log_level: String,
     pub log_file: Option<PathBuf>,
+    /// How long a dashboard login token (`POST /api/login`) stays valid
+    /// (`management.login_session_timeout`, in minutes in warren.conf).
+    pub login_session_timeout: Duration,
+    /// The key that signs login tokens. None: a random key per node start,
+    /// so a restart logs everybody out.
+    pub jwt_secret: Option<String>,
+    /// How often the management side samples the message counters into
+    /// rates and history (RabbitMQ's `collect_statistics_interval`). Zero
+    /// turns the sampler off.
+    pub stats_interval: Duration,
+    /// The configuration file read at start, for the banner and `environment`.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -68,11 +78,14 @@ impl Default for Config {
             memory_high_watermark_absolute: None,
             disk_free_limit: 50_000_000,
             http_bind: None,
-            login_session_timeout_minutes: 480,
             default_user_tags: vec!["administrator".into()],
             default_permissions: [".*".into(), ".*".into(), ".*".into()],
             log_level: "info".into(),
             log_file: None,
+            login_session_timeout: Duration::from_secs(480 * 60),
+            jwt_secret: None,
+            stats_interval: Duration::from_secs(5),
+            config_file: None,
         }
     }
 }
@@ -89,13 +102,17 @@ impl Config {
     }
 }
 
-/// `warren@<hostname>`, like RabbitMQ's `rabbit@<hostname>`.
-pub fn default_node_name() -> String {
+/// The short host name.
+pub fn hostname() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .ok()
         .map(|h| h.trim().to_owned())
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
-    let short = host.split('.').next().unwrap_or("localhost").to_owned();
-    format!("warren@{short}")
+    host.split('.').next().unwrap_or("localhost").to_owned()
+}
+
+/// `warren@<hostname>`, like RabbitMQ's `rabbit@<hostname>`.
+pub fn default_node_name() -> String {
+    format!("warren@{}", hostname())
 }

@@ -13,11 +13,14 @@
 //! - [`amqp`]: the AMQP 0-9-1 server: the listener, one task per connection
 //!   (handshake, frame reading and writing, heartbeats), and the channels'
 //!   method handlers.
+//! - [`http`]: the management HTTP API (RabbitMQ-compatible, axum), its
+//!   auth, and the stats sampler that turns counters into rates.
 //! - [`server`]: starts the listeners and stops them on a signal.
 
 pub mod amqp;
 pub mod broker;
 pub mod conf;
 pub mod config;
+pub mod http;
 pub mod server;
 pub mod store;

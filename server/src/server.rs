@@ -14,6 +14,7 @@ use crate::config::Config;
 pub struct Node {
     pub broker: Arc<Broker>,
     pub amqp_addrs: Vec<SocketAddr>,
+    pub http_addrs: Vec<SocketAddr>,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -37,6 +38,7 @@ async fn bind_all(config: &Config, port: u16) -> std::io::Result<Vec<TcpListener
 impl Node {
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let listeners = bind_all(&config, config.amqp_port).await?;
+        let http_listeners = bind_all(&config, config.http_port).await?;
         let broker = Broker::new(config).await?;
         let mut amqp_addrs = Vec::new();
         let mut tasks = Vec::new();
@@ -50,7 +52,24 @@ impl Node {
             amqp_addrs.push(addr);
             tasks.push(tokio::spawn(crate::amqp::accept_loop(broker.clone(), l)));
         }
-        Ok(Node { broker, amqp_addrs, tasks })
+        let http_addrs = http_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+        let stats = Arc::new(crate::http::stats::Stats::default());
+        let ctx = Arc::new(crate::http::ApiState {
+            broker: broker.clone(),
+            stats: stats.clone(),
+            jwt: crate::http::auth::JwtKeys::new(broker.config.jwt_secret.as_deref()),
+            amqp_addrs: amqp_addrs.clone(),
+            http_addrs: http_addrs.clone(),
+        });
+        for (l, addr) in http_listeners.into_iter().zip(&http_addrs) {
+            tracing::info!("started HTTP listener on {addr}");
+            tasks.push(tokio::spawn(crate::http::serve(ctx.clone(), l)));
+        }
+        let interval = broker.config.stats_interval;
+        if !interval.is_zero() {
+            tasks.push(tokio::spawn(crate::http::stats::run(broker.clone(), stats, interval)));
+        }
+        Ok(Node { broker, amqp_addrs, http_addrs, tasks })
     }
 
     /// Stops accepting, asks every client to go with CONNECTION_FORCED and

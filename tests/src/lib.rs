@@ -4,6 +4,7 @@
 //! The server is started with port 0 and tells us the ports it bound in its
 //! log, so tests never race each other for a port.
 
+pub mod http;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};
@@ -45,6 +46,8 @@ pub struct Server {
     child: Option<Child>,
     pub data_dir: PathBuf,
     pub amqp_port: u16,
+    /// The management HTTP port, parsed from the log like the AMQP one.
+    pub http_port: u16,
     extra_args: Vec<String>,
     log: Arc<Mutex<Vec<String>>>,
 }
@@ -65,10 +68,11 @@ impl Server {
             child: None,
             data_dir,
             amqp_port: 0,
+            http_port: 0,
             extra_args: args.iter().map(|a| a.to_string()).collect(),
             log: Arc::default(),
         };
-        s.spawn(0);
+        s.spawn(0, 0);
         s
     }
 
@@ -85,21 +89,29 @@ impl Server {
         (out.status, log)
     }
 
-    /// Starts the server after `stop` (same port and data dir).
+    /// Starts the server after `stop` (same ports and data dir).
     pub fn start_again(&mut self) {
-        self.spawn(self.amqp_port);
+        self.spawn(self.amqp_port, self.http_port);
     }
 
-    fn spawn(&mut self, port: u16) {
+    fn spawn(&mut self, port: u16, http_port: u16) {
         let mut cmd = Command::new(server_bin());
-        cmd.args(["--amqp-port", &port.to_string(), "--http-port", "0", "--bind", "127.0.0.1"])
-            .arg("--data-dir")
-            .arg(&self.data_dir)
-            .args(&self.extra_args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.args([
+            "--amqp-port",
+            &port.to_string(),
+            "--http-port",
+            &http_port.to_string(),
+            "--bind",
+            "127.0.0.1",
+        ])
+        .arg("--data-dir")
+        .arg(&self.data_dir)
+        .args(&self.extra_args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start warren-server");
-        let (tx, rx) = std::sync::mpsc::channel::<u16>();
+        // (is_http, port) for each listener line.
+        let (tx, rx) = std::sync::mpsc::channel::<(bool, u16)>();
         for pipe in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
@@ -108,22 +120,34 @@ impl Server {
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                    if let Some(addr) = line.split("started AMQP 0-9-1 listener on ").nth(1) {
-                        if let Some(p) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok()) {
-                            let _ = tx.send(p);
+                    for (marker, is_http) in
+                        [("started AMQP 0-9-1 listener on ", false), ("started HTTP listener on ", true)]
+                    {
+                        if let Some(addr) = line.split(marker).nth(1)
+                            && let Some(p) = addr.trim().rsplit(':').next().and_then(|p| p.parse().ok())
+                        {
+                            let _ = tx.send((is_http, p));
                         }
                     }
                     log.lock().unwrap().push(line);
                 }
             });
         }
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(p) => self.amqp_port = p,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("warren-server did not start; log:\n{}", self.log_text());
+        let (mut amqp, mut http) = (None, None);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while amqp.is_none() || http.is_none() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok((false, p)) => amqp = Some(p),
+                Ok((true, p)) => http = Some(p),
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!("warren-server did not start; log:\n{}", self.log_text());
+                }
             }
         }
+        self.amqp_port = amqp.unwrap_or_default();
+        self.http_port = http.unwrap_or_default();
         self.child = Some(child);
     }
 
@@ -151,6 +175,11 @@ impl Server {
         format!("amqp://{user}:{pass}@127.0.0.1:{}/{vhost}", self.amqp_port)
     }
 
+    /// `http://127.0.0.1:<http port>`, the management API's base URL.
+    pub fn http_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.http_port)
+    }
+
     pub fn addr(&self) -> String {
         format!("127.0.0.1:{}", self.amqp_port)
     }
@@ -170,7 +199,7 @@ impl Server {
     /// SIGTERM and wait; then start again on the same port and data dir.
     pub fn restart(&mut self) {
         self.stop();
-        self.spawn(self.amqp_port);
+        self.spawn(self.amqp_port, self.http_port);
     }
 
     /// kill -9, then start again on the same port and data dir.
@@ -179,7 +208,7 @@ impl Server {
             let _ = c.kill();
             let _ = c.wait();
         }
-        self.spawn(self.amqp_port);
+        self.spawn(self.amqp_port, self.http_port);
     }
 
     pub fn stop(&mut self) {

@@ -1,0 +1,340 @@
+//! What the API returns: one struct per kind of object, with RabbitMQ's field
+//! names. `arguments`, `client_properties` and parameter values are free-form
+//! JSON, as in RabbitMQ.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::stats::{MessageStats, QueueTotals, RateDetails};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    pub name: String,
+    pub vhost: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub exclusive: bool,
+    pub arguments: Value,
+    pub node: String,
+    pub state: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub consumers: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclusive_consumer_tag: Option<String>,
+    #[serde(flatten)]
+    pub totals: QueueTotals,
+    pub message_bytes: u64,
+    pub message_bytes_ready: u64,
+    pub message_bytes_unacknowledged: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_stats: Option<MessageStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Exchange {
+    pub name: String,
+    pub vhost: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_stats: Option<MessageStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Binding {
+    pub source: String,
+    pub vhost: String,
+    pub destination: String,
+    pub destination_type: String,
+    pub routing_key: String,
+    pub arguments: Value,
+    pub properties_key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Vhost {
+    pub name: String,
+    pub description: String,
+    pub tags: Vec<String>,
+    pub tracing: bool,
+    #[serde(flatten)]
+    pub totals: QueueTotals,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message_stats: Option<MessageStats>,
+    pub cluster_state: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub password_hash: String,
+    pub hashing_algorithm: String,
+    /// RabbitMQ 3.10 returns a list here (older versions a comma-separated
+    /// string, which the requests accept too).
+    pub tags: Vec<String>,
+    pub limits: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Permission {
+    pub user: String,
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicPermission {
+    pub user: String,
+    pub vhost: String,
+    pub exchange: String,
+    pub write: String,
+    pub read: String,
+}
+
+/// A runtime parameter (`/api/parameters`), also the shape of policies'
+/// storage.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Parameter {
+    pub component: String,
+    pub vhost: String,
+    pub name: String,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GlobalParameter {
+    pub name: String,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Policy {
+    pub vhost: String,
+    pub name: String,
+    pub pattern: String,
+    #[serde(rename = "apply-to")]
+    pub apply_to: String,
+    pub definition: Value,
+    pub priority: i64,
+}
+
+/// `/api/vhost-limits` and `/api/user-limits` items.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vhost: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    pub value: serde_json::Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Connection {
+    pub name: String,
+    pub node: String,
+    pub vhost: String,
+    pub user: String,
+    pub state: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub protocol: String,
+    pub auth_mechanism: String,
+    pub host: String,
+    pub port: u16,
+    pub peer_host: String,
+    pub peer_port: u16,
+    pub ssl: bool,
+    pub channels: u32,
+    pub channel_max: u16,
+    pub frame_max: u32,
+    pub timeout: u16,
+    pub connected_at: u64,
+    pub client_properties: Value,
+    pub recv_oct: u64,
+    pub recv_oct_details: RateDetails,
+    pub send_oct: u64,
+    pub send_oct_details: RateDetails,
+}
+
+/// The connection a channel or consumer belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectionDetails {
+    pub name: String,
+    pub peer_host: String,
+    pub peer_port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Channel {
+    pub name: String,
+    pub node: String,
+    pub number: u16,
+    pub vhost: String,
+    pub user: String,
+    pub state: String,
+    pub connection_details: ConnectionDetails,
+    pub prefetch_count: u32,
+    pub global_prefetch_count: u32,
+    pub consumer_count: u32,
+    pub messages_unacknowledged: u32,
+    pub confirm: bool,
+    pub transactional: bool,
+    pub message_stats: MessageStats,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueRef {
+    pub name: String,
+    pub vhost: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelRef {
+    pub name: String,
+    pub number: u16,
+    pub connection_name: String,
+    pub peer_host: String,
+    pub peer_port: u16,
+    pub user: String,
+    pub node: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Consumer {
+    pub consumer_tag: String,
+    pub queue: QueueRef,
+    pub channel_details: ChannelRef,
+    pub ack_required: bool,
+    pub exclusive: bool,
+    pub prefetch_count: u32,
+    pub active: bool,
+    pub activity_status: String,
+    pub arguments: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Listener {
+    pub node: String,
+    pub protocol: String,
+    pub ip_address: String,
+    pub port: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectTotals {
+    pub connections: u64,
+    pub channels: u64,
+    pub exchanges: u64,
+    pub queues: u64,
+    pub consumers: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExchangeTypeInfo {
+    pub name: String,
+    pub description: String,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Overview {
+    pub management_version: String,
+    pub rates_mode: String,
+    pub product_name: String,
+    pub product_version: String,
+    pub rabbitmq_version: String,
+    pub cluster_name: String,
+    pub node: String,
+    pub exchange_types: Vec<ExchangeTypeInfo>,
+    pub listeners: Vec<Listener>,
+    pub object_totals: ObjectTotals,
+    pub queue_totals: QueueTotals,
+    pub message_stats: MessageStats,
+    pub statistics_db_event_queue: u64,
+    pub disable_stats: bool,
+    pub enable_queue_totals: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub running: bool,
+    pub uptime: u64,
+    pub processors: u64,
+    pub os_pid: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_used: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_limit: Option<u64>,
+    pub mem_alarm: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_used: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_total: Option<u64>,
+    pub sockets_used: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sockets_total: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_free: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_free_limit: Option<u64>,
+    pub disk_free_alarm: bool,
+    pub exchange_types: Vec<ExchangeTypeInfo>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WhoAmI {
+    pub name: String,
+    pub tags: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterName {
+    pub name: String,
+}
+
+/// `POST /api/exchanges/{vhost}/{name}/publish`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Routed {
+    pub routed: bool,
+}
+
+/// One message of `POST /api/queues/{vhost}/{name}/get`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GotMessage {
+    pub payload_bytes: u64,
+    pub redelivered: bool,
+    pub exchange: String,
+    pub routing_key: String,
+    pub message_count: u64,
+    pub properties: Value,
+    pub payload: String,
+    pub payload_encoding: String,
+}
+
+/// `POST /api/login`: the token to send as `Authorization: Bearer`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoginToken {
+    pub token: String,
+    pub name: String,
+    pub tags: Vec<String>,
+    /// Seconds until the token expires.
+    pub expires_in: u64,
+}
+
+/// `GET /api/health/checks/...` on success: `{"status": "ok"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthStatus {
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}

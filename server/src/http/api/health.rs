@@ -1,0 +1,133 @@
+//! Health: `/api/aliveness-test/{vhost}` (declares a queue, publishes a
+//! message to it and gets it back, for real) and RabbitMQ's
+//! `/api/health/checks/*`, answering 200 `{"status":"ok"}` or 503 with a
+//! reason.
+//!
+//! Warren has no memory or disk alarms yet, so the alarm checks pass; they
+//! will read the alarms once the broker raises them.
+
+use std::sync::Arc;
+
+use amq_protocol::protocol::BasicProperties;
+use amq_protocol::types::FieldTable;
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::routing::get;
+use bytes::Bytes;
+use serde_json::json as j;
+
+use super::vhost;
+use crate::broker::message::Message;
+use crate::broker::{Applied, DefinitionCommand};
+use crate::http::Ctx;
+use crate::http::auth::Authed;
+use crate::http::error::ApiResult;
+use crate::http::extract::{P, json, json_bytes};
+
+const ALIVENESS_QUEUE: &str = "aliveness-test";
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/api/aliveness-test/{vhost}", get(aliveness))
+        .route("/api/health/checks/alarms", get(no_alarms))
+        .route("/api/health/checks/local-alarms", get(no_alarms))
+        .route("/api/health/checks/port-listener/{port}", get(port_listener))
+        .route("/api/health/checks/protocol-listener/{protocol}", get(protocol_listener))
+        .route("/api/health/checks/virtual-hosts", get(virtual_hosts))
+        .route("/api/health/checks/node-is-quorum-critical", get(ok))
+        .route("/api/health/checks/node-is-mirror-sync-critical", get(ok))
+        .route("/api/health/checks/ready-to-serve-clients", get(ready))
+}
+
+fn failed(body: serde_json::Value) -> Response {
+    json_bytes(StatusCode::SERVICE_UNAVAILABLE, body.to_string().into_bytes())
+}
+
+fn status_ok() -> Response {
+    json(&j!({"status": "ok"}))
+}
+
+async fn aliveness(State(ctx): State<Ctx>, who: Authed, P(v): P<String>) -> ApiResult<Response> {
+    who.require_vhost(&v)?;
+    let vh = vhost(&ctx, &v)?;
+    let applied = ctx
+        .broker
+        .apply(DefinitionCommand::DeclareQueue {
+            vhost: v.clone(),
+            name: ALIVENESS_QUEUE.into(),
+            durable: false,
+            auto_delete: false,
+            exclusive_owner: None,
+            arguments: FieldTable::default(),
+        })
+        .await;
+    let q = match applied {
+        Ok(Applied::Queue(d)) => d.queue,
+        Ok(_) => return Ok(failed(j!({"status": "failed", "reason": "unexpected declare result"}))),
+        Err(e) => return Ok(failed(j!({"status": "failed", "reason": e.to_string()}))),
+    };
+    // A unique body, so a leftover from an earlier run cannot pass for ours.
+    let token = format!("test_message {}", crate::http::stats::now_ms());
+    let msg =
+        Message::new(Arc::from(""), ALIVENESS_QUEUE, &BasicProperties::default(), Bytes::from(token.clone()));
+    if let Some(x) = vh.exchange("") {
+        x.stats.publish_in.incr();
+        x.stats.publish_out.incr();
+    }
+    ctx.stats.api_channel(&v).publish.incr();
+    q.publish(Arc::new(msg), None);
+    // Drain: older test messages may sit in front of ours.
+    while let Some((m, _)) = q.get(true) {
+        if m.msg.body.as_ref() == token.as_bytes() {
+            return Ok(status_ok());
+        }
+    }
+    Ok(failed(j!({"status": "failed", "reason": "the test message did not come back"})))
+}
+
+async fn ok(_who: Authed) -> Response {
+    status_ok()
+}
+
+async fn no_alarms(_who: Authed) -> Response {
+    status_ok()
+}
+
+async fn port_listener(State(ctx): State<Ctx>, _who: Authed, P(port): P<String>) -> Response {
+    let ports: Vec<u16> = ctx.amqp_addrs.iter().chain(&ctx.http_addrs).map(|a| a.port()).collect();
+    match port.parse::<u16>() {
+        Ok(p) if ports.contains(&p) => status_ok(),
+        _ => {
+            failed(j!({"status": "failed", "reason": "No active listener", "missing": port, "ports": ports}))
+        }
+    }
+}
+
+async fn protocol_listener(State(ctx): State<Ctx>, _who: Authed, P(protocol): P<String>) -> Response {
+    let present = match protocol.as_str() {
+        "amqp" | "amqp091" | "amqp0-9-1" => !ctx.amqp_addrs.is_empty(),
+        "http" | "management" => !ctx.http_addrs.is_empty(),
+        _ => false,
+    };
+    if present {
+        status_ok()
+    } else {
+        failed(j!({"status": "failed", "reason": "No active listener", "missing": protocol}))
+    }
+}
+
+async fn virtual_hosts(State(ctx): State<Ctx>, _who: Authed) -> Response {
+    // Every vhost in the registry is running: Warren has no stopped state.
+    let _ = ctx.broker.vhosts();
+    status_ok()
+}
+
+async fn ready(State(ctx): State<Ctx>, _who: Authed) -> Response {
+    if ctx.amqp_addrs.is_empty() {
+        failed(j!({"status": "failed", "reason": "no AMQP listener"}))
+    } else {
+        status_ok()
+    }
+}

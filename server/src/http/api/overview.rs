@@ -1,0 +1,217 @@
+//! The node as a whole: `/api/overview`, `/api/cluster-name`, `/api/nodes`,
+//! `/api/nodes/{node}`, `/api/whoami` and `/api/extensions`.
+//!
+//! Node figures come from the operating system: resident memory from
+//! `/proc/self/status`, open descriptors from `/proc/self/fd` and
+//! `getrlimit`, free disk space of the data directory from `statvfs`.
+//! A figure that cannot be read is left out rather than guessed.
+
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::Response;
+use axum::routing::get;
+use serde_json::Value;
+use warren_api_types::objects::{self, ExchangeTypeInfo, Listener, ObjectTotals};
+
+use super::{node, vhosts};
+use crate::broker::DefinitionCommand;
+use crate::http::Ctx;
+use crate::http::auth::Authed;
+use crate::http::error::{ApiError, ApiResult, check_name};
+use crate::http::extract::{Body, P, json, no_content};
+use crate::http::paging::{ListQuery, respond_one};
+use crate::http::present::totals_stats;
+use crate::http::stats::Series;
+
+/// The version RabbitMQ clients see; Warren follows RabbitMQ 3.10's API.
+pub const RABBITMQ_VERSION: &str = "3.10.8";
+pub const CLUSTER_NAME: &str = "cluster_name";
+
+pub fn router() -> Router<Ctx> {
+    Router::new()
+        .route("/api/overview", get(overview))
+        .route("/api/cluster-name", get(cluster_name).put(set_cluster_name))
+        .route("/api/nodes", get(nodes))
+        .route("/api/nodes/{node}", get(one_node))
+        .route("/api/whoami", get(whoami))
+        .route("/api/extensions", get(extensions))
+}
+
+fn exchange_types() -> Vec<ExchangeTypeInfo> {
+    [
+        ("direct", "AMQP direct exchange, as per the AMQP specification"),
+        ("fanout", "AMQP fanout exchange, as per the AMQP specification"),
+        ("headers", "AMQP headers exchange, as per the AMQP specification"),
+        ("topic", "AMQP topic exchange, as per the AMQP specification"),
+    ]
+    .into_iter()
+    .map(|(n, d)| ExchangeTypeInfo { name: n.into(), description: d.into(), enabled: true })
+    .collect()
+}
+
+fn listeners(ctx: &Ctx) -> Vec<Listener> {
+    let l = |a: &SocketAddr, protocol: &str| Listener {
+        node: node(ctx),
+        protocol: protocol.into(),
+        ip_address: a.ip().to_string(),
+        port: a.port(),
+    };
+    ctx.amqp_addrs.iter().map(|a| l(a, "amqp")).chain(ctx.http_addrs.iter().map(|a| l(a, "http"))).collect()
+}
+
+pub fn cluster_name_of(ctx: &Ctx) -> String {
+    match ctx.broker.parameters.global(CLUSTER_NAME) {
+        Some(Value::String(s)) => s,
+        _ => ctx.broker.config.cluster_name.clone(),
+    }
+}
+
+async fn overview(State(ctx): State<Ctx>, who: Authed, lq: ListQuery) -> ApiResult<Response> {
+    let vhosts: Vec<_> = ctx.broker.vhosts().into_iter().filter(|v| who.sees_vhost(&v.name)).collect();
+    let mut len = [0u64; 3];
+    let mut totals = ObjectTotals { connections: 0, channels: 0, exchanges: 0, queues: 0, consumers: 0 };
+    for v in &vhosts {
+        let l = vhosts::lengths(v);
+        for i in 0..3 {
+            len[i] += l[i];
+        }
+        totals.queues += v.queue_count() as u64;
+        totals.exchanges += v.exchange_count() as u64;
+        totals.consumers += v.queues().iter().map(|q| q.counts().consumers).sum::<u64>();
+    }
+    for c in ctx.broker.connections.list() {
+        if who.is_monitor() || c.user == who.name() {
+            totals.connections += 1;
+            totals.channels += u64::from(c.channel_count());
+        }
+    }
+    // Monitoring users see the node's totals; others the sum of theirs.
+    let series = if who.is_monitor() {
+        ctx.stats.node()
+    } else {
+        let own: Vec<_> = vhosts.iter().filter_map(|v| ctx.stats.vhost(&v.name)).collect();
+        Series::sum(own.iter())
+    };
+    let (queue_totals, message_stats) = totals_stats(len, Some(&series), &lq);
+    let body = objects::Overview {
+        management_version: RABBITMQ_VERSION.into(),
+        rates_mode: "basic".into(),
+        product_name: "Warren".into(),
+        product_version: env!("CARGO_PKG_VERSION").into(),
+        rabbitmq_version: RABBITMQ_VERSION.into(),
+        cluster_name: cluster_name_of(&ctx),
+        node: node(&ctx),
+        exchange_types: exchange_types(),
+        listeners: listeners(&ctx),
+        object_totals: totals,
+        queue_totals,
+        message_stats,
+        statistics_db_event_queue: 0,
+        disable_stats: ctx.broker.config.stats_interval.is_zero(),
+        enable_queue_totals: true,
+    };
+    Ok(respond_one(&lq, &body))
+}
+
+async fn cluster_name(State(ctx): State<Ctx>, _who: Authed) -> Response {
+    json(&objects::ClusterName { name: cluster_name_of(&ctx) })
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ClusterNameBody {
+    name: String,
+}
+
+async fn set_cluster_name(
+    State(ctx): State<Ctx>,
+    who: Authed,
+    Body(body): Body<ClusterNameBody>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let name = body.name;
+    check_name("cluster", &name)?;
+    ctx.broker
+        .apply(DefinitionCommand::SetGlobalParameter { name: CLUSTER_NAME.into(), value: name.into() })
+        .await?;
+    Ok(no_content())
+}
+
+fn proc_status_kb(field: &str) -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = text.lines().find(|l| l.starts_with(field))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn fd_used() -> Option<u64> {
+    Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as u64)
+}
+
+fn fd_total() -> Option<u64> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass and reads nothing else.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) };
+    #[allow(clippy::unnecessary_cast)] // rlim_t is not u64 everywhere
+    let cur = r.rlim_cur as u64;
+    (rc == 0).then_some(cur)
+}
+
+fn disk_free(path: &std::path::Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = if path.exists() { path.to_path_buf() } else { std::path::PathBuf::from(".") };
+    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `s` a valid out-pointer.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
+    (rc == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
+}
+
+fn node_item(ctx: &Ctx) -> objects::Node {
+    objects::Node {
+        name: node(ctx),
+        kind: "disc".into(),
+        running: true,
+        uptime: ctx.broker.started_at.elapsed().as_millis() as u64,
+        processors: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
+        os_pid: std::process::id().to_string(),
+        mem_used: proc_status_kb("VmRSS:").map(|kb| kb * 1024),
+        mem_limit: None,
+        mem_alarm: false,
+        fd_used: fd_used(),
+        fd_total: fd_total(),
+        sockets_used: (ctx.broker.connections.len() + ctx.amqp_addrs.len() + ctx.http_addrs.len()) as u64,
+        sockets_total: None,
+        disk_free: disk_free(&ctx.broker.config.data_dir),
+        disk_free_limit: None,
+        disk_free_alarm: false,
+        exchange_types: exchange_types(),
+    }
+}
+
+async fn nodes(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
+    who.require_monitor()?;
+    Ok(json(&[node_item(&ctx)]))
+}
+
+async fn one_node(
+    State(ctx): State<Ctx>,
+    who: Authed,
+    P(name): P<String>,
+    lq: ListQuery,
+) -> ApiResult<Response> {
+    who.require_monitor()?;
+    if name != node(&ctx) {
+        return Err(ApiError::object_not_found());
+    }
+    Ok(respond_one(&lq, &node_item(&ctx)))
+}
+
+async fn whoami(who: Authed) -> Response {
+    json(&objects::WhoAmI { name: who.name().to_owned(), tags: who.user.tags.clone() })
+}
+
+async fn extensions(_who: Authed) -> Response {
+    json(&Vec::<Value>::new())
+}

@@ -1,0 +1,133 @@
+//! Connections, channels and consumers as the API shows them, closing a
+//! connection with a reason, and the sampled rates and history, with real
+//! AMQP clients (lapin, and raw frames for the close).
+
+use std::time::Duration;
+
+use lapin::BasicProperties;
+use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use warren_tests::http::{Api, enc, json};
+use warren_tests::raw::Raw;
+use warren_tests::{Server, eventually};
+
+const T: Duration = Duration::from_secs(10);
+
+#[tokio::test]
+async fn connections_channels_consumers_and_rates() {
+    let s = Server::start_with(&["--stats-interval-ms", "200"]);
+    let api = Api::new(&s);
+    let (c, ch) = s.channel().await;
+    ch.basic_qos(7, BasicQosOptions::default()).await.unwrap();
+    ch.queue_declare("cq".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    let _consumer = ch
+        .basic_consume("cq".into(), "ctag".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let pub_ch = c.create_channel().await.unwrap();
+    for i in 0..5 {
+        pub_ch
+            .basic_publish(
+                "".into(),
+                "cq".into(),
+                BasicPublishOptions::default(),
+                format!("m{i}").as_bytes(),
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    let conns = api.ok("/api/connections").await;
+    assert_eq!(conns.as_array().unwrap().len(), 1);
+    let conn = &conns[0];
+    assert_eq!((conn["user"].as_str(), conn["vhost"].as_str()), (Some("guest"), Some("/")));
+    assert_eq!(conn["port"], s.amqp_port);
+    assert_eq!(conn["protocol"], "AMQP 0-9-1");
+    assert!(conn["client_properties"]["product"].is_string(), "{conn}");
+    let name = conn["name"].as_str().unwrap().to_owned();
+    assert_eq!(api.ok(&format!("/api/connections/{}", enc(&name))).await["name"], name);
+    assert_eq!(api.ok("/api/vhosts/%2F/connections").await.as_array().unwrap().len(), 1);
+    assert_eq!(api.get("/api/vhosts/nope/connections").await.code(), 404);
+    assert_eq!(api.get("/api/connections/nope").await.code(), 404);
+
+    let chans = api.ok(&format!("/api/connections/{}/channels", enc(&name))).await;
+    assert_eq!(chans.as_array().unwrap().len(), 2);
+    let first =
+        chans.as_array().unwrap().iter().find(|c| c["consumer_count"] == 1).expect("consuming channel");
+    assert_eq!(first["prefetch_count"], 7);
+    assert_eq!(first["connection_details"]["name"], name);
+    let chan_name = first["name"].as_str().unwrap().to_owned();
+    assert_eq!(api.ok(&format!("/api/channels/{}", enc(&chan_name))).await["number"], first["number"]);
+    assert_eq!(api.ok("/api/channels").await.as_array().unwrap().len(), 2);
+    assert_eq!(api.ok("/api/vhosts/%2F/channels").await.as_array().unwrap().len(), 2);
+
+    let consumers = api.ok("/api/consumers").await;
+    assert_eq!(consumers[0]["consumer_tag"], "ctag");
+    assert_eq!(consumers[0]["queue"], json!({"name": "cq", "vhost": "/"}));
+    assert_eq!(consumers[0]["ack_required"], true);
+    assert_eq!(consumers[0]["channel_details"]["connection_name"], name);
+    assert_eq!(api.ok("/api/consumers/%2F").await.as_array().unwrap().len(), 1);
+    assert_eq!(api.get("/api/consumers/nope").await.code(), 404);
+    let o = api.ok("/api/overview").await;
+    assert_eq!(o["object_totals"]["connections"], 1);
+    assert_eq!(o["object_totals"]["channels"], 2);
+    assert_eq!(o["object_totals"]["consumers"], 1);
+
+    // The sampler turns counters into totals, rates and history.
+    let stats = eventually(T, || async {
+        let o = api.ok("/api/overview?msg_rates_age=60&msg_rates_incr=1").await;
+        let samples = o["message_stats"]["publish_details"]["samples"].as_array().map_or(0, Vec::len);
+        (o["message_stats"]["publish"] == 5 && o["message_stats"]["deliver"] == 5 && samples >= 2)
+            .then_some(o)
+    })
+    .await
+    .expect("overview totals reach the publishes");
+    assert!(stats["message_stats"]["publish_details"]["samples"].as_array().unwrap().len() >= 2);
+    let q =
+        api.ok("/api/queues/%2F/cq?lengths_age=60&lengths_incr=1&msg_rates_age=60&msg_rates_incr=1").await;
+    assert_eq!(q["message_stats"]["publish"], 5);
+    assert_eq!(q["messages_unacknowledged"], 5);
+    let samples = q["messages_details"]["samples"].as_array().unwrap();
+    assert!(!samples.is_empty());
+    assert!(samples[0]["timestamp"].as_u64().unwrap() > 1_600_000_000_000);
+    assert!(q["messages_details"]["avg"].is_number());
+    let ch_stats = api.ok(&format!("/api/channels/{}", enc(&chan_name))).await;
+    assert_eq!(ch_stats["message_stats"]["deliver"], 5);
+    let v = api.ok("/api/vhosts/%2F").await;
+    assert_eq!(v["message_stats"]["publish"], 5);
+    assert_eq!(v["messages_unacknowledged"], 5);
+    let metrics = api.get("/metrics").await.body.as_str().unwrap().to_owned();
+    assert!(metrics.contains("rabbitmq_global_messages_received_total 5"), "{metrics}");
+    assert!(metrics.contains("rabbitmq_queue_messages_unacked 5"), "{metrics}");
+    drop(c);
+}
+
+#[tokio::test]
+async fn delete_closes_a_connection_with_the_reason() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let mut raw = Raw::open(&s.addr()).await;
+    let name = eventually(T, || async {
+        api.ok("/api/connections")
+            .await
+            .as_array()
+            .and_then(|a| a.first())
+            .map(|c| c["name"].as_str().unwrap().to_owned())
+    })
+    .await
+    .expect("the connection is listed");
+    // A user that is neither the owner nor an administrator may not close it.
+    api.put("/api/users/mon", json!({"password": "pw", "tags": "monitoring"})).await;
+    let path = format!("/api/connections/{}", enc(&name));
+    let r = Api::as_user(&s, "mon", "pw").delete(&path).await;
+    assert_eq!(r.code(), 401);
+    let r = api.raw_with(reqwest::Method::DELETE, &path, None, &[("x-reason", "maintenance now")]).await;
+    assert_eq!(r.code(), 204);
+    let (code, text) = raw.expect_connection_close().await;
+    assert_eq!(code, 320);
+    assert_eq!(text, "CONNECTION_FORCED - maintenance now");
+    eventually(T, || async { api.ok("/api/connections").await.as_array().unwrap().is_empty().then_some(()) })
+        .await
+        .expect("the connection goes away");
+}
