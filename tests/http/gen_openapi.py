@@ -28,6 +28,7 @@ ANY: dict = {}
 LBOOL = {"oneOf": [BOOL, {"type": "string", "enum": ["true", "false"]}]}
 LINT = {"oneOf": [INT, {"type": "string", "pattern": "^[0-9]+$"}]}
 TAGS = {"oneOf": [STR, {"type": "array", "items": STR}]}
+NULLABLE_STR = {"type": ["string", "null"]}
 
 
 def ref(name: str) -> dict:
@@ -63,10 +64,13 @@ SCHEMAS = {
     "MessageStats": MESSAGE_STATS,
     "Queue": obj({"name": STR, "vhost": STR, "durable": BOOL, "auto_delete": BOOL, "exclusive": BOOL,
                   "arguments": OBJ, "node": STR, "state": STR, "type": STR, "consumers": INT, **TOTALS,
-                  "message_bytes": INT, "message_bytes_ready": INT, "message_bytes_unacknowledged": INT},
+                  "message_bytes": INT, "message_bytes_ready": INT, "message_bytes_unacknowledged": INT,
+                  "messages_paged_out": INT, "policy": NULLABLE_STR, "operator_policy": NULLABLE_STR,
+                  "effective_policy_definition": OBJ},
                  {"exclusive_consumer_tag": STR, "message_stats": ref("MessageStats")}),
     "Exchange": obj({"name": STR, "vhost": STR, "type": STR, "durable": BOOL, "auto_delete": BOOL,
-                     "internal": BOOL, "arguments": OBJ}, {"message_stats": ref("MessageStats")}),
+                     "internal": BOOL, "arguments": OBJ, "policy": NULLABLE_STR},
+                    {"message_stats": ref("MessageStats")}),
     "Binding": obj({"source": STR, "vhost": STR, "destination": STR, "destination_type": STR,
                     "routing_key": STR, "arguments": OBJ, "properties_key": STR}),
     "Vhost": obj({"name": STR, "description": STR, "tags": arr(STR), "tracing": BOOL, **TOTALS,

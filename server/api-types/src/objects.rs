@@ -27,6 +27,16 @@ pub struct Queue {
     pub message_bytes: u64,
     pub message_bytes_ready: u64,
     pub message_bytes_unacknowledged: u64,
+    /// Ready messages kept on disk only (RabbitMQ's `messages_paged_out`).
+    #[serde(default)]
+    pub messages_paged_out: u64,
+    #[serde(default)]
+    pub policy: Option<String>,
+    #[serde(default)]
+    pub operator_policy: Option<String>,
+    /// The settings that came from policies.
+    #[serde(default)]
+    pub effective_policy_definition: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_stats: Option<MessageStats>,
 }
@@ -41,6 +51,8 @@ pub struct Exchange {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: Value,
+    #[serde(default)]
+    pub policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_stats: Option<MessageStats>,
 }

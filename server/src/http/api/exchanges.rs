@@ -55,6 +55,7 @@ pub fn item(ctx: &Ctx, x: &Arc<Exchange>, lq: &ListQuery) -> objects::Exchange {
         auto_delete: x.auto_delete,
         internal: x.internal,
         arguments: table_to_json(&x.arguments),
+        policy: x.policy(),
         message_stats: Some(message_stats),
     }
 }

@@ -91,8 +91,21 @@ async fn ok(_who: Authed) -> Response {
     status_ok()
 }
 
-async fn no_alarms(_who: Authed) -> Response {
-    status_ok()
+/// 503 while a memory or disk alarm is on, as RabbitMQ answers.
+async fn no_alarms(State(ctx): State<Ctx>, _who: Authed) -> Response {
+    let a = ctx.broker.alarms.state();
+    if !a.any() {
+        return status_ok();
+    }
+    let node = ctx.broker.config.node_name.clone();
+    let mut alarms = Vec::new();
+    if a.memory {
+        alarms.push(j!({"node": node, "resource": "memory"}));
+    }
+    if a.disk {
+        alarms.push(j!({"node": node, "resource": "disk"}));
+    }
+    failed(j!({"status": "failed", "reason": "resource alarm(s) in effect in the cluster", "alarms": alarms}))
 }
 
 async fn port_listener(State(ctx): State<Ctx>, _who: Authed, P(port): P<String>) -> Response {

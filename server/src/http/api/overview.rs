@@ -158,17 +158,9 @@ fn fd_total() -> Option<u64> {
     (rc == 0).then_some(cur)
 }
 
-fn disk_free(path: &std::path::Path) -> Option<u64> {
-    use std::os::unix::ffi::OsStrExt;
-    let dir = if path.exists() { path.to_path_buf() } else { std::path::PathBuf::from(".") };
-    let c = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
-    let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
-    // SAFETY: `c` is a valid NUL-terminated path and `s` a valid out-pointer.
-    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut s) };
-    (rc == 0).then(|| s.f_bavail as u64 * s.f_frsize as u64)
-}
-
 fn node_item(ctx: &Ctx) -> objects::Node {
+    let alarms = ctx.broker.alarms.state();
+    let limits = ctx.broker.alarms.limits();
     objects::Node {
         name: node(ctx),
         kind: "disc".into(),
@@ -177,15 +169,15 @@ fn node_item(ctx: &Ctx) -> objects::Node {
         processors: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
         os_pid: std::process::id().to_string(),
         mem_used: proc_status_kb("VmRSS:").map(|kb| kb * 1024),
-        mem_limit: None,
-        mem_alarm: false,
+        mem_limit: limits.as_ref().map(|l| l.memory_high_watermark),
+        mem_alarm: alarms.memory,
         fd_used: fd_used(),
         fd_total: fd_total(),
         sockets_used: (ctx.broker.connections.len() + ctx.amqp_addrs.len() + ctx.http_addrs.len()) as u64,
         sockets_total: None,
-        disk_free: disk_free(&ctx.broker.config.data_dir),
-        disk_free_limit: None,
-        disk_free_alarm: false,
+        disk_free: crate::broker::alarms::disk_free(&ctx.broker.config.data_dir),
+        disk_free_limit: limits.as_ref().map(|l| l.disk_free_limit),
+        disk_free_alarm: alarms.disk,
         exchange_types: exchange_types(),
     }
 }

@@ -50,6 +50,7 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
     let live = queue_sample(q);
     let (totals, ms) = ctx.stats.with_queue(q, |series| queue_stats(&live, series, lq));
     let counts = q.counts();
+    let config = q.config();
     let exclusive_consumer_tag =
         q.consumers().iter().find(|c| c.exclusive).map(|c| c.tag.as_str().to_owned());
     objects::Queue {
@@ -61,13 +62,17 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
         arguments: table_to_json(&q.arguments),
         node: node(ctx),
         state: "running".into(),
-        kind: "classic".into(),
+        kind: if config.quorum { "quorum" } else { "classic" }.into(),
         consumers: counts.consumers,
         exclusive_consumer_tag,
         totals,
         message_bytes: counts.ready_bytes + counts.unacked_bytes,
         message_bytes_ready: counts.ready_bytes,
         message_bytes_unacknowledged: counts.unacked_bytes,
+        messages_paged_out: counts.paged,
+        policy: config.policy.clone(),
+        operator_policy: config.operator_policy.clone(),
+        effective_policy_definition: serde_json::Value::Object(config.effective_policy_definition.clone()),
         message_stats: Some(ms),
     }
 }
