@@ -96,7 +96,8 @@ pub fn decode_method(frame: &RawFrame<'_>) -> Result<AMQPClass> {
     }
 }
 
-/// One open connection with channel 1 open, before it is split.
+/// One open connection (with channel 1 once [`Connection::open`] opened it),
+/// before it is split into the halves the hot loops drive.
 pub struct Connection {
     pub rd: OwnedReadHalf,
     pub wr: OwnedWriteHalf,
