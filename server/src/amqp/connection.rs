@@ -193,7 +193,16 @@ impl Connection {
                 biased;
                 r = self.io.stream.readable(), if reading => {
                     match r.and_then(|_| self.io.try_read()) {
-                        Ok(true) => self.on_input().await,
+                        Ok(true) => {
+                            self.on_input().await;
+                            // Readiness plus try_read never spends tokio's
+                            // cooperative budget, so a socket that always has
+                            // data would keep this task on its worker forever
+                            // and starve the consumers woken meanwhile. Give
+                            // them their turn after each batch.
+                            tokio::task::yield_now().await;
+                            self.throttle_if_store_behind().await;
+                        }
                         Ok(false) | Err(_) => return,
                     }
                 }
@@ -276,6 +285,25 @@ impl Connection {
                     return;
                 }
             }
+        }
+    }
+
+    /// When the disk is not keeping up with what the stores are asked to
+    /// write, stop reading (the client then feels TCP backpressure) until it
+    /// has caught up, rather than letting the stores' buffers grow.
+    async fn throttle_if_store_behind(&mut self) {
+        const BEHIND: u64 = 64 * 1024 * 1024;
+        let Some(stores) = self.s.broker.stores.clone() else { return };
+        let behind =
+            || stores.paging.stats().pending_bytes + stores.persistent.stats().pending_bytes > BEHIND;
+        while behind() {
+            // Deliveries and confirms owed so far still go out meanwhile.
+            self.pump_outbox();
+            self.finish_batch().await;
+            if self.io.try_flush().is_err() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
