@@ -103,6 +103,13 @@ impl TopicPermission {
     }
 }
 
+/// A successful login.
+pub struct Login {
+    pub user: Arc<User>,
+    /// The user with its imported hash replaced by argon2id, to be stored.
+    pub upgraded: Option<User>,
+}
+
 #[derive(Debug)]
 pub enum LoginError {
     /// Unknown user or wrong password: the same answer for both.
@@ -227,34 +234,32 @@ impl Auth {
     }
 
     /// Checks a username and password. Call from a blocking-friendly place:
-    /// the first login of a user runs argon2.
-    pub fn login(&self, username: &str, password: &[u8]) -> Result<Arc<User>, LoginError> {
+    /// the first login of a user runs argon2. A user whose hash was imported
+    /// from RabbitMQ comes back with `upgraded`, the same user with an
+    /// argon2id hash, for the caller to store (`Broker::login` does).
+    pub fn login(&self, username: &str, password: &[u8]) -> Result<Login, LoginError> {
         let user = self.user(username).ok_or(LoginError::InvalidCredentials)?;
         if user.password_hash.is_empty() {
             return Err(LoginError::InvalidCredentials);
         }
         let tag = self.cache_tag(&user, password);
         if self.login_cache.lock().get(username) == Some(&tag) {
-            return Ok(user);
+            return Ok(Login { user, upgraded: None });
         }
         if !verify_password(&user.password_hash, &user.hashing_algorithm, password) {
             return Err(LoginError::InvalidCredentials);
         }
-        let user = if user.hashing_algorithm != HASH_ARGON2ID {
+        if user.hashing_algorithm != HASH_ARGON2ID {
             // Upgrade an imported hash now that we know the password.
             let upgraded = User {
                 password_hash: hash_password(password),
                 hashing_algorithm: HASH_ARGON2ID.to_owned(),
                 ..(*user).clone()
             };
-            self.put_user(upgraded);
-            self.user(username).ok_or(LoginError::InvalidCredentials)?
-        } else {
-            user
-        };
-        let tag = self.cache_tag(&user, password);
+            return Ok(Login { user, upgraded: Some(upgraded) });
+        }
         self.login_cache.lock().insert(username.to_owned(), tag);
-        Ok(user)
+        Ok(Login { user, upgraded: None })
     }
 }
 
@@ -334,9 +339,13 @@ mod tests {
             tags: vec![],
         });
         assert!(auth.login("old", b"nope").is_err());
-        let u = auth.login("old", b"secret").unwrap();
-        assert_eq!(u.hashing_algorithm, HASH_ARGON2ID);
-        assert!(auth.login("old", b"secret").is_ok());
+        let l = auth.login("old", b"secret").unwrap();
+        let upgraded = l.upgraded.expect("an upgrade");
+        assert_eq!(upgraded.hashing_algorithm, HASH_ARGON2ID);
+        auth.put_user(upgraded);
+        let again = auth.login("old", b"secret").unwrap();
+        assert!(again.upgraded.is_none());
+        assert_eq!(again.user.hashing_algorithm, HASH_ARGON2ID);
     }
 
     #[test]

@@ -154,6 +154,28 @@ impl Broker {
         Ok(applied)
     }
 
+    /// Checks a login off the async threads (argon2 is slow by design), and
+    /// stores an upgraded hash through the definitions path.
+    pub async fn login(
+        self: &Arc<Self>,
+        name: &str,
+        password: Vec<u8>,
+    ) -> Result<Arc<auth::User>, auth::LoginError> {
+        let (b, n) = (self.clone(), name.to_owned());
+        let login = tokio::task::spawn_blocking(move || b.auth.login(&n, &password))
+            .await
+            .map_err(|_| auth::LoginError::InvalidCredentials)??;
+        match login.upgraded {
+            None => Ok(login.user),
+            Some(u) => {
+                if let Err(e) = self.apply(DefinitionCommand::PutUser(u)).await {
+                    tracing::error!("cannot store the upgraded password hash of user '{name}': {e}");
+                }
+                Ok(self.auth.user(name).unwrap_or(login.user))
+            }
+        }
+    }
+
     /// Writes out what is pending and closes the stores (shutdown).
     pub async fn close(&self) {
         if let Some(stores) = self.stores.clone() {

@@ -192,11 +192,7 @@ fn credentials(parts: &Parts) -> ApiResult<Option<Credentials>> {
 }
 
 async fn basic_login(ctx: &Ctx, user: String, pass: String) -> ApiResult<Arc<User>> {
-    let broker = ctx.broker.clone();
-    tokio::task::spawn_blocking(move || broker.auth.login(&user, pass.as_bytes()))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(|_| ApiError::not_authenticated(true))
+    ctx.broker.login(&user, pass.into_bytes()).await.map_err(|_| ApiError::not_authenticated(true))
 }
 
 fn bearer_login(ctx: &Ctx, token: &str) -> ApiResult<Arc<User>> {
