@@ -309,9 +309,7 @@ impl Connection {
 
     /// Publishing is what an alarm stops.
     fn must_block(&self, frame: &Frame) -> bool {
-        matches!(frame, Frame::Method(_, AMQPClass::Basic(basic::AMQPMethod::Publish(_))))
-            && self.alarms.borrow().any()
-            && self.closing.is_none()
+        matches!(frame, Frame::Publish(..)) && self.alarms.borrow().any() && self.closing.is_none()
     }
 
     fn block(&mut self, frame: Frame) {
@@ -400,7 +398,17 @@ impl Connection {
                     self.fail(ch, e, c, mid);
                 }
             }
-            Frame::Header { channel: ch, class_id, body_size, properties, raw_properties } => {
+            Frame::Publish(ch, p) => {
+                let Some(channel) = self.channels.get_mut(&ch) else { return self.not_open(60, 40) };
+                if channel.closing {
+                    return;
+                }
+                let mut ctx = ctx!(self);
+                if let Err((e, c, m)) = channel.on_publish(&mut ctx, p) {
+                    self.fail(ch, e, c, m);
+                }
+            }
+            Frame::Header { channel: ch, class_id, body_size, raw_properties } => {
                 let Some(channel) = self.channels.get_mut(&ch) else {
                     return self.not_open(0, 0);
                 };
@@ -408,9 +416,7 @@ impl Connection {
                     return;
                 }
                 let mut ctx = ctx!(self);
-                if let Err((e, c, m)) =
-                    channel.on_header(&mut ctx, class_id, body_size, properties, raw_properties)
-                {
+                if let Err((e, c, m)) = channel.on_header(&mut ctx, class_id, body_size, raw_properties) {
                     self.fail(ch, e, c, m);
                 }
             }
@@ -629,17 +635,12 @@ impl Connection {
             }
             let Some(c) = self.channels.get_mut(&ch) else { continue };
             for (ack, upto, n) in c.take_confirms() {
-                let m = if ack {
+                if ack {
                     c.stats.confirm_sent.add(n);
-                    basic::AMQPMethod::Ack(basic::Ack { delivery_tag: upto, multiple: true })
-                } else {
-                    basic::AMQPMethod::Nack(basic::Nack {
-                        delivery_tag: upto,
-                        multiple: true,
-                        requeue: false,
-                    })
-                };
-                self.io.out.method(ch, &AMQPClass::Basic(m));
+                }
+                // A single nack (n == 0) names one refused publish; the
+                // others cover everything up to `upto`.
+                self.io.out.confirm(ch, ack, upto, ack || n > 0);
             }
         }
         if !self.kick.is_empty() {

@@ -12,6 +12,8 @@ use amq_protocol::protocol::BasicProperties;
 use amq_protocol::protocol::basic::{gen_properties, parse_properties};
 use bytes::Bytes;
 
+use super::props::PropsView;
+
 #[derive(Debug)]
 pub struct Message {
     pub exchange: Arc<str>,
@@ -40,34 +42,37 @@ impl Message {
     }
 
     /// Build a message from properties already in wire form (the publish path).
+    /// A message whose properties stay in their wire form; `view` is a scan
+    /// of `raw_props`.
     pub fn from_wire(
         exchange: Arc<str>,
         routing_key: &str,
-        props: &BasicProperties,
+        view: &PropsView<'_>,
+        expiration: Option<u64>,
         raw_props: Bytes,
         body: Bytes,
     ) -> Self {
         Message {
             exchange,
             routing_key: routing_key.into(),
+            persistent: view.persistent(),
+            priority: view.priority,
+            expiration,
             properties: raw_props,
             body,
-            persistent: props.delivery_mode() == &Some(2),
-            priority: props.priority().unwrap_or(0),
-            expiration: expiration_of(props),
         }
     }
 
     /// Rebuilds a message read back from a store.
     pub fn from_store(m: crate::store::messages::ReadMessage) -> Self {
-        let props = decode_properties(&m.properties).unwrap_or_default();
+        let view = PropsView::scan(&m.properties).unwrap_or_default();
         Message {
             exchange: m.exchange.into(),
             routing_key: m.routing_key.into(),
-            persistent: props.delivery_mode() == &Some(2),
-            priority: props.priority().unwrap_or(0),
-            expiration: expiration_of(&props),
-            properties: m.properties,
+            persistent: view.persistent(),
+            priority: view.priority,
+            expiration: view.expiration_ms().ok().flatten(),
+            properties: m.properties.clone(),
             body: m.body,
         }
     }

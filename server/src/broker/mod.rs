@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod message;
 pub mod parameters;
 pub mod policy;
+pub mod props;
 pub mod publish;
 pub mod queue;
 mod recovery;

@@ -199,15 +199,13 @@ impl Channel {
         }
         let tag = self.next_tag;
         self.next_tag += 1;
-        ctx.out.method(
+        ctx.out.deliver(
             self.id,
-            &AMQPClass::Basic(basic::AMQPMethod::Deliver(basic::Deliver {
-                consumer_tag: consumer.tag.clone(),
-                delivery_tag: tag,
-                redelivered: m.redelivered,
-                exchange: m.msg.exchange.as_ref().into(),
-                routing_key: m.msg.routing_key.as_ref().into(),
-            })),
+            consumer.tag.as_str(),
+            tag,
+            m.redelivered,
+            &m.msg.exchange,
+            &m.msg.routing_key,
         );
         ctx.out.content(self.id, &m.msg.properties, &m.msg.body);
         if m.redelivered {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use amq_protocol::protocol::{AMQPClass, BasicProperties, basic, confirm, exchange, queue, tx};
+use amq_protocol::protocol::{AMQPClass, basic, confirm, exchange, queue, tx};
 use amq_protocol::types::{FieldTable, ShortString};
 use std::collections::VecDeque;
 
@@ -21,6 +21,7 @@ mod declare;
 mod publish;
 mod settle;
 
+use super::codec::PublishMethod;
 use super::session::{Ctx, Session};
 use super::unacked::{Unacked, UnackedLog};
 use crate::broker::auth::Access;
@@ -30,6 +31,7 @@ use crate::broker::deadletter;
 use crate::broker::error::{BrokerError, Result, rs};
 use crate::broker::exchange::{Exchange, ExchangeType};
 use crate::broker::message::Message;
+use crate::broker::props::PropsView;
 use crate::broker::publish::{Delivered, REPLY_TO};
 use crate::broker::queue::{ConsumeRefusal, Queue, QueuedMessage};
 use crate::broker::vhost::check_exclusive;
@@ -39,8 +41,9 @@ use crate::broker::{Applied, DefinitionCommand};
 const MAX_BODY_SIZE: u64 = 512 * 1024 * 1024;
 /// A basic.publish whose content is still arriving.
 struct Publishing {
-    method: basic::Publish,
-    header: Option<(BasicProperties, Bytes, u64)>,
+    method: PublishMethod,
+    /// The encoded properties and the announced body size.
+    header: Option<(Bytes, u64)>,
     body: BytesMut,
     first: Option<Bytes>,
     received: u64,
@@ -246,7 +249,6 @@ impl Channel {
     async fn dispatch(&mut self, ctx: &mut Ctx<'_>, m: AMQPClass) -> Result<()> {
         use AMQPClass as C;
         match m {
-            C::Basic(basic::AMQPMethod::Publish(p)) => self.basic_publish(p),
             C::Basic(basic::AMQPMethod::Ack(a)) => self.basic_ack(ctx, a.delivery_tag, a.multiple),
             C::Basic(basic::AMQPMethod::Nack(n)) => {
                 let op = if n.requeue { Settle::Requeue } else { Settle::Discard };

@@ -6,9 +6,23 @@ use super::*;
 impl Channel {
     // ----- content assembly ------------------------------------------------
 
-    pub(super) fn basic_publish(&mut self, p: basic::Publish) -> Result<()> {
+    /// basic.publish: its content frames follow.
+    pub fn on_publish(
+        &mut self,
+        _ctx: &mut Ctx<'_>,
+        p: PublishMethod,
+    ) -> Result<(), (BrokerError, u16, u16)> {
+        if self.publishing.is_some() {
+            return Err((
+                BrokerError::unexpected_frame(
+                    "expected content header for class 60, got non content header frame instead",
+                ),
+                60,
+                40,
+            ));
+        }
         if p.immediate {
-            return Err(BrokerError::not_implemented("immediate=true"));
+            return Err((BrokerError::not_implemented("immediate=true"), 60, 40));
         }
         self.publishing =
             Some(Publishing { method: p, header: None, body: BytesMut::new(), first: None, received: 0 });
@@ -21,7 +35,6 @@ impl Channel {
         ctx: &mut Ctx<'_>,
         class_id: u16,
         body_size: u64,
-        properties: BasicProperties,
         raw: Bytes,
     ) -> Result<(), (BrokerError, u16, u16)> {
         let Some(p) = self.publishing.as_mut().filter(|p| p.header.is_none()) else {
@@ -49,7 +62,7 @@ impl Channel {
                 40,
             ));
         }
-        p.header = Some((properties, raw, body_size));
+        p.header = Some((raw, body_size));
         if body_size == 0 {
             return self.complete_publish(ctx).map_err(|e| (e, 60, 40));
         }
@@ -66,7 +79,7 @@ impl Channel {
                 0,
             ));
         };
-        let size = p.header.as_ref().map_or(0, |h| h.2);
+        let size = p.header.as_ref().map_or(0, |h| h.1);
         if p.received + chunk.len() as u64 > size {
             return Err((
                 BrokerError::frame_error("content body frame exceeds remaining content size"),
@@ -96,7 +109,7 @@ impl Channel {
 
     pub(super) fn complete_publish(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
         let p = self.publishing.take().expect("publishing in progress");
-        let (props, raw_props, size) = p.header.expect("header received");
+        let (raw_props, size) = p.header.expect("header received");
         let s = ctx.s;
         let max = s.broker.config.max_message_size;
         if size as usize > max {
@@ -105,7 +118,7 @@ impl Channel {
             )));
         }
         let body = p.first.unwrap_or_else(|| p.body.freeze());
-        let xname = p.method.exchange.as_str();
+        let xname = p.method.exchange();
         self.check(s, Access::Write, "exchange", xname)?;
         let x = s
             .vhost
@@ -117,29 +130,35 @@ impl Channel {
                 rs("exchange", xname, &s.vhost.name)
             )));
         }
-        if let Some(exp) = props.expiration() {
-            let text = exp.as_str();
-            if text.parse::<u64>().is_err() {
-                return Err(BrokerError::precondition_failed(format!(
-                    "invalid expiration '{text}': {{invalid_expiration,\"{text}\"}}"
-                )));
-            }
+        // Checked well-formed when the header frame was read.
+        let view = PropsView::scan(&raw_props).unwrap_or_default();
+        let expiration = view.expiration_ms().map_err(|text| {
+            BrokerError::precondition_failed(format!(
+                "invalid expiration '{text}': {{invalid_expiration,\"{text}\"}}"
+            ))
+        })?;
+        if let Some(uid) = view.user_id.filter(|u| *u != s.user.name) {
+            return Err(BrokerError::precondition_failed(format!(
+                "user_id property set to '{uid}' but authenticated user was '{}'",
+                s.user.name
+            )));
         }
         self.stats.publish.incr();
-        // Direct reply-to: the pseudo name becomes this channel's queue.
-        let (props, raw_props) = if props.reply_to().as_ref().is_some_and(|r| r.as_str() == REPLY_TO) {
+        let headers = if view.has_headers() { view.headers() } else { None };
+        let routing_key = p.method.routing_key();
+        let msg = if view.reply_to == Some(REPLY_TO) {
+            // Direct reply-to: the pseudo name becomes this channel's queue.
             let Some(rq) = &self.reply_queue else {
                 return Err(BrokerError::precondition_failed("fast reply consumer does not exist"));
             };
-            let props = props.with_reply_to(rq.name.as_ref().into());
-            let raw = crate::broker::message::encode_properties(&props);
-            (props, raw)
+            let props = crate::broker::message::decode_properties(&raw_props)
+                .unwrap_or_default()
+                .with_reply_to(rq.name.as_ref().into());
+            Message::new(x.name.clone(), routing_key, &props, body)
         } else {
-            (props, raw_props)
+            Message::from_wire(x.name.clone(), routing_key, &view, expiration, raw_props.clone(), body)
         };
-        let routing_key = p.method.routing_key.as_str();
-        let msg = Arc::new(Message::from_wire(x.name.clone(), routing_key, &props, raw_props, body));
-        let headers = props.headers().clone();
+        let msg = Arc::new(msg);
         let seq = self.confirms.as_mut().map(|c| {
             c.next_seq += 1;
             c.next_seq - 1
