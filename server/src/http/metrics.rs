@@ -135,6 +135,21 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         "Total number of messages redelivered to consumers",
         t[11],
     );
+    // Warren's own: the message stores' work, for durability benchmarks.
+    if let Some(stores) = &broker.stores {
+        for (which, store) in [("persistent", &stores.persistent), ("paging", &stores.paging)] {
+            let st = store.stats();
+            for (name, kind, help, v) in [
+                ("appends_total", c, "Records appended", st.appends),
+                ("fsyncs_total", c, "fsync calls (one per group commit)", st.fsyncs),
+                ("acks_total", c, "Messages let go of", st.acks),
+                ("bytes", g, "Bytes in segment files", st.bytes),
+                ("segments", g, "Segment files", u64::from(st.segments)),
+            ] {
+                metric(&mut out, &format!("warren_{which}_store_{name}"), kind, help, v);
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "# TYPE rabbitmq_identity_info untyped\n# HELP rabbitmq_identity_info RabbitMQ node & cluster identity info\nrabbitmq_identity_info{{rabbitmq_node=\"{}\",rabbitmq_cluster=\"{}\"}} 1",
