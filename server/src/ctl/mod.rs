@@ -87,7 +87,7 @@ pub fn main() -> i32 {
     match run(cli) {
         Ok(()) => EX_OK,
         Err(e) => {
-            eprintln!("Error: {}", e.message.replace('\n', " "));
+            eprintln!("Error: {}", e.message.split_whitespace().collect::<Vec<_>>().join(" "));
             e.code
         }
     }

@@ -30,7 +30,7 @@ fn strings(v: &Value, k: &str) -> Vec<String> {
 
 fn purpose(protocol: &str) -> &'static str {
     match protocol {
-        "amqp" => "AMQP 0-9-1 and AMQP 1.0",
+        "amqp" => "AMQP 0-9-1",
         "http" => "HTTP API",
         _ => "",
     }
@@ -47,7 +47,8 @@ pub fn status(c: &Ctx) -> R<()> {
         let mut t = String::new();
         let _ = writeln!(t, "Runtime\n");
         let _ = writeln!(t, "OS PID: {}", st["pid"]);
-        let _ = writeln!(t, "OS: {}", s(&st, "os"));
+        let os = s(&st, "os");
+        let _ = writeln!(t, "OS: {}", if os == "linux" { "Linux" } else { os });
         let _ = writeln!(t, "Uptime (seconds): {}", st["uptime_seconds"]);
         let _ = writeln!(t, "Is under maintenance?: false");
         let _ = writeln!(
