@@ -146,9 +146,66 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
         "log.file.level" => c.log_level = log_level(value, key)?,
         "data_dir" => c.data_dir = PathBuf::from(value),
         "cluster_name" => c.cluster_name = value.to_owned(),
-        _ => return Err(format!("unknown key '{key}'")),
+        _ => return Err(unknown(key)),
     }
     Ok(())
+}
+
+/// The keys `set` reads, for suggestions; the families take any last part.
+const KEYS: &[&str] = &[
+    "listeners.tcp.default",
+    "management.tcp.port",
+    "management.tcp.ip",
+    "management.login_session_timeout",
+    "loopback_users",
+    "default_user",
+    "default_pass",
+    "default_vhost",
+    "default_permissions.configure",
+    "default_permissions.write",
+    "default_permissions.read",
+    "vm_memory_high_watermark.relative",
+    "vm_memory_high_watermark.absolute",
+    "disk_free_limit.absolute",
+    "disk_free_limit.relative",
+    "heartbeat",
+    "frame_max",
+    "channel_max",
+    "max_message_size",
+    "handshake_timeout",
+    "log.console",
+    "log.console.level",
+    "log.file",
+    "log.file.level",
+    "data_dir",
+    "cluster_name",
+];
+const FAMILIES: &[&str] = &["listeners.tcp.", "loopback_users.", "default_user_tags."];
+
+/// "unknown key", with the nearest known key when one is close.
+fn unknown(key: &str) -> String {
+    let last = key.rsplit('.').next().unwrap_or(key);
+    let candidates = KEYS.iter().map(|k| k.to_string()).chain(FAMILIES.iter().map(|f| format!("{f}{last}")));
+    let best = candidates.map(|c| (edit_distance(key, &c), c)).min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, c)) if d <= 2.max(key.len() / 5) => format!("unknown key '{key}'; did you mean '{c}'?"),
+        _ => format!("unknown key '{key}' (the README lists the warren.conf keys)"),
+    }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for j in 0..b.len() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == b[j] { prev } else { 1 + prev.min(row[j]).min(row[j + 1]) };
+            prev = cur;
+        }
+    }
+    row[b.len()]
 }
 
 fn expected(key: &str, value: &str, form: &str) -> String {
@@ -269,7 +326,14 @@ mod tests {
     fn typos_and_bad_values_name_the_line_and_the_form() {
         let mut c = Config::default();
         let e = apply("heartbeat = 60\nloopbak_users.guest = false\n", &mut c).unwrap_err();
-        assert_eq!(e, (2, "unknown key 'loopbak_users.guest'".to_owned()));
+        assert_eq!(
+            e,
+            (2, "unknown key 'loopbak_users.guest'; did you mean 'loopback_users.guest'?".to_owned())
+        );
+        let e = apply("hartbeat = 60\n", &mut c).unwrap_err();
+        assert_eq!(e.1, "unknown key 'hartbeat'; did you mean 'heartbeat'?");
+        let e = apply("colour = blue\n", &mut c).unwrap_err();
+        assert!(e.1.starts_with("unknown key 'colour' ("), "{}", e.1);
         let e = apply("loopback_users.guest = no\n", &mut c).unwrap_err();
         assert_eq!(e.1, "'loopback_users.guest' = 'no': expected true or false");
         let e = apply("disk_free_limit.absolute = lots\n", &mut c).unwrap_err();

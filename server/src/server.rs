@@ -1,5 +1,10 @@
 //! Starting and stopping a node: bind the listeners, serve until a signal,
 //! then close client connections with CONNECTION_FORCED and exit.
+//!
+//! [`App`] is the AMQP side of a running node, which `warrenctl stop_app`
+//! stops (listeners closed, clients disconnected) and `start_app` starts
+//! again on the same addresses, while the process and its management API
+//! keep running; `warrenctl stop` asks the whole node to exit.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +20,85 @@ pub struct Node {
     pub broker: Arc<Broker>,
     pub amqp_addrs: Vec<SocketAddr>,
     pub http_addrs: Vec<SocketAddr>,
+    pub app: Arc<App>,
     tasks: Vec<JoinHandle<()>>,
+}
+
+/// The AMQP listeners of a node, which can be stopped and started again.
+pub struct App {
+    broker: Arc<Broker>,
+    /// The addresses bound at start (ports resolved), rebound by `start`.
+    addrs: Vec<SocketAddr>,
+    running: parking_lot::Mutex<Option<Vec<JoinHandle<()>>>>,
+    /// Serialises stop and start.
+    change: tokio::sync::Mutex<()>,
+    stop_node: tokio::sync::Notify,
+}
+
+impl App {
+    /// The AMQP listeners' addresses while the app runs; none when stopped.
+    pub fn listeners(&self) -> Vec<SocketAddr> {
+        if self.is_running() { self.addrs.clone() } else { Vec::new() }
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.running.lock().is_some()
+    }
+
+    /// Closes the AMQP listeners and every client connection
+    /// (CONNECTION_FORCED). False if the app was already stopped.
+    pub async fn stop(&self) -> bool {
+        let _guard = self.change.lock().await;
+        let Some(tasks) = self.running.lock().take() else { return false };
+        for t in &tasks {
+            t.abort();
+        }
+        for t in tasks {
+            let _ = t.await; // the listener socket is closed once the task is gone
+        }
+        for c in self.broker.connections.list() {
+            c.force_close("broker forced connection closure with reason 'shutdown'");
+        }
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while !self.broker.connections.is_empty() && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tracing::info!("stopped the AMQP application (stop_app); the management API keeps running");
+        true
+    }
+
+    /// Listens again on the addresses of the first start. False if the app
+    /// was already running.
+    pub async fn start(&self) -> std::io::Result<bool> {
+        let _guard = self.change.lock().await;
+        if self.is_running() {
+            return Ok(false);
+        }
+        let mut listeners = Vec::new();
+        for addr in &self.addrs {
+            let l = TcpListener::bind(addr)
+                .await
+                .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
+            listeners.push(l);
+        }
+        let mut tasks = Vec::new();
+        for l in listeners {
+            tracing::info!("started AMQP 0-9-1 listener on {}", l.local_addr()?);
+            tasks.push(tokio::spawn(crate::amqp::accept_loop(self.broker.clone(), l)));
+        }
+        *self.running.lock() = Some(tasks);
+        Ok(true)
+    }
+
+    /// Asks the node to shut down (`warrenctl stop`).
+    pub fn request_stop(&self) {
+        self.stop_node.notify_one();
+    }
+
+    /// Resolves when [`request_stop`](Self::request_stop) was called.
+    pub async fn stop_requested(&self) {
+        self.stop_node.notified().await;
+    }
 }
 
 async fn bind_all(config: &Config, port: u16) -> std::io::Result<Vec<TcpListener>> {
@@ -41,6 +124,7 @@ impl Node {
         let http_listeners = bind_all(&config, config.http_port).await?;
         let broker = Broker::new(config).await?;
         let mut amqp_addrs = Vec::new();
+        let mut amqp_tasks = Vec::new();
         let mut tasks = Vec::new();
         let b = broker.clone();
         broker.alarms.set_limits(broker.alarm_limits());
@@ -50,15 +134,22 @@ impl Node {
             let addr = l.local_addr()?;
             tracing::info!("started AMQP 0-9-1 listener on {addr}");
             amqp_addrs.push(addr);
-            tasks.push(tokio::spawn(crate::amqp::accept_loop(broker.clone(), l)));
+            amqp_tasks.push(tokio::spawn(crate::amqp::accept_loop(broker.clone(), l)));
         }
+        let app = Arc::new(App {
+            broker: broker.clone(),
+            addrs: amqp_addrs.clone(),
+            running: parking_lot::Mutex::new(Some(amqp_tasks)),
+            change: tokio::sync::Mutex::new(()),
+            stop_node: tokio::sync::Notify::new(),
+        });
         let http_addrs = http_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
         let stats = Arc::new(crate::http::stats::Stats::default());
         let ctx = Arc::new(crate::http::ApiState {
             broker: broker.clone(),
             stats: stats.clone(),
             jwt: crate::http::auth::JwtKeys::new(broker.config.jwt_secret.as_deref()),
-            amqp_addrs: amqp_addrs.clone(),
+            app: app.clone(),
             http_addrs: http_addrs.clone(),
         });
         for (l, addr) in http_listeners.into_iter().zip(&http_addrs) {
@@ -69,7 +160,7 @@ impl Node {
         if !interval.is_zero() {
             tasks.push(tokio::spawn(crate::http::stats::run(broker.clone(), stats, interval)));
         }
-        Ok(Node { broker, amqp_addrs, http_addrs, tasks })
+        Ok(Node { broker, amqp_addrs, http_addrs, app, tasks })
     }
 
     /// Stops accepting, asks every client to go with CONNECTION_FORCED and
@@ -77,6 +168,11 @@ impl Node {
     pub async fn shutdown(self) {
         for t in &self.tasks {
             t.abort();
+        }
+        if let Some(amqp) = self.app.running.lock().take() {
+            for t in amqp {
+                t.abort();
+            }
         }
         for c in self.broker.connections.list() {
             c.force_close("broker forced connection closure with reason 'shutdown'");

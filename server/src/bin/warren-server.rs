@@ -180,7 +180,10 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     let node = Node::start(config).await?;
-    shutdown_signal().await;
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        _ = node.app.stop_requested() => tracing::info!("stop requested through the management API (warrenctl stop)"),
+    }
     node.shutdown().await;
     Ok(())
 }

@@ -226,6 +226,7 @@ impl Broker {
                 self.vhost_or_404(&vhost)?;
                 if component == parameters::POLICY || component == parameters::OPERATOR_POLICY {
                     parameters::validate_policy(&value)?;
+                    parameters::validate_policy_keys(&component, &value)?;
                 }
                 self.parameters.set(&component, &vhost, &name, value);
                 self.refresh_policies(&vhost, &component);

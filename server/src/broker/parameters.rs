@@ -114,3 +114,64 @@ pub fn validate_policy(value: &Value) -> Result<()> {
     }
     Ok(())
 }
+
+/// The definition keys RabbitMQ 3.10 recognises in a policy (core and
+/// classic mirroring, which Warren stores without acting on).
+const POLICY_KEYS: &[&str] = &[
+    "alternate-exchange",
+    "dead-letter-exchange",
+    "dead-letter-routing-key",
+    "dead-letter-strategy",
+    "message-ttl",
+    "expires",
+    "max-length",
+    "max-length-bytes",
+    "max-in-memory-length",
+    "max-in-memory-bytes",
+    "delivery-limit",
+    "overflow",
+    "queue-mode",
+    "queue-version",
+    "queue-master-locator",
+    "queue-leader-locator",
+    "initial-cluster-size",
+    "max-age",
+    "stream-max-segment-size-bytes",
+    "ha-mode",
+    "ha-params",
+    "ha-sync-mode",
+    "ha-promote-on-shutdown",
+    "ha-promote-on-failure",
+    "ha-sync-batch-size",
+];
+
+/// The keys an operator policy may set (limits only), as in RabbitMQ.
+const OPERATOR_POLICY_KEYS: &[&str] = &[
+    "expires",
+    "message-ttl",
+    "max-length",
+    "max-length-bytes",
+    "max-in-memory-length",
+    "max-in-memory-bytes",
+    "delivery-limit",
+];
+
+/// Refuses definition keys RabbitMQ does not recognise, with its message
+/// (`[{<<"max-lenght">>,2}] are not recognised policy settings`), so that
+/// a typo does not pass silently.
+pub fn validate_policy_keys(component: &str, value: &Value) -> Result<()> {
+    let known = if component == OPERATOR_POLICY { OPERATOR_POLICY_KEYS } else { POLICY_KEYS };
+    let Some(def) = value.get("definition").and_then(Value::as_object) else { return Ok(()) };
+    let unknown: Vec<String> = def
+        .iter()
+        .filter(|(k, _)| !known.contains(&k.as_str()))
+        .map(|(k, v)| format!("{{<<\"{k}\">>,{v}}}"))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    Err(BrokerError::precondition_failed(format!(
+        "Validation failed\n\n[{}] are not recognised policy settings",
+        unknown.join(",")
+    )))
+}

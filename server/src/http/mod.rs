@@ -43,7 +43,9 @@ pub struct ApiState {
     pub broker: Arc<Broker>,
     pub stats: Arc<stats::Stats>,
     pub jwt: auth::JwtKeys,
-    pub amqp_addrs: Vec<SocketAddr>,
+    /// The AMQP side, which `stop_app`/`start_app` stop and start; its
+    /// `listeners()` are empty while it is stopped.
+    pub app: Arc<crate::server::App>,
     pub http_addrs: Vec<SocketAddr>,
 }
 

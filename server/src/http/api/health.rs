@@ -109,7 +109,7 @@ async fn no_alarms(State(ctx): State<Ctx>, _who: Authed) -> Response {
 }
 
 async fn port_listener(State(ctx): State<Ctx>, _who: Authed, P(port): P<String>) -> Response {
-    let ports: Vec<u16> = ctx.amqp_addrs.iter().chain(&ctx.http_addrs).map(|a| a.port()).collect();
+    let ports: Vec<u16> = ctx.app.listeners().iter().chain(&ctx.http_addrs).map(|a| a.port()).collect();
     match port.parse::<u16>() {
         Ok(p) if ports.contains(&p) => status_ok(),
         _ => {
@@ -120,7 +120,7 @@ async fn port_listener(State(ctx): State<Ctx>, _who: Authed, P(port): P<String>)
 
 async fn protocol_listener(State(ctx): State<Ctx>, _who: Authed, P(protocol): P<String>) -> Response {
     let present = match protocol.as_str() {
-        "amqp" | "amqp091" | "amqp0-9-1" => !ctx.amqp_addrs.is_empty(),
+        "amqp" | "amqp091" | "amqp0-9-1" => ctx.app.is_running(),
         "http" | "management" => !ctx.http_addrs.is_empty(),
         _ => false,
     };
@@ -138,7 +138,7 @@ async fn virtual_hosts(State(ctx): State<Ctx>, _who: Authed) -> Response {
 }
 
 async fn ready(State(ctx): State<Ctx>, _who: Authed) -> Response {
-    if ctx.amqp_addrs.is_empty() {
+    if !ctx.app.is_running() {
         failed(j!({"status": "failed", "reason": "no AMQP listener"}))
     } else {
         status_ok()

@@ -12,6 +12,7 @@ pub mod exchanges;
 pub mod health;
 pub mod limits;
 pub mod messages;
+pub mod node;
 pub mod overview;
 pub mod parameters;
 pub mod permissions;
@@ -45,6 +46,7 @@ pub fn router() -> Router<Ctx> {
         .merge(connections::router())
         .merge(definitions::router())
         .merge(health::router())
+        .merge(node::router())
 }
 
 /// The vhost named in a URL, or 404 `vhost_not_found`.

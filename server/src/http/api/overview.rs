@@ -51,14 +51,19 @@ fn exchange_types() -> Vec<ExchangeTypeInfo> {
     .collect()
 }
 
-fn listeners(ctx: &Ctx) -> Vec<Listener> {
+pub fn listeners(ctx: &Ctx) -> Vec<Listener> {
     let l = |a: &SocketAddr, protocol: &str| Listener {
         node: node(ctx),
         protocol: protocol.into(),
         ip_address: a.ip().to_string(),
         port: a.port(),
     };
-    ctx.amqp_addrs.iter().map(|a| l(a, "amqp")).chain(ctx.http_addrs.iter().map(|a| l(a, "http"))).collect()
+    ctx.app
+        .listeners()
+        .iter()
+        .map(|a| l(a, "amqp"))
+        .chain(ctx.http_addrs.iter().map(|a| l(a, "http")))
+        .collect()
 }
 
 pub fn cluster_name_of(ctx: &Ctx) -> String {
@@ -158,7 +163,7 @@ fn fd_total() -> Option<u64> {
     (rc == 0).then_some(cur)
 }
 
-fn node_item(ctx: &Ctx) -> objects::Node {
+pub fn node_item(ctx: &Ctx) -> objects::Node {
     let alarms = ctx.broker.alarms.state();
     let limits = ctx.broker.alarms.limits();
     objects::Node {
@@ -173,7 +178,8 @@ fn node_item(ctx: &Ctx) -> objects::Node {
         mem_alarm: alarms.memory,
         fd_used: fd_used(),
         fd_total: fd_total(),
-        sockets_used: (ctx.broker.connections.len() + ctx.amqp_addrs.len() + ctx.http_addrs.len()) as u64,
+        sockets_used: (ctx.broker.connections.len() + ctx.app.listeners().len() + ctx.http_addrs.len())
+            as u64,
         sockets_total: None,
         disk_free: crate::broker::alarms::disk_free(&ctx.broker.config.data_dir),
         disk_free_limit: limits.as_ref().map(|l| l.disk_free_limit),

@@ -13,7 +13,7 @@ use warren_api_types::requests::Tags;
 use crate::broker::DefinitionCommand;
 use crate::broker::auth::{Permissions, TopicPermission, User};
 use crate::broker::exchange::ExchangeType;
-use crate::broker::parameters::{OPERATOR_POLICY, POLICY, validate_policy};
+use crate::broker::parameters::{OPERATOR_POLICY, POLICY, validate_policy, validate_policy_keys};
 use crate::http::Ctx;
 use crate::http::amqp_json::json_to_table;
 use crate::http::api::{limits, users, vhost};
@@ -255,6 +255,7 @@ fn plan(ctx: &Ctx, d: Defs, only: Option<&str>) -> ApiResult<Vec<DefinitionComma
             let value = j!({"pattern": p.pattern, "definition": p.definition, "priority": p.priority,
                             "apply-to": p.apply_to.unwrap_or_else(|| "all".into())});
             validate_policy(&value)?;
+            validate_policy_keys(component, &value)?;
             cmds.push(DefinitionCommand::SetParameter {
                 component: component.into(),
                 vhost: v,

@@ -1,0 +1,166 @@
+//! The management API client: blocking HTTP with Basic auth, and the
+//! mapping of its failures onto rabbitmqctl's exit codes.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use reqwest::blocking::{Body, Client as Http, RequestBuilder};
+use serde_json::Value;
+
+use super::{CtlError, EX_DATAERR, EX_NOPERM, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, R};
+
+pub struct Client {
+    http: Http,
+    base: String,
+    /// `host:port` as given, for messages.
+    pub node: String,
+    user: String,
+    pass: String,
+}
+
+/// Percent-encodes one URL path segment (a vhost `/` becomes `%2F`).
+pub fn seg(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// An answer that was not 2xx.
+pub struct Refusal {
+    pub status: StatusCode,
+    pub error: String,
+    pub reason: String,
+}
+
+impl Client {
+    pub fn new(node: &str, user: &str, pass: &str, timeout: Duration) -> R<Client> {
+        let http = Http::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(10)))
+            .build()
+            .map_err(|e| CtlError::new(EX_SOFTWARE, format!("cannot build the HTTP client: {e}")))?;
+        let base = if node.starts_with("http://") {
+            node.trim_end_matches('/').to_owned()
+        } else {
+            format!("http://{node}")
+        };
+        Ok(Client { http, base, node: node.to_owned(), user: user.to_owned(), pass: pass.to_owned() })
+    }
+
+    fn unreachable(&self, e: &reqwest::Error) -> CtlError {
+        if e.is_timeout() {
+            return CtlError::new(
+                EX_TEMPFAIL,
+                format!("operation on node '{}' timed out; raise --timeout if it is busy", self.node),
+            );
+        }
+        let why =
+            if e.is_connect() { "connection refused or host unreachable".to_owned() } else { e.to_string() };
+        CtlError::new(
+            EX_UNAVAILABLE,
+            format!(
+                "unable to perform an operation on node '{}' ({why}). Is warren-server running, and is its management listener on that host:port?",
+                self.node
+            ),
+        )
+    }
+
+    /// Sends a request; Ok(Err(refusal)) for a non-2xx answer.
+    fn send(&self, rb: RequestBuilder) -> R<Result<Value, Refusal>> {
+        let resp = rb.basic_auth(&self.user, Some(&self.pass)).send().map_err(|e| self.unreachable(&e))?;
+        let status = resp.status();
+        let bytes = resp.bytes().map_err(|e| self.unreachable(&e))?;
+        let body: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        if status.is_success() {
+            return Ok(Ok(body));
+        }
+        let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
+        Ok(Err(Refusal { status, error: field("error"), reason: field("reason") }))
+    }
+
+    /// What a refusal means to the operator, as an error.
+    pub fn refused(&self, r: Refusal) -> CtlError {
+        match r.status {
+            StatusCode::UNAUTHORIZED if r.error == "not_authorized" => CtlError::new(
+                EX_NOPERM,
+                format!(
+                    "authentication as user '{}' failed on node '{}' (check --username/--password)",
+                    self.user, self.node
+                ),
+            ),
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => CtlError::new(
+                EX_NOPERM,
+                format!("user '{}' is not allowed to do this: {}", self.user, r.reason),
+            ),
+            StatusCode::NOT_FOUND => CtlError::new(EX_DATAERR, format!("not found: {}", r.reason)),
+            StatusCode::SERVICE_UNAVAILABLE => CtlError::new(EX_UNAVAILABLE, r.reason),
+            s if s.is_client_error() => CtlError::new(EX_DATAERR, r.reason),
+            s => CtlError::new(EX_SOFTWARE, format!("node '{}' answered {s}: {}", self.node, r.reason)),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// GET, answer or refusal.
+    pub fn try_get(&self, path: &str) -> R<Result<Value, Refusal>> {
+        self.send(self.http.get(self.url(path)))
+    }
+
+    pub fn get(&self, path: &str) -> R<Value> {
+        self.try_get(path)?.map_err(|r| self.refused(r))
+    }
+
+    /// GET of one object: None when it does not exist.
+    pub fn get_opt(&self, path: &str) -> R<Option<Value>> {
+        match self.try_get(path)? {
+            Ok(v) => Ok(Some(v)),
+            Err(r) if r.status == StatusCode::NOT_FOUND => Ok(None),
+            Err(r) => Err(self.refused(r)),
+        }
+    }
+
+    pub fn put(&self, path: &str, body: &Value) -> R<()> {
+        self.send(self.http.put(self.url(path)).json(body))?.map(drop).map_err(|r| self.refused(r))
+    }
+
+    pub fn post(&self, path: &str, body: &Value) -> R<Value> {
+        self.send(self.http.post(self.url(path)).json(body))?.map_err(|r| self.refused(r))
+    }
+
+    /// POST of a raw JSON body of known length (definitions import).
+    pub fn post_body(&self, path: &str, body: Body) -> R<Value> {
+        let rb = self.http.post(self.url(path)).header("content-type", "application/json").body(body);
+        self.send(rb)?.map_err(|r| self.refused(r))
+    }
+
+    /// DELETE, answer or refusal (callers turn 404 into their own message).
+    pub fn try_delete(&self, path: &str, reason: Option<&str>) -> R<Result<Value, Refusal>> {
+        let mut rb = self.http.delete(self.url(path));
+        if let Some(r) = reason {
+            rb = rb.header("X-Reason", r);
+        }
+        self.send(rb)
+    }
+
+    /// DELETE; a 404 becomes `missing` (a data error).
+    pub fn delete(&self, path: &str, missing: impl FnOnce() -> String) -> R<()> {
+        match self.try_delete(path, None)? {
+            Ok(_) => Ok(()),
+            Err(r) if r.status == StatusCode::NOT_FOUND => Err(CtlError::new(EX_DATAERR, missing())),
+            Err(r) => Err(self.refused(r)),
+        }
+    }
+}

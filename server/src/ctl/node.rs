@@ -1,0 +1,274 @@
+//! The node: `status`, `environment`, `cluster_status`, `stop_app`,
+//! `start_app`, `stop`, `await_startup`, `ping`, `close_connection`. The
+//! node-side actions are the admin-only `/api/node/...` endpoints.
+
+use std::fmt::Write;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+use super::client::seg;
+use super::{CtlError, Ctx, EX_TEMPFAIL, EX_UNAVAILABLE, R};
+
+fn s<'a>(v: &'a Value, k: &str) -> &'a str {
+    v.get(k).and_then(Value::as_str).unwrap_or("")
+}
+
+fn gb(v: &Value, k: &str) -> String {
+    match v.get(k).and_then(Value::as_f64) {
+        Some(b) => format!("{:.4} gb", b / 1e9),
+        None => "(unknown)".into(),
+    }
+}
+
+fn strings(v: &Value, k: &str) -> Vec<String> {
+    v.get(k)
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|x| x.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+fn purpose(protocol: &str) -> &'static str {
+    match protocol {
+        "amqp" => "AMQP 0-9-1",
+        "http" => "HTTP API",
+        _ => "",
+    }
+}
+
+fn node_status(c: &Ctx) -> R<Value> {
+    c.client.get("/api/node/status")
+}
+
+pub fn status(c: &Ctx) -> R<()> {
+    let st = node_status(c)?;
+    c.out.info(&format!("Status of node {} ...", s(&st, "node")));
+    c.out.object(&st, || {
+        let mut t = String::new();
+        let _ = writeln!(t, "Runtime\n");
+        let _ = writeln!(t, "OS PID: {}", st["pid"]);
+        let os = s(&st, "os");
+        let _ = writeln!(t, "OS: {}", if os == "linux" { "Linux" } else { os });
+        let _ = writeln!(t, "Uptime (seconds): {}", st["uptime_seconds"]);
+        let _ = writeln!(t, "Is under maintenance?: false");
+        let _ = writeln!(
+            t,
+            "Warren version: {} (RabbitMQ {} compatible)",
+            s(&st, "product_version"),
+            s(&st, "rabbitmq_version")
+        );
+        let _ = writeln!(t, "Node name: {}", s(&st, "node"));
+        let _ = writeln!(t, "AMQP application running: {}", st["app_running"]);
+        let _ = writeln!(t, "Processors: {}", st["processors"]);
+        let list = |t: &mut String, title: &str, items: Vec<String>, none: &str| {
+            let _ = writeln!(t, "\n{title}\n");
+            if items.is_empty() {
+                let _ = writeln!(t, "{none}");
+            }
+            for i in items {
+                let _ = writeln!(t, " * {i}");
+            }
+        };
+        list(&mut t, "Config files", strings(&st, "config_files"), "(none)");
+        list(&mut t, "Log file(s)", strings(&st, "log_files"), " * <stdout>");
+        let _ = writeln!(t, "\nData directory\n\nNode data directory: {}", s(&st, "data_dir"));
+        list(
+            &mut t,
+            "Alarms",
+            strings(&st, "alarms").into_iter().map(|a| format!("resource alarm: {a}")).collect(),
+            "(none)",
+        );
+        let _ = writeln!(t, "\nMemory\n");
+        let _ = writeln!(t, "Total memory used: {}", gb(&st, "mem_used"));
+        let _ = writeln!(t, "Calculation strategy: rss");
+        let _ = writeln!(t, "Memory high watermark: {}", gb(&st, "mem_limit"));
+        let _ = writeln!(t, "\nFile Descriptors\n");
+        let _ = writeln!(t, "Total: {}, limit: {}", st["fd_used"], st["fd_total"]);
+        let _ = writeln!(t, "\nFree Disk Space\n");
+        let _ = writeln!(t, "Low free disk space watermark: {}", gb(&st, "disk_free_limit"));
+        let _ = writeln!(t, "Free disk space: {}", gb(&st, "disk_free"));
+        let _ = writeln!(t, "\nTotals\n");
+        let _ = writeln!(t, "Connection count: {}", st["connections"]);
+        let _ = writeln!(t, "Queue count: {}", st["queues"]);
+        let _ = writeln!(t, "Virtual host count: {}", st["virtual_hosts"]);
+        let _ = writeln!(t, "\nListeners\n");
+        for l in st["listeners"].as_array().into_iter().flatten() {
+            let _ = writeln!(
+                t,
+                "Interface: {}, port: {}, protocol: {}, purpose: {}",
+                s(l, "ip_address"),
+                l["port"],
+                s(l, "protocol"),
+                purpose(s(l, "protocol"))
+            );
+        }
+        t
+    });
+    Ok(())
+}
+
+pub fn environment(c: &Ctx) -> R<()> {
+    let node = s(&node_status(c)?, "node").to_owned();
+    let env = c.client.get("/api/node/environment")?;
+    c.out.info(&format!("Application environment of node {node} ..."));
+    c.out.object(&env, || {
+        let mut t = String::new();
+        for (k, v) in env.as_object().into_iter().flatten() {
+            let text = match v {
+                Value::Null => "(unset)".to_owned(),
+                other => super::output::cell(other),
+            };
+            let _ = writeln!(t, "{k} = {text}");
+        }
+        t
+    });
+    Ok(())
+}
+
+pub fn cluster_status(c: &Ctx) -> R<()> {
+    let st = node_status(c)?;
+    let node = s(&st, "node").to_owned();
+    let running: Vec<&str> = if st["app_running"] == json!(true) { vec![node.as_str()] } else { vec![] };
+    let alarms: Vec<Value> = strings(&st, "alarms")
+        .into_iter()
+        .map(|a| json!({"node": node, "type": "resource", "resource": a}))
+        .collect();
+    let listeners: Vec<Value> = st["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            json!({"node": node, "interface": l["ip_address"], "port": l["port"], "protocol": l["protocol"],
+                   "purpose": purpose(s(l, "protocol"))})
+        })
+        .collect();
+    let out = json!({
+        "cluster_name": st["cluster_name"],
+        "disk_nodes": [node],
+        "ram_nodes": [],
+        "running_nodes": running,
+        "versions": {node.as_str(): {"warren_version": st["product_version"], "rabbitmq_version": st["rabbitmq_version"]}},
+        "cpu_cores": {node.as_str(): st["processors"]},
+        "maintenance_status": {node.as_str(): "not under maintenance"},
+        "alarms": alarms,
+        "partitions": {},
+        "listeners": {node.as_str(): listeners},
+        "feature_flags": [],
+    });
+    c.out.info(&format!("Cluster status of node {node} ..."));
+    c.out.object(&out, || {
+        let mut t = String::new();
+        let _ = writeln!(t, "Basics\n\nCluster name: {}", s(&st, "cluster_name"));
+        let _ = writeln!(t, "Total CPU cores available cluster-wide: {}", st["processors"]);
+        let _ = writeln!(t, "\nDisk Nodes\n\n{node}");
+        let _ = writeln!(t, "\nRunning Nodes\n");
+        for n in &running {
+            let _ = writeln!(t, "{n}");
+        }
+        let _ = writeln!(
+            t,
+            "\nVersions\n\n{node}: Warren {} (RabbitMQ {} compatible)",
+            s(&st, "product_version"),
+            s(&st, "rabbitmq_version")
+        );
+        let _ = writeln!(t, "\nCPU Cores\n\nNode: {node}, available CPU cores: {}", st["processors"]);
+        let _ = writeln!(t, "\nMaintenance status\n\nNode: {node}, status: not under maintenance");
+        let _ = writeln!(t, "\nAlarms\n");
+        if alarms.is_empty() {
+            let _ = writeln!(t, "(none)");
+        }
+        for a in &alarms {
+            let _ = writeln!(t, "Resource alarm: {} on node {node}", s(a, "resource"));
+        }
+        let _ = writeln!(t, "\nNetwork Partitions\n\n(none)");
+        let _ = writeln!(t, "\nListeners\n");
+        for l in &listeners {
+            let _ = writeln!(
+                t,
+                "Node: {node}, interface: {}, port: {}, protocol: {}, purpose: {}",
+                s(l, "interface"),
+                l["port"],
+                s(l, "protocol"),
+                s(l, "purpose")
+            );
+        }
+        let _ = writeln!(t, "\nFeature flags\n\n(none)");
+        t
+    });
+    Ok(())
+}
+
+pub fn stop_app(c: &Ctx) -> R<()> {
+    let node = s(&node_status(c)?, "node").to_owned();
+    c.out.info(&format!("Stopping the Warren application on node {node} ..."));
+    c.client.post("/api/node/stop_app", &json!({}))?;
+    Ok(())
+}
+
+pub fn start_app(c: &Ctx) -> R<()> {
+    let node = s(&node_status(c)?, "node").to_owned();
+    c.out.info(&format!("Starting node {node} ..."));
+    c.client.post("/api/node/start_app", &json!({}))?;
+    Ok(())
+}
+
+/// Asks the node to exit, then waits until it no longer answers.
+pub fn stop(c: &Ctx) -> R<()> {
+    let node = s(&node_status(c)?, "node").to_owned();
+    c.out.info(&format!("Stopping and halting node {node} ..."));
+    c.client.post("/api/node/stop", &json!({}))?;
+    let deadline = Instant::now() + Duration::from_secs(c.timeout.unwrap_or(60));
+    loop {
+        match c.client.try_get("/api/whoami") {
+            Err(e) if e.code == EX_UNAVAILABLE => return Ok(()),
+            _ if Instant::now() > deadline => {
+                return Err(CtlError::new(EX_TEMPFAIL, format!("node {node} did not stop in time")));
+            }
+            _ => std::thread::sleep(Duration::from_millis(100)),
+        }
+    }
+}
+
+/// Polls until the node answers and its AMQP application runs.
+pub fn await_startup(c: &Ctx) -> R<()> {
+    let secs = c.timeout.unwrap_or(300);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        match c.client.try_get("/api/node/status") {
+            Ok(Ok(st)) if st["app_running"] == json!(true) => return Ok(()),
+            Ok(Err(r)) => return Err(c.client.refused(r)),
+            Ok(Ok(_)) => {}
+            Err(e) if e.code == EX_UNAVAILABLE || e.code == EX_TEMPFAIL => {}
+            Err(e) => return Err(e),
+        }
+        if Instant::now() > deadline {
+            return Err(CtlError::new(
+                EX_TEMPFAIL,
+                format!("timed out after {secs} s waiting for node '{}' to start", c.client.node),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Any answer from the management listener means the node is up.
+pub fn ping(c: &Ctx) -> R<()> {
+    c.out.info(&format!(
+        "Will ping node {}. This only checks that the node is up and answering.",
+        c.client.node
+    ));
+    let _answered = c.client.try_get("/api/whoami")?;
+    c.out.done("Ping succeeded");
+    Ok(())
+}
+
+pub fn close_connection(c: &Ctx, name: &str, explanation: &str) -> R<()> {
+    c.out.info(&format!("Closing connection {name}, reason: {explanation}..."));
+    match c.client.try_delete(&format!("/api/connections/{}", seg(name)), Some(explanation))? {
+        Ok(_) => Ok(()),
+        Err(r) if r.status == reqwest::StatusCode::NOT_FOUND => {
+            Err(CtlError::data(format!("connection '{name}' does not exist")))
+        }
+        Err(r) => Err(c.client.refused(r)),
+    }
+}
