@@ -109,6 +109,7 @@ async fn queues_page_depths_and_the_per_node_view_agree() {
         .await;
     assert_eq!(bars.as_str(), Some("depth-a=1,depth-b=2,depth-c=3"));
     b.shot("queues").await;
+    assert_eq!(b.find("#queue-next").await.text().await.unwrap(), "Next");
 
     // The node filter hides other nodes; the one node stays.
     let node = api.ok("/api/nodes").await[0]["name"].as_str().unwrap().to_owned();

@@ -23,8 +23,8 @@ pub fn Connections() -> impl IntoView {
             view! {
                 <p class="muted">{format!("{} connections (page {} of {})", p.total_count, p.page, pages)}</p>
                 <div class="row">
-                    <button type="button" disabled=p.page <= 1 on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
-                    <button type="button" disabled=p.page >= pages on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
+                    <button type="button" disabled={p.page <= 1} on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
+                    <button type="button" disabled={p.page >= pages} on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
                 </div>
                 <table id="connections">
                     <thead><tr><th>"Name"</th><th>"User"</th><th>"Virtual host"</th><th>"State"</th><th>"Protocol"</th>
@@ -67,8 +67,8 @@ pub fn Channels() -> impl IntoView {
             view! {
                 <p class="muted">{format!("{} channels (page {} of {})", p.total_count, p.page, pages)}</p>
                 <div class="row">
-                    <button type="button" disabled=p.page <= 1 on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
-                    <button type="button" disabled=p.page >= pages on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
+                    <button type="button" disabled={p.page <= 1} on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
+                    <button type="button" disabled={p.page >= pages} on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
                 </div>
                 <table id="channels">
                     <thead><tr><th>"Channel"</th><th>"User"</th><th>"Virtual host"</th><th>"Mode"</th><th>"State"</th>

@@ -42,8 +42,8 @@ pub fn Exchanges() -> impl IntoView {
             view! {
                 <p class="muted">{format!("{} of {} exchanges (page {} of {})", p.filtered_count, p.total_count, p.page, pages)}</p>
                 <div class="row">
-                    <button type="button" disabled=p.page <= 1 on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
-                    <button type="button" disabled=p.page >= pages on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
+                    <button type="button" disabled={p.page <= 1} on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
+                    <button type="button" disabled={p.page >= pages} on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
                 </div>
                 <table id="exchanges">
                     <thead><tr><th>"Virtual host"</th><th>"Name"</th><th>"Type"</th><th>"Features"</th><th>"Rate in"</th><th>"Rate out"</th></tr></thead>

@@ -132,8 +132,8 @@ pub fn Queues() -> impl IntoView {
                     {format!("{} of {} queues (page {} of {})", p.filtered_count, p.total_count, p.page, pages)}
                 </p>
                 <div class="row">
-                    <button type="button" id="queue-prev" disabled=p.page <= 1 on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
-                    <button type="button" id="queue-next" disabled=p.page >= pages on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
+                    <button type="button" id="queue-prev" disabled={p.page <= 1} on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
+                    <button type="button" id="queue-next" disabled={p.page >= pages} on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
                 </div>
                 <table id="queues">
                     <thead><tr>
