@@ -182,6 +182,8 @@ async fn create_and_delete_a_user_a_vhost_and_a_policy() {
     b.wait_text("#policies p[role=alert]", &reason).await;
     b.shot("admin").await;
 
+    // A confirmation step lasts until the next refresh redraws the table.
+    b.click("#refresh-pause").await;
     for (row, question) in [
         ("tr[data-user=dash-user]", "Delete user"),
         ("tr[data-vhost=dash-vhost]", "Delete virtual host"),

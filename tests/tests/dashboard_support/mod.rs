@@ -180,8 +180,21 @@ impl Browser {
         e.send_keys(text).await.expect("type");
     }
 
+    /// Clicks an element; tables are redrawn on every refresh, so an element
+    /// that went stale between finding and clicking is found again.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        let mut tries = 0;
+        loop {
+            match self.find(css).await.click().await {
+                Ok(()) => return,
+                Err(e) if tries < 20 => {
+                    let _ = e;
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("click {css}: {e}"),
+            }
+        }
     }
 
     pub async fn login(&self, user: &str, pass: &str) {
