@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and integration tests (real warren-server
-# processes driven by lapin), then the tutorial's pika programs (pytest).
+# processes driven by lapin, and the dashboard in headless Chromium), then the tutorial's pika programs (pytest).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
+
+echo "== building the dashboard (WASM), which the server embeds"
+./scripts/build-frontend.sh
 
 echo "== building"
 cargo build --workspace --bins --locked

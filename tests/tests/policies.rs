@@ -9,17 +9,27 @@ use warren_tests::http::Api;
 use warren_tests::{Server, unique};
 
 async fn ready(ch: &lapin::Channel, q: &str) -> u32 {
-    ch.queue_declare(q.into(), QueueDeclareOptions { passive: true, ..Default::default() }, FieldTable::default())
-        .await
-        .unwrap()
-        .message_count()
+    ch.queue_declare(
+        q.into(),
+        QueueDeclareOptions { passive: true, ..Default::default() },
+        FieldTable::default(),
+    )
+    .await
+    .unwrap()
+    .message_count()
 }
 
 async fn publish(ch: &lapin::Channel, x: &str, key: &str, n: usize) {
     for i in 0..n {
-        ch.basic_publish(x.into(), key.into(), Default::default(), i.to_string().as_bytes(), BasicProperties::default())
-            .await
-            .unwrap();
+        ch.basic_publish(
+            x.into(),
+            key.into(),
+            Default::default(),
+            i.to_string().as_bytes(),
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap();
     }
 }
 
@@ -80,15 +90,26 @@ async fn policies_set_message_ttl_dead_lettering_and_alternate_exchanges() {
     .await;
     assert!(moved.is_some(), "the policy's TTL and dead-letter settings apply");
 
-    ch.exchange_declare(x.as_str().into(), lapin::ExchangeKind::Direct, Default::default(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.exchange_declare(
+        x.as_str().into(),
+        lapin::ExchangeKind::Direct,
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     ch.queue_declare(ae_q.as_str().into(), Default::default(), FieldTable::default()).await.unwrap();
     let p = json!({"pattern": format!("^{x}$"), "apply-to": "exchanges", "definition": {"alternate-exchange": "amq.fanout"}});
     assert_eq!(api.put("/api/policies/%2F/ae", p).await.code(), 201);
-    ch.queue_bind(ae_q.as_str().into(), "amq.fanout".into(), "".into(), Default::default(), FieldTable::default())
-        .await
-        .unwrap();
+    ch.queue_bind(
+        ae_q.as_str().into(),
+        "amq.fanout".into(),
+        "".into(),
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
     publish(&ch, &x, "unbound-key", 1).await;
     assert_eq!(ready(&ch, &ae_q).await, 1);
     assert_eq!(api.ok(&format!("/api/exchanges/%2F/{x}")).await["policy"], "ae");

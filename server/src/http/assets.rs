@@ -1,40 +1,70 @@
-//! Everything outside `/api`: the dashboard's place. Until the Leptos
-//! dashboard is embedded, `/` answers a short page saying so; any other
-//! path is a 404, JSON under `/api` and plain text elsewhere. No path is
-//! ever mapped onto the file system here, so `..` cannot escape anything;
-//! when assets arrive they must be served from an embedded table, by exact
-//! name.
+//! Everything outside `/api`: the dashboard. `/assets/<name>` serves the
+//! embedded bundle's files by exact name (content-hashed, so cached for a
+//! year); any other GET outside `/api` answers the HTML shell, so the
+//! dashboard's deep links work. No path is ever mapped onto the file
+//! system. [`shell`](super::shell) owns the bundle and the shell.
 
 use axum::Router;
-use axum::http::{HeaderValue, StatusCode, Uri, header};
+use axum::extract::Path;
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 use super::Ctx;
 use super::error::ApiError;
-
-const PAGE: &str = "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Warren</title></head>\n<body><h1>Warren management</h1>\n<p>The dashboard is not built into this server yet. The HTTP API is at <a href=\"/api/overview\">/api</a>; its description is at <a href=\"/api/openapi.json\">/api/openapi.json</a>.</p>\n</body></html>\n";
+use super::shell;
 
 pub fn router() -> Router<Ctx> {
-    Router::new().route("/", get(index)).route("/index.html", get(index))
+    Router::new().route("/", get(index)).route("/index.html", get(index)).route("/assets/{name}", get(asset))
 }
 
 async fn index() -> Response {
-    let mut resp = PAGE.into_response();
+    let (ready, html) = shell::render();
+    let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut resp = (status, html).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'self'; frame-ancestors 'none'"),
-    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     resp
 }
 
-/// Unknown paths: JSON 404 under `/api`, plain 404 elsewhere.
-pub async fn fallback(uri: Uri) -> Response {
+async fn asset(Path(name): Path<String>) -> Response {
+    let Some((kind, data)) = shell::asset(&name) else {
+        return (StatusCode::NOT_FOUND, "Not Found").into_response();
+    };
+    let mut resp = data.into_owned().into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    resp
+}
+
+/// Unknown paths: JSON 404 under `/api`, the dashboard's shell for other
+/// GETs (the app routes them), plain 404 otherwise.
+pub async fn fallback(method: Method, uri: Uri) -> Response {
     let path = uri.path();
     if path == "/api" || path.starts_with("/api/") {
         return ApiError::object_not_found().into_response();
     }
+    if (method == Method::GET || method == Method::HEAD)
+        && !path.starts_with("/assets/")
+        && path != "/metrics"
+    {
+        return index().await;
+    }
     (StatusCode::NOT_FOUND, "Not Found").into_response()
+}
+
+/// The dashboard sends `X-Warren-Dashboard`; a 401 to it carries no Basic
+/// challenge, which would make the browser open its own login dialog.
+pub async fn no_challenge_for_dashboard(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let dashboard = req.headers().contains_key("x-warren-dashboard");
+    let mut resp = next.run(req).await;
+    if dashboard {
+        resp.headers_mut().remove(header::WWW_AUTHENTICATE);
+    }
+    resp
 }

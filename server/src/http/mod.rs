@@ -14,7 +14,7 @@
 //!   in [`router`]. Every change goes through `Broker::apply`.
 //! - [`metrics`]: Prometheus text at `/metrics`; [`openapi`]: the API's
 //!   OpenAPI document; [`assets`]: everything outside `/api` (the
-//!   dashboard's place).
+//!   dashboard), whose bundle and HTML shell [`shell`] owns.
 
 pub mod amqp_json;
 pub mod api;
@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod paging;
 pub mod present;
+pub mod shell;
 pub mod stats;
 
 use std::net::SocketAddr;
@@ -54,6 +55,9 @@ pub type Ctx = Arc<ApiState>;
 /// The whole application: every resource's routes, the assets fallback and
 /// the security headers.
 pub fn router(ctx: Ctx) -> Router {
+    // Checks the embedded dashboard now, so that a missing or stale one is
+    // logged at start.
+    let _ = shell::bundle();
     let header = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
@@ -64,6 +68,8 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(openapi::router())
         .merge(assets::router())
         .fallback(assets::fallback)
+        .layer(axum::middleware::from_fn(assets::no_challenge_for_dashboard))
+        .layer(header(header::CONTENT_SECURITY_POLICY, shell::CSP))
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .layer(header(header::REFERRER_POLICY, "same-origin"))
         .layer(header(header::X_FRAME_OPTIONS, "DENY"))
