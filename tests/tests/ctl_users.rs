@@ -175,3 +175,51 @@ fn usage_errors_and_help() {
     let bash = ctl(&s, &["completion", "bash"]);
     assert!(bash.ok().contains("list_queues"), "{bash:?}");
 }
+
+/// The node and credentials come from warrenctl's config file when neither
+/// a flag nor the environment gives them; a flag still wins; a wrong file
+/// is refused with its line named.
+#[test]
+fn node_and_credentials_from_the_config_file() {
+    let s = Server::start();
+    assert_eq!(ctl(&s, &["add_user", "filer", "pw1"]).code, 0);
+    assert_eq!(ctl(&s, &["set_user_tags", "filer", "administrator"]).code, 0);
+    let file = s.data_dir.with_file_name(format!("{}.warrenctl.conf", warren_tests::unique("ctl")));
+    std::fs::write(
+        &file,
+        format!("# ops box\nnode = 127.0.0.1:{}\nusername = filer\npassword = pw1\n", s.http_port),
+    )
+    .unwrap();
+    let run = |args: &[&str], f: &std::path::Path| {
+        std::process::Command::new(ctl_common::ctl_bin())
+            .args(args)
+            .env_remove("WARRENCTL_NODE")
+            .env_remove("WARRENCTL_USERNAME")
+            .env_remove("WARRENCTL_PASSWORD")
+            .env("WARRENCTL_CONFIG_FILE", f)
+            .output()
+            .unwrap()
+    };
+    // No -n and no credentials on the command line: all from the file.
+    let out = run(&["list_users", "--formatter", "json"], &file);
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"filer\""));
+    // The file's user is the one logged in: a wrong password there is refused.
+    std::fs::write(&file, format!("node = 127.0.0.1:{}\nusername = filer\npassword = wrong\n", s.http_port))
+        .unwrap();
+    let out = run(&["list_users"], &file);
+    assert_eq!(out.status.code(), Some(77), "{out:?}");
+    // ... unless a flag gives the password.
+    let out = run(&["--password", "pw1", "list_users"], &file);
+    assert!(out.status.success(), "{out:?}");
+    // A typo in the file stops warrenctl with the line named.
+    std::fs::write(&file, "node = x:1\nusrname = filer\n").unwrap();
+    let out = run(&["list_users"], &file);
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(":2: unknown key 'usrname'"), "{err}");
+    // A named file that does not exist is an error, not a silent default.
+    let out = run(&["list_users"], &file.with_extension("missing"));
+    assert_eq!(out.status.code(), Some(78), "{out:?}");
+    let _ = std::fs::remove_file(&file);
+}

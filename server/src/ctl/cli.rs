@@ -14,7 +14,9 @@ use super::output::Format;
     about = "Manage a Warren node over its management API, with rabbitmqctl's verbs",
     after_help = "Exit codes (as rabbitmqctl): 0 ok, 64 usage, 65 data error (no such object, bad argument), \
 69 node unavailable, 70 software error, 75 timeout, 77 authentication or permission refused.\n\
-Credentials and node also come from WARRENCTL_NODE, WARRENCTL_USERNAME, WARRENCTL_PASSWORD.",
+Credentials and node also come from WARRENCTL_NODE, WARRENCTL_USERNAME, WARRENCTL_PASSWORD, \
+or from a file ($WARRENCTL_CONFIG_FILE, else ~/.warrenctl.conf) with lines `node = HOST:PORT`, \
+`username = NAME`, `password = PASS` (78 when that file is wrong).",
     disable_help_subcommand = true
 )]
 pub struct Cli {

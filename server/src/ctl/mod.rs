@@ -10,6 +10,7 @@
 
 pub mod cli;
 pub mod client;
+pub mod config_file;
 pub mod definitions;
 pub mod lists;
 pub mod node;
@@ -35,6 +36,7 @@ pub const EX_UNAVAILABLE: i32 = 69;
 pub const EX_SOFTWARE: i32 = 70;
 pub const EX_TEMPFAIL: i32 = 75;
 pub const EX_NOPERM: i32 = 77;
+pub const EX_CONFIG: i32 = 78;
 
 /// A failure: its exit code and the one line printed after "Error: ".
 #[derive(Debug)]
@@ -72,6 +74,10 @@ pub fn json_arg(what: &str, text: &str) -> R<serde_json::Value> {
 
 /// Runs warrenctl with the process's arguments; returns the exit code.
 pub fn main() -> i32 {
+    if let Err(e) = config_file::apply() {
+        eprintln!("Error: {e}");
+        return EX_CONFIG;
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -49,7 +49,8 @@ pub fn run_raw(args: &[&str], stdin: Option<&[u8]>) -> Run {
     cmd.args(args)
         .env_remove("WARRENCTL_NODE")
         .env_remove("WARRENCTL_USERNAME")
-        .env_remove("WARRENCTL_PASSWORD");
+        .env_remove("WARRENCTL_PASSWORD")
+        .env_remove("WARRENCTL_CONFIG_FILE");
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("run warrenctl");
     let mut input = child.stdin.take().unwrap();
