@@ -25,14 +25,14 @@ start() {
         --data-dir "$tmp/data" --bind 127.0.0.1 >>"$tmp/warren.log" 2>&1 &
     pid=$!
     for _ in $(seq 6000); do (echo >"/dev/tcp/127.0.0.1/${ports[0]}") 2>/dev/null && break; sleep 0.01; done
-    python3 -c "import time; print(f'{time.time() - $t0:.2f}')"
+    took=$(python3 -c "import time; print(f'{time.time() - $t0:.2f}')")
 }
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null || true; }
 trap 'kill $pid 2>/dev/null || true; rm -rf "$tmp"' EXIT
 metric() { curl -s -u guest:guest "http://127.0.0.1:${ports[1]}/metrics" | awk -v m="$1" '$1 == m {print $2}'; }
 rss_mb() { awk '/VmRSS/ {printf "%.0f", $2 / 1024}' "/proc/$pid/status"; }
 
-start >/dev/null
+start
 echo "== 1. persistent 1 KiB, confirms (window 1000), manual acks, prefetch 1000, ${secs} s"
 f0=$(metric warren_persistent_store_fsyncs_total)
 "$bin/warren-perf" throughput -x 1 -y 1 -s 1024 --persistent -c 1000 -q 1000 -z "$secs" -u dur-b2 \
@@ -52,7 +52,11 @@ wait "$perf_pid" 2>/dev/null || true
 
 echo "== 3. graceful restart with the backlog queued"
 stop
-echo "  restart until listening: $(start) s"
+# start() runs in this shell, not in $(...), so that $pid is the new node.
+start
+echo "  restart until listening: $took s"
+# The second start's recovery line, once the node has logged it.
+for _ in $(seq 600); do [ "$(grep -cE 'recovered [0-9]+ messages' "$tmp/warren.log")" -ge 2 ] && break; sleep 0.1; done
 grep -E 'recovered [0-9]+ messages' "$tmp/warren.log" | tail -1 | sed 's/^.*message store: /  /'
 echo "  broker RSS after recovery: $(rss_mb) MB"
 
