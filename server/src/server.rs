@@ -56,13 +56,7 @@ impl App {
         for t in tasks {
             let _ = t.await; // the listener socket is closed once the task is gone
         }
-        for c in self.broker.connections.list() {
-            c.force_close("broker forced connection closure with reason 'shutdown'");
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !self.broker.connections.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        close_connections(&self.broker).await;
         tracing::info!("stopped the AMQP application (stop_app); the management API keeps running");
         true
     }
@@ -174,15 +168,21 @@ impl Node {
                 t.abort();
             }
         }
-        for c in self.broker.connections.list() {
-            c.force_close("broker forced connection closure with reason 'shutdown'");
-        }
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-        while !self.broker.connections.is_empty() && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        close_connections(&self.broker).await;
         self.broker.close().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Asks every client to go with CONNECTION_FORCED and waits up to 5 s for
+/// their connections to end (stop_app and shutdown; never a hot path).
+async fn close_connections(broker: &crate::broker::Broker) {
+    for c in broker.connections.list() {
+        c.force_close("broker forced connection closure with reason 'shutdown'");
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while !broker.connections.is_empty() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
