@@ -152,6 +152,7 @@ async fn stop_app_closes_amqp_and_start_app_reopens_it() {
     assert_eq!(http_get(&s, "/api/health/checks/protocol-listener/amqp").0, 503);
     assert_eq!(http_get(&s, &format!("/api/health/checks/port-listener/{}", s.amqp_port)).0, 503);
     assert_eq!(http_get(&s, "/api/health/checks/ready-to-serve-clients").0, 503);
+    assert_eq!(http_get(&s, "/api/nodes").1[0]["running"], false);
     assert_eq!(ctl(&s, &["--formatter", "json", "cluster_status"]).json()["running_nodes"], json!([]));
     // ping checks the node, await_startup the application.
     ctl(&s, &["ping"]).ok();
@@ -173,6 +174,7 @@ async fn stop_app_closes_amqp_and_start_app_reopens_it() {
         "{overview}"
     );
     assert_eq!(http_get(&s, "/api/health/checks/ready-to-serve-clients").0, 200);
+    assert_eq!(http_get(&s, "/api/nodes").1[0]["running"], true);
 
     // stop: the process exits.
     let out = ctl(&s, &["stop"]);

@@ -68,6 +68,15 @@ async fn vhosts_users_permissions() {
     assert_eq!(api.ok("/api/topic-permissions").await.as_array().unwrap().len(), 1);
     assert_eq!(api.ok("/api/users/bob/topic-permissions").await.as_array().unwrap().len(), 1);
     assert_eq!(api.ok("/api/vhosts/dev/topic-permissions").await.as_array().unwrap().len(), 1);
+    // ?exchange= clears one exchange's entry and keeps the others.
+    let tp2 = json!({"exchange": "logs", "write": ".*", "read": ".*"});
+    assert_eq!(api.put("/api/topic-permissions/dev/bob", tp2).await.code(), 204);
+    assert_eq!(api.ok("/api/topic-permissions/dev/bob").await.as_array().unwrap().len(), 2);
+    assert_eq!(api.delete("/api/topic-permissions/dev/bob?exchange=nope").await.code(), 404);
+    assert_eq!(api.delete("/api/topic-permissions/dev/bob?exchange=logs").await.code(), 204);
+    let left = api.ok("/api/topic-permissions/dev/bob").await;
+    assert_eq!(left.as_array().unwrap().len(), 1, "{left}");
+    assert_eq!(left[0]["exchange"], "amq.topic");
     assert_eq!(api.delete("/api/topic-permissions/dev/bob").await.code(), 204);
     assert_eq!(api.get("/api/topic-permissions/dev/bob").await.code(), 404);
 
@@ -269,6 +278,16 @@ async fn node_endpoints_and_health() {
     assert!(n["disk_free"].as_u64().unwrap() > 0);
     assert!(n["uptime"].is_u64());
     assert_eq!(api.get("/api/nodes/rabbit@elsewhere").await.code(), 404);
+    // Warren's addition: the node's queues and their messages.
+    assert_eq!(api.put("/api/queues/%2F/nq", json!({})).await.code(), 201);
+    for _ in 0..2 {
+        let body =
+            json!({"routing_key": "nq", "payload": "x", "payload_encoding": "string", "properties": {}});
+        assert_eq!(api.post("/api/exchanges/%2F/amq.default/publish", body).await.code(), 200);
+    }
+    let t = &api.ok(&format!("/api/nodes/{name}")).await["queue_totals"];
+    assert_eq!(*t, json!({"queues": 1, "messages": 2, "messages_ready": 2, "messages_unacknowledged": 0}));
+    assert_eq!(api.delete("/api/queues/%2F/nq").await.code(), 204);
     assert_eq!(api.ok("/api/extensions").await, json!([]));
     assert_eq!(api.ok("/api/whoami").await, json!({"name": "guest", "tags": ["administrator"]}));
 

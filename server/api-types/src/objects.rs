@@ -301,6 +301,20 @@ pub struct Node {
     pub disk_free_limit: Option<u64>,
     pub disk_free_alarm: bool,
     pub exchange_types: Vec<ExchangeTypeInfo>,
+    /// Warren's addition (RabbitMQ's node object has no such field): the
+    /// queues this node holds and their messages, so the dashboard can show
+    /// depths per node without listing every queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue_totals: Option<NodeQueueTotals>,
+}
+
+/// Queues held by one node, and the messages in them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeQueueTotals {
+    pub queues: u64,
+    pub messages: u64,
+    pub messages_ready: u64,
+    pub messages_unacknowledged: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

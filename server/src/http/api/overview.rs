@@ -163,13 +163,27 @@ fn fd_total() -> Option<u64> {
     (rc == 0).then_some(cur)
 }
 
+/// Every queue of this node (a single node holds them all) and its messages.
+fn node_queue_totals(ctx: &Ctx) -> objects::NodeQueueTotals {
+    let mut t = objects::NodeQueueTotals::default();
+    for v in ctx.broker.vhosts() {
+        let [total, ready, unacked] = vhosts::lengths(&v);
+        t.queues += v.queue_count() as u64;
+        t.messages_ready += ready;
+        t.messages_unacknowledged += unacked;
+        t.messages += total;
+    }
+    t
+}
+
 pub fn node_item(ctx: &Ctx) -> objects::Node {
     let alarms = ctx.broker.alarms.state();
     let limits = ctx.broker.alarms.limits();
     objects::Node {
         name: node(ctx),
         kind: "disc".into(),
-        running: true,
+        // False between `stop_app` and `start_app`.
+        running: ctx.app.is_running(),
         uptime: ctx.broker.started_at.elapsed().as_millis() as u64,
         processors: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
         os_pid: std::process::id().to_string(),
@@ -185,6 +199,7 @@ pub fn node_item(ctx: &Ctx) -> objects::Node {
         disk_free_limit: limits.as_ref().map(|l| l.disk_free_limit),
         disk_free_alarm: alarms.disk,
         exchange_types: exchange_types(),
+        queue_totals: Some(node_queue_totals(ctx)),
     }
 }
 

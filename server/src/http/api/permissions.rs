@@ -2,7 +2,7 @@
 //! and clear (DELETE) a user's permissions in a vhost. Administrators only.
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::Response;
 use axum::routing::get;
 use warren_api_types::objects;
@@ -159,7 +159,9 @@ async fn set_topic(
     if body.exchange.len() > 255 {
         return Err(ApiError::bad_request("exchange name is too long"));
     }
-    let existed = all_topic(&ctx).iter().any(|p| p.vhost == v && p.user == u && p.exchange == body.exchange);
+    // As in RabbitMQ, the resource is the user's topic permissions in the
+    // vhost: a new exchange's entry beside existing ones is an update (204).
+    let existed = all_topic(&ctx).iter().any(|p| p.vhost == v && p.user == u);
     ctx.broker
         .apply(DefinitionCommand::SetTopicPermissions {
             vhost: v,
@@ -172,16 +174,29 @@ async fn set_topic(
     Ok(created_or_no_content(!existed))
 }
 
+/// `?exchange=X` clears only that exchange's entry, as
+/// `rabbitmqctl clear_topic_permissions user X` does (a Warren addition to
+/// the HTTP API; without it, every entry of the user in the vhost goes).
+#[derive(serde::Deserialize)]
+struct ClearTopicQuery {
+    exchange: Option<String>,
+}
+
 async fn clear_topic(
     State(ctx): State<Ctx>,
     who: Authed,
     P((v, u)): P<(String, String)>,
+    Query(q): Query<ClearTopicQuery>,
 ) -> ApiResult<Response> {
     who.require_admin()?;
     check_target(&ctx, &v, &u)?;
-    if !all_topic(&ctx).iter().any(|p| p.vhost == v && p.user == u) {
+    let exchange = q.exchange.filter(|e| !e.is_empty());
+    let matches = |p: &objects::TopicPermission| {
+        p.vhost == v && p.user == u && exchange.as_ref().is_none_or(|e| &p.exchange == e)
+    };
+    if !all_topic(&ctx).iter().any(matches) {
         return Err(ApiError::object_not_found());
     }
-    ctx.broker.apply(DefinitionCommand::ClearTopicPermissions { vhost: v, user: u, exchange: None }).await?;
+    ctx.broker.apply(DefinitionCommand::ClearTopicPermissions { vhost: v, user: u, exchange }).await?;
     Ok(no_content())
 }
