@@ -68,6 +68,9 @@ init({ module_or_path: new URL('./$wasm_name', import.meta.url) });
 JS
 boot_name="boot-$(short "$tmp/boot.js").js"
 cp "$tmp/boot.js" "$tmp/out/$boot_name"
+# The server sends these gzipped to browsers that accept it (-n: no name or
+# time stamp, so the same input gives the same bytes).
+gzip -9 -n -k "$tmp/out/$wasm_name" "$tmp/out/$js_name"
 
 source_hash="$(./scripts/frontend-source-hash.sh)"
 cat > "$tmp/out/manifest.json" <<JSON

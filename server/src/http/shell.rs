@@ -126,8 +126,10 @@ pub fn render() -> (bool, String) {
 }
 
 /// An embedded asset by exact name (never the manifest), with its type.
+/// `.gz` files are not assets of their own: they are the gzipped form of
+/// the file they are named after (see [`gzipped`]).
 pub fn asset(name: &str) -> Option<(&'static str, std::borrow::Cow<'static, [u8]>)> {
-    if name == "manifest.json" || name.contains('/') {
+    if name == "manifest.json" || name.contains('/') || name.ends_with(".gz") {
         return None;
     }
     let file = Dist::get(name)?;
@@ -138,6 +140,12 @@ pub fn asset(name: &str) -> Option<(&'static str, std::borrow::Cow<'static, [u8]
         _ => "application/octet-stream",
     };
     Some((kind, file.data))
+}
+
+/// The gzipped form of an asset, when `scripts/build-frontend.sh` wrote one
+/// (it does for the WASM module and the JS glue, which shrink about 3×).
+pub fn gzipped(name: &str) -> Option<std::borrow::Cow<'static, [u8]>> {
+    Dist::get(&format!("{name}.gz")).map(|f| f.data)
 }
 
 #[cfg(test)]
