@@ -97,6 +97,13 @@ fn vhosts_and_permissions() {
     ctl(&s, &["set_topic_permissions", "-p", "orders", "lqz", "amq.topic", "^lqz\\.", "^lqz\\."]).ok();
     let t = ctl(&s, &["--formatter", "json", "list_topic_permissions", "-p", "orders"]).json();
     assert_eq!(t, json!([{"user": "lqz", "exchange": "amq.topic", "write": "^lqz\\.", "read": "^lqz\\."}]));
+    // With an exchange, only that exchange's entry goes.
+    ctl(&s, &["set_topic_permissions", "-p", "orders", "lqz", "logs", ".*", ".*"]).ok();
+    ctl(&s, &["clear_topic_permissions", "-p", "orders", "lqz", "logs"]).ok();
+    ctl(&s, &["clear_topic_permissions", "-p", "orders", "lqz", "logs"])
+        .fails(65, "user 'lqz' has no topic permissions on 'logs' in virtual host 'orders'");
+    let t = ctl(&s, &["--formatter", "json", "list_topic_permissions", "-p", "orders"]).json();
+    assert_eq!(t, json!([{"user": "lqz", "exchange": "amq.topic", "write": "^lqz\\.", "read": "^lqz\\."}]));
     ctl(&s, &["clear_topic_permissions", "-p", "orders", "lqz"]).ok();
     assert_eq!(ctl(&s, &["--formatter", "json", "list_topic_permissions", "-p", "orders"]).json(), json!([]));
 

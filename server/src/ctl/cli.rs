@@ -122,8 +122,8 @@ pub enum Cmd {
     ListUserPermissions { username: String },
     /// Sets a user's topic permissions on an exchange in a vhost (-p).
     SetTopicPermissions { username: String, exchange: String, write: String, read: String },
-    /// Revokes a user's topic permissions in a vhost (-p).
-    ClearTopicPermissions { username: String },
+    /// Revokes a user's topic permissions in a vhost (-p): on one exchange, or on all.
+    ClearTopicPermissions { username: String, exchange: Option<String> },
     /// Lists the topic permissions in a vhost (-p) [user exchange write read].
     ListTopicPermissions,
     // ----- policies

@@ -136,7 +136,9 @@ fn run(cli: Cli) -> R<()> {
         Cmd::SetTopicPermissions { username, exchange, write, read } => {
             permissions::set_topic(c, &username, &exchange, &write, &read)
         }
-        Cmd::ClearTopicPermissions { username } => permissions::clear_topic(c, &username),
+        Cmd::ClearTopicPermissions { username, exchange } => {
+            permissions::clear_topic(c, &username, exchange.as_deref())
+        }
         Cmd::ListTopicPermissions => permissions::list_topic(c),
         Cmd::SetPolicy(a) => policies::set(c, policies::Kind::Policy, &a),
         Cmd::ClearPolicy { name } => policies::clear(c, policies::Kind::Policy, &name),

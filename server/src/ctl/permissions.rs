@@ -78,11 +78,17 @@ pub fn set_topic(c: &Ctx, user: &str, exchange: &str, write: &str, read: &str) -
     )
 }
 
-pub fn clear_topic(c: &Ctx, user: &str) -> R<()> {
-    c.out.info(&format!("Clearing topic permissions for user \"{user}\" in vhost \"{}\" ...", c.vhost));
+pub fn clear_topic(c: &Ctx, user: &str, exchange: Option<&str>) -> R<()> {
+    let on = exchange.map(|x| format!(" on \"{x}\"")).unwrap_or_default();
+    c.out.info(&format!("Clearing topic permissions{on} for user \"{user}\" in vhost \"{}\" ...", c.vhost));
     require(c, user)?;
-    c.client.delete(&path("topic-permissions", c, user), || {
-        format!("user '{user}' has no topic permissions in virtual host '{}'", c.vhost)
+    let mut p = path("topic-permissions", c, user);
+    if let Some(x) = exchange {
+        p.push_str(&format!("?exchange={}", seg(x)));
+    }
+    c.client.delete(&p, || match exchange {
+        Some(x) => format!("user '{user}' has no topic permissions on '{x}' in virtual host '{}'", c.vhost),
+        None => format!("user '{user}' has no topic permissions in virtual host '{}'", c.vhost),
     })
 }
 
