@@ -5,16 +5,19 @@
 
 use leptos::prelude::*;
 use leptos_router::components::{A, Route, Router, Routes};
+use leptos_router::hooks::use_location;
 use leptos_router::path;
 
-use crate::api;
 use crate::pages::{admin, connections, exchanges, login, overview, queues};
 use crate::refresh::Refresh;
+use crate::{api, widgets};
 
 #[component]
 pub fn App() -> impl IntoView {
     let session = api::session();
     let refresh = Refresh::provide();
+    // Created here, under the app's owner, so it lives as long as the app.
+    widgets::open_prompt();
     view! {
         <Router>
             <Show when=move || session.get().is_some() fallback=|| view! { <login::Login/> }>
@@ -38,6 +41,12 @@ pub fn App() -> impl IntoView {
 
 #[component]
 fn Nav(refresh: Refresh) -> impl IntoView {
+    // A confirmation prompt belongs to the page it was opened on.
+    let location = use_location();
+    Effect::new(move |_| {
+        location.pathname.track();
+        widgets::open_prompt().set(None);
+    });
     let user = move || api::session().get().map(|s| s.name).unwrap_or_default();
     let version = web_sys::window()
         .and_then(|w| w.document())

@@ -46,21 +46,31 @@ pub fn loaded<T: Clone + Send + Sync + 'static, V: IntoView + 'static>(
 }
 
 /// A button that asks again before doing something destructive.
+///
+/// Which prompt is open lives outside the button, keyed by its label and
+/// question, so the live refresh that re-renders a table does not close a
+/// prompt the user is about to answer. One prompt is open at a time.
 #[component]
 pub fn ConfirmButton(
     #[prop(into)] label: String,
     #[prop(into)] question: String,
     on_confirm: impl Fn() + Send + Sync + 'static,
 ) -> impl IntoView {
-    let asking = RwSignal::new(false);
+    let open = open_prompt();
+    let key = format!("{label}\u{0}{question}");
+    let asking = {
+        let key = key.clone();
+        move || open.with(|o| o.as_deref() == Some(key.as_str()))
+    };
     let label2 = label.clone();
     let f = std::sync::Arc::new(on_confirm);
     view! {
         <Show
-            when=move || asking.get()
+            when=asking
             fallback=move || {
                 let l = label.clone();
-                view! { <button type="button" class="danger" on:click=move |_| asking.set(true)>{l}</button> }
+                let key = key.clone();
+                view! { <button type="button" class="danger" on:click=move |_| open.set(Some(key.clone()))>{l}</button> }
             }
         >
             <span class="confirm" role="group">
@@ -69,15 +79,32 @@ pub fn ConfirmButton(
                 <button type="button" class="danger" on:click={
                     let f = f.clone();
                     move |_| {
-                        asking.set(false);
+                        open.set(None);
                         f();
                     }
                 }>{format!("Yes, {}", label2.to_lowercase())}</button>
                 " "
-                <button type="button" on:click=move |_| asking.set(false)>"Cancel"</button>
+                <button type="button" on:click=move |_| open.set(None)>"Cancel"</button>
             </span>
         </Show>
     }
+}
+
+/// The open confirmation prompt's key, shared by every [`ConfirmButton`];
+/// the app closes it when the page changes.
+pub fn open_prompt() -> RwSignal<Option<String>> {
+    OPEN_PROMPT.with(|cell| match cell.get() {
+        Some(s) => s,
+        None => {
+            let s = RwSignal::new(None);
+            cell.set(Some(s));
+            s
+        }
+    })
+}
+
+thread_local! {
+    static OPEN_PROMPT: std::cell::Cell<Option<RwSignal<Option<String>>>> = const { std::cell::Cell::new(None) };
 }
 
 pub fn num(n: u64) -> String {

@@ -104,6 +104,13 @@ async fn queues_page_depths_and_the_per_node_view_agree() {
         .js("return [...document.querySelectorAll('#per-node .node-depths')].map(e => +e.dataset.total).reduce((a, b) => a + b, 0);")
         .await;
     assert_eq!(per_node.as_u64(), Some(6));
+    // Each node's line counts all its queues, not just the listed page: it
+    // agrees with the overview's totals.
+    let all = b
+        .js("return [...document.querySelectorAll('#per-node .node-all')].map(e => +e.dataset.messages).reduce((a, b) => a + b, 0);")
+        .await;
+    assert_eq!(all.as_u64(), api.ok("/api/overview").await["queue_totals"]["messages"].as_u64());
+    assert_eq!(all.as_u64(), Some(6));
     let bars = b
         .js("return [...document.querySelectorAll('#per-node g.bar')].map(e => e.dataset.queue + '=' + e.dataset.messages).sort().join(',');")
         .await;
@@ -127,6 +134,25 @@ async fn queues_page_depths_and_the_per_node_view_agree() {
     b.wait_js(
         "sorted by messages, most first",
         "document.querySelector('#queues tbody tr').dataset.queue === 'depth-c'",
+    )
+    .await;
+
+    // The list's state is in the URL: a reload keeps it, back undoes the sort.
+    let url = b.c.current_url().await.unwrap();
+    let query = url.query().unwrap_or("").to_owned();
+    assert!(query.contains("sort=messages") && query.contains("name=depth-"), "{url}");
+    b.c.refresh().await.unwrap();
+    b.wait_js(
+        "still filtered and sorted after a reload",
+        "document.querySelectorAll('#queues tbody tr').length === 3 \
+         && document.querySelector('#queues tbody tr').dataset.queue === 'depth-c'",
+    )
+    .await;
+    assert_eq!(b.find("#queue-filter").await.prop("value").await.unwrap().as_deref(), Some("depth-"));
+    b.c.back().await.unwrap();
+    b.wait_js(
+        "back: no sort, still filtered",
+        "!location.search.includes('sort=') && location.search.includes('name=depth-')",
     )
     .await;
 
@@ -182,8 +208,18 @@ async fn create_and_delete_a_user_a_vhost_and_a_policy() {
     b.wait_text("#policies p[role=alert]", &reason).await;
     b.shot("admin").await;
 
-    // A confirmation step lasts until the next refresh redraws the table.
-    b.click("#refresh-pause").await;
+    // An open confirmation prompt survives the refresh that redraws its
+    // table: the user created behind the page's back shows up (a redraw),
+    // and the prompt is still there.
+    b.find("#refresh-interval").await.select_by_value("2").await.unwrap();
+    b.click("tr[data-user=dash-user] button.danger").await;
+    b.wait_text("tr[data-user=dash-user] .confirm", "Delete user").await;
+    assert_eq!(api.put("/api/users/dash-later", json!({"password": "x", "tags": ""})).await.code(), 201);
+    b.find("tr[data-user=dash-later]").await;
+    b.wait_text("tr[data-user=dash-user] .confirm", "Delete user").await;
+    b.click("tr[data-user=dash-user] .confirm button:not(.danger)").await;
+    b.absent("tr[data-user=dash-user] .confirm").await;
+
     for (row, question) in [
         ("tr[data-user=dash-user]", "Delete user"),
         ("tr[data-vhost=dash-vhost]", "Delete virtual host"),
@@ -197,6 +233,107 @@ async fn create_and_delete_a_user_a_vhost_and_a_policy() {
     assert_eq!(api.get("/api/users/dash-user").await.code(), 404);
     assert_eq!(api.get("/api/vhosts/dash-vhost").await.code(), 404);
     assert_eq!(api.get("/api/policies/%2F/dash-policy").await.code(), 404);
+    b.close().await;
+}
+
+#[tokio::test]
+async fn topic_permissions_operator_policies_and_user_limits() {
+    let s = server();
+    let api = Api::new(&s);
+    assert_eq!(api.put("/api/users/tp-user", json!({"password": "x", "tags": ""})).await.code(), 201);
+    let b = Browser::start(&s, "admin-more").await;
+    b.open_as_guest("/admin").await;
+
+    b.fill("#tperm-user", "tp-user").await;
+    b.fill("#tperm-write", "^logs\\.").await;
+    b.click("#tperm-submit").await;
+    b.wait_text("#topic-permissions-table", "tp-user").await;
+    let tp = api.ok("/api/topic-permissions/%2F/tp-user").await;
+    assert_eq!((tp[0]["exchange"].as_str(), tp[0]["write"].as_str()), (Some("amq.topic"), Some("^logs\\.")));
+
+    b.fill("#opolicy-name", "cap").await;
+    b.fill("#opolicy-pattern", ".*").await;
+    b.find("#opolicy-apply").await.select_by_value("queues").await.unwrap();
+    b.fill("#opolicy-definition", "max-length=100").await;
+    b.click("#opolicy-submit").await;
+    b.find("#operator-policies-table tr[data-policy=cap]").await;
+    let p = api.ok("/api/operator-policies/%2F/cap").await;
+    assert_eq!((p["apply-to"].as_str(), &p["definition"]), (Some("queues"), &json!({"max-length": 100})));
+    assert_eq!(api.get("/api/policies/%2F/cap").await.code(), 404, "an operator policy is not a policy");
+
+    b.fill("#ulimit-value", "7").await;
+    b.click("#ulimit-submit").await;
+    b.wait_text("#user-limits p[role=alert]", "Enter a user.").await;
+    b.fill("#ulimit-owner", "tp-user").await;
+    b.find("#ulimit-kind").await.select_by_value("max-channels").await.unwrap();
+    b.click("#ulimit-submit").await;
+    b.wait_text("#ulimit-table", "max-channels").await;
+    assert_eq!(api.ok("/api/user-limits/tp-user").await[0]["value"]["max-channels"], 7);
+    b.shot("admin-limits").await;
+
+    b.click("#topic-permissions-table button.danger").await;
+    b.click("#topic-permissions-table .confirm button.danger").await;
+    b.absent("#topic-permissions-table tbody tr").await;
+    assert_eq!(api.get("/api/topic-permissions/%2F/tp-user").await.code(), 404);
+    b.click("#operator-policies-table tr[data-policy=cap] button.danger").await;
+    b.click("#operator-policies-table tr[data-policy=cap] .confirm button.danger").await;
+    b.absent("#operator-policies-table tr[data-policy=cap]").await;
+    assert_eq!(api.get("/api/operator-policies/%2F/cap").await.code(), 404);
+    b.click("#ulimit-table button.danger").await;
+    b.absent("#ulimit-table tbody tr").await;
+    assert_eq!(api.ok("/api/user-limits/tp-user").await, json!([]));
+    b.close().await;
+}
+
+#[tokio::test]
+async fn definitions_export_and_import_from_the_overview() {
+    let s = server();
+    let api = Api::new(&s);
+    declare_queue(&api, "exported-q").await;
+    let b = Browser::start(&s, "definitions").await;
+    b.open_as_guest("/").await;
+    b.find("#definitions").await;
+
+    // The download is a Blob; keep a reference to read what the user gets.
+    b.js("window.__blobs = []; const orig = URL.createObjectURL; \
+          URL.createObjectURL = blob => { window.__blobs.push(blob); return orig(blob); };")
+        .await;
+    b.click("#export-definitions").await;
+    b.wait_text("#definitions p[role=status]", "Definitions exported.").await;
+    let text =
+        b.c.execute_async(
+            "const done = arguments[arguments.length - 1]; window.__blobs[0].text().then(done);",
+            vec![],
+        )
+        .await
+        .expect("read the exported blob");
+    let exported: serde_json::Value =
+        serde_json::from_str(text.as_str().expect("blob text")).expect("exported JSON");
+    assert!(exported["queues"].as_array().unwrap().iter().any(|q| q["name"] == "exported-q"), "{exported}");
+
+    b.click("#import-definitions").await;
+    b.wait_text("#definitions p[role=alert]", "Choose a definitions file first.").await;
+    let dir = std::env::temp_dir().join(format!("warren-defs-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let good = dir.join("good.json");
+    let defs = json!({"queues": [{"name": "imported-q", "vhost": "/", "durable": true, "auto_delete": false, "arguments": {}}]});
+    std::fs::write(&good, defs.to_string()).unwrap();
+    b.find("#import-file").await.send_keys(&good.to_string_lossy()).await.unwrap();
+    b.click("#import-definitions").await;
+    b.wait_text("#definitions p[role=status]", "Definitions imported.").await;
+    assert_eq!(api.get("/api/queues/%2F/imported-q").await.code(), 200);
+
+    // A file the API refuses: its reason is shown.
+    let bad = dir.join("bad.json");
+    let refused = json!({"queues": [{"name": "q", "vhost": "no-such-vhost", "durable": true}]});
+    std::fs::write(&bad, refused.to_string()).unwrap();
+    let r = api.post("/api/definitions", refused).await;
+    assert!(r.code() >= 400, "{}", r.body);
+    b.find("#import-file").await.send_keys(&bad.to_string_lossy()).await.unwrap();
+    b.click("#import-definitions").await;
+    let reason = r.reason().split_whitespace().collect::<Vec<_>>().join(" ");
+    b.wait_text("#definitions p[role=alert]", &reason).await;
+    let _ = std::fs::remove_dir_all(&dir);
     b.close().await;
 }
 

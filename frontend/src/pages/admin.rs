@@ -1,9 +1,14 @@
-//! Admin: users, virtual hosts, permissions, policies, limits and nodes.
+//! Admin: users, virtual hosts, permissions and topic permissions, policies
+//! and operator policies, limits per virtual host and per user, and nodes.
 
 use leptos::prelude::*;
 use serde_json::Value;
-use warren_api_types::objects::{ClusterName, Limits, Node, Permission, Policy, User, Vhost};
-use warren_api_types::requests::{Int, PutLimit, PutPermission, PutPolicy, PutUser, PutVhost, Tags};
+use warren_api_types::objects::{
+    ClusterName, Limits, Node, Permission, Policy, TopicPermission, User, Vhost,
+};
+use warren_api_types::requests::{
+    Int, PutLimit, PutPermission, PutPolicy, PutTopicPermission, PutUser, PutVhost, Tags,
+};
 
 use crate::api::{self, enc};
 use crate::pages::overview::NodesTable;
@@ -17,13 +22,18 @@ pub fn Admin() -> impl IntoView {
         <h1>"Admin"</h1>
         <nav aria-label="Admin sections" class="row">
             <a href="#users">"Users"</a> <a href="#vhosts">"Virtual hosts"</a> <a href="#permissions">"Permissions"</a>
-            <a href="#policies">"Policies"</a> <a href="#limits">"Limits"</a> <a href="#cluster">"Cluster"</a>
+            <a href="#topic-permissions">"Topic permissions"</a> <a href="#policies">"Policies"</a>
+            <a href="#operator-policies">"Operator policies"</a> <a href="#limits">"Limits"</a>
+            <a href="#user-limits">"User limits"</a> <a href="#cluster">"Cluster"</a>
         </nav>
         <Users/>
         <Vhosts/>
         <Permissions/>
-        <Policies/>
-        <VhostLimits/>
+        <TopicPermissions/>
+        <Policies kind=PolicyKind::User/>
+        <Policies kind=PolicyKind::Operator/>
+        <LimitsSection scope=LimitScope::Vhost/>
+        <LimitsSection scope=LimitScope::User/>
         <Cluster/>
     }
 }
@@ -190,9 +200,33 @@ fn Permissions() -> impl IntoView {
     }
 }
 
+/// Policies or operator policies: the same shape under two paths.
+#[derive(Clone, Copy, PartialEq)]
+pub enum PolicyKind {
+    User,
+    Operator,
+}
+
+impl PolicyKind {
+    fn api(self) -> &'static str {
+        match self {
+            PolicyKind::User => "/api/policies",
+            PolicyKind::Operator => "/api/operator-policies",
+        }
+    }
+    /// Prefix of the section's element ids.
+    fn id(self) -> &'static str {
+        match self {
+            PolicyKind::User => "policy",
+            PolicyKind::Operator => "opolicy",
+        }
+    }
+}
+
 #[component]
-fn Policies() -> impl IntoView {
-    let data = poll::<Vec<Policy>>(|| "/api/policies".into());
+fn Policies(kind: PolicyKind) -> impl IntoView {
+    let data = poll::<Vec<Policy>>(move || kind.api().into());
+    let id = move |what: &str| format!("{}-{what}", kind.id());
     let out: Outcome = outcome();
     let vhost = RwSignal::new("/".to_string());
     let name = RwSignal::new(String::new());
@@ -224,17 +258,20 @@ fn Policies() -> impl IntoView {
             apply_to: Some(apply_to.get_untracked()),
             ..Default::default()
         };
-        let path = format!("/api/policies/{}/{}", enc(&vhost.get_untracked()), enc(&n));
+        let path = format!("{}/{}/{}", kind.api(), enc(&vhost.get_untracked()), enc(&n));
         run(out, format!("Policy '{n}' saved."), async move { api::send("PUT", &path, &body).await });
     };
     view! {
-        <section id="policies">
-            <h2>"Policies"</h2>
+        <section id=if kind == PolicyKind::User { "policies" } else { "operator-policies" }>
+            <h2>{if kind == PolicyKind::User { "Policies" } else { "Operator policies" }}</h2>
+            {(kind == PolicyKind::Operator).then(|| view! {
+                <p class="muted">"Set by operators; they cap what user policies and queue arguments may ask for."</p>
+            })}
             {loaded(data, move |ps: Vec<Policy>| view! {
-                <table id="policies-table">
+                <table id=if kind == PolicyKind::User { "policies-table" } else { "operator-policies-table" }>
                     <thead><tr><th>"Virtual host"</th><th>"Name"</th><th>"Pattern"</th><th>"Apply to"</th><th>"Definition"</th><th>"Priority"</th><th>"Action"</th></tr></thead>
                     <tbody>{ps.into_iter().map(|p| {
-                        let path = format!("/api/policies/{}/{}", enc(&p.vhost), enc(&p.name));
+                        let path = format!("{}/{}/{}", kind.api(), enc(&p.vhost), enc(&p.name));
                         let edit = p.clone();
                         view! { <tr data-policy=p.name.clone()>
                             <td>{p.vhost.clone()}</td><td>{p.name.clone()}</td><td><code>{p.pattern.clone()}</code></td>
@@ -259,55 +296,91 @@ fn Policies() -> impl IntoView {
                     }).collect_view()}</tbody>
                 </table>
             })}
-            <form id="policy-form" class="grid" on:submit=submit>
-                <label for="policy-vhost">"Virtual host"</label><input id="policy-vhost" bind:value=vhost/>
-                <label for="policy-name">"Name"</label><input id="policy-name" bind:value=name/>
-                <label for="policy-pattern">"Pattern (regexp)"</label><input id="policy-pattern" bind:value=pattern/>
-                <label for="policy-apply">"Apply to"</label>
-                <select id="policy-apply" on:change=move |ev| apply_to.set(event_target_value(&ev)) prop:value=move || apply_to.get()>
+            <form id=id("form") class="grid" on:submit=submit>
+                <label for=id("vhost")>"Virtual host"</label><input id=id("vhost") bind:value=vhost/>
+                <label for=id("name")>"Name"</label><input id=id("name") bind:value=name/>
+                <label for=id("pattern")>"Pattern (regexp)"</label><input id=id("pattern") bind:value=pattern/>
+                <label for=id("apply")>"Apply to"</label>
+                <select id=id("apply") on:change=move |ev| apply_to.set(event_target_value(&ev)) prop:value=move || apply_to.get()>
                     <option value="all">"Exchanges and queues"</option>
                     <option value="queues">"Queues"</option>
                     <option value="exchanges">"Exchanges"</option>
                 </select>
-                <label for="policy-priority">"Priority"</label><input id="policy-priority" inputmode="numeric" bind:value=priority/>
-                <label for="policy-definition">"Definition (key=value per line)"</label>
-                <textarea id="policy-definition" rows="3" placeholder="max-length=1000" bind:value=definition></textarea>
-                <span></span><button type="submit" id="policy-submit">"Save policy"</button>
+                <label for=id("priority")>"Priority"</label><input id=id("priority") inputmode="numeric" bind:value=priority/>
+                <label for=id("definition")>"Definition (key=value per line)"</label>
+                <textarea id=id("definition") rows="3" placeholder="max-length=1000" bind:value=definition></textarea>
+                <span></span><button type="submit" id=id("submit")>"Save policy"</button>
             </form>
             <Status out=out/>
         </section>
     }
 }
 
+/// Limits per virtual host or per user: the same shape under two paths.
+#[derive(Clone, Copy, PartialEq)]
+pub enum LimitScope {
+    Vhost,
+    User,
+}
+
+impl LimitScope {
+    fn api(self) -> &'static str {
+        match self {
+            LimitScope::Vhost => "/api/vhost-limits",
+            LimitScope::User => "/api/user-limits",
+        }
+    }
+    fn id(self) -> &'static str {
+        match self {
+            LimitScope::Vhost => "limit",
+            LimitScope::User => "ulimit",
+        }
+    }
+    fn kinds(self) -> &'static [&'static str] {
+        match self {
+            LimitScope::Vhost => &["max-connections", "max-queues"],
+            LimitScope::User => &["max-connections", "max-channels"],
+        }
+    }
+}
+
 #[component]
-fn VhostLimits() -> impl IntoView {
-    let data = poll::<Vec<Limits>>(|| "/api/vhost-limits".into());
+fn LimitsSection(scope: LimitScope) -> impl IntoView {
+    let data = poll::<Vec<Limits>>(move || scope.api().into());
     let out: Outcome = outcome();
-    let vhost = RwSignal::new("/".to_string());
+    let id = move |what: &str| format!("{}-{what}", scope.id());
+    let owner = RwSignal::new(if scope == LimitScope::Vhost { "/".to_string() } else { String::new() });
     let kind = RwSignal::new("max-connections".to_string());
     let value = RwSignal::new(String::new());
+    let (owner_label, title, section) = match scope {
+        LimitScope::Vhost => ("Virtual host", "Virtual host limits", "limits"),
+        LimitScope::User => ("User", "User limits", "user-limits"),
+    };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();
+        let o = owner.get_untracked();
+        if o.trim().is_empty() {
+            return out.set(Some(Err(format!("Enter a {}.", owner_label.to_lowercase()))));
+        }
         let Ok(v) = value.get_untracked().trim().parse::<i64>() else {
             return out.set(Some(Err("Value: enter a number.".into())));
         };
         let body = PutLimit { value: Int(v), ..Default::default() };
-        let path =
-            format!("/api/vhost-limits/{}/{}", enc(&vhost.get_untracked()), enc(&kind.get_untracked()));
+        let path = format!("{}/{}/{}", scope.api(), enc(&o), enc(&kind.get_untracked()));
         run(out, "Limit set.", async move { api::send("PUT", &path, &body).await });
     };
     view! {
-        <section id="limits">
-            <h2>"Virtual host limits"</h2>
+        <section id=section>
+            <h2>{title}</h2>
             {loaded(data, move |ls: Vec<Limits>| view! {
-                <table id="limits-table">
-                    <thead><tr><th>"Virtual host"</th><th>"Limit"</th><th>"Value"</th><th>"Action"</th></tr></thead>
+                <table id=id("table")>
+                    <thead><tr><th>{owner_label}</th><th>"Limit"</th><th>"Value"</th><th>"Action"</th></tr></thead>
                     <tbody>{ls.into_iter().flat_map(|l| {
-                        let vh = l.vhost.clone().unwrap_or_default();
+                        let who = l.vhost.clone().or(l.user.clone()).unwrap_or_default();
                         l.value.into_iter().map(move |(k, v)| {
-                            let path = format!("/api/vhost-limits/{}/{}", enc(&vh), enc(&k));
+                            let path = format!("{}/{}/{}", scope.api(), enc(&who), enc(&k));
                             view! { <tr>
-                                <td>{vh.clone()}</td><td>{k.clone()}</td><td class="n">{v.to_string()}</td>
+                                <td>{who.clone()}</td><td>{k.clone()}</td><td class="n">{v.to_string()}</td>
                                 <td><button type="button" class="danger" on:click=move |_| {
                                     let p = path.clone();
                                     run(out, "Limit cleared.", async move { api::delete(&p).await })
@@ -317,15 +390,72 @@ fn VhostLimits() -> impl IntoView {
                     }).collect_view()}</tbody>
                 </table>
             })}
-            <form id="limit-form" class="grid" on:submit=submit>
-                <label for="limit-vhost">"Virtual host"</label><input id="limit-vhost" bind:value=vhost/>
-                <label for="limit-kind">"Limit"</label>
-                <select id="limit-kind" on:change=move |ev| kind.set(event_target_value(&ev)) prop:value=move || kind.get()>
-                    <option value="max-connections">"max-connections"</option>
-                    <option value="max-queues">"max-queues"</option>
+            <form id=id("form") class="grid" on:submit=submit>
+                <label for=id("owner")>{owner_label}</label><input id=id("owner") bind:value=owner/>
+                <label for=id("kind")>"Limit"</label>
+                <select id=id("kind") on:change=move |ev| kind.set(event_target_value(&ev)) prop:value=move || kind.get()>
+                    {scope.kinds().iter().map(|k| view! { <option value=*k>{*k}</option> }).collect_view()}
                 </select>
-                <label for="limit-value">"Value"</label><input id="limit-value" inputmode="numeric" bind:value=value/>
-                <span></span><button type="submit" id="limit-submit">"Set limit"</button>
+                <label for=id("value")>"Value"</label><input id=id("value") inputmode="numeric" bind:value=value/>
+                <span></span><button type="submit" id=id("submit")>"Set limit"</button>
+            </form>
+            <Status out=out/>
+        </section>
+    }
+}
+
+#[component]
+fn TopicPermissions() -> impl IntoView {
+    let data = poll::<Vec<TopicPermission>>(|| "/api/topic-permissions".into());
+    let out: Outcome = outcome();
+    let user = RwSignal::new(String::new());
+    let vhost = RwSignal::new("/".to_string());
+    let exchange = RwSignal::new("amq.topic".to_string());
+    let (w, r) = (RwSignal::new(".*".to_string()), RwSignal::new(".*".to_string()));
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let u = user.get_untracked();
+        if u.trim().is_empty() {
+            return out.set(Some(Err("Enter a username.".into())));
+        }
+        if exchange.get_untracked().trim().is_empty() {
+            return out.set(Some(Err("Enter a topic exchange.".into())));
+        }
+        let body = PutTopicPermission {
+            exchange: exchange.get_untracked(),
+            write: w.get_untracked(),
+            read: r.get_untracked(),
+            ..Default::default()
+        };
+        let path = format!("/api/topic-permissions/{}/{}", enc(&vhost.get_untracked()), enc(&u));
+        run(out, "Topic permissions set.", async move { api::send("PUT", &path, &body).await });
+    };
+    view! {
+        <section id="topic-permissions">
+            <h2>"Topic permissions"</h2>
+            {loaded(data, move |ps: Vec<TopicPermission>| view! {
+                <table id="topic-permissions-table">
+                    <thead><tr><th>"User"</th><th>"Virtual host"</th><th>"Exchange"</th><th>"Write"</th><th>"Read"</th><th>"Action"</th></tr></thead>
+                    <tbody>{ps.into_iter().map(|p| {
+                        let path = format!("/api/topic-permissions/{}/{}?exchange={}", enc(&p.vhost), enc(&p.user), enc(&p.exchange));
+                        view! { <tr>
+                            <td>{p.user.clone()}</td><td>{p.vhost.clone()}</td><td>{p.exchange.clone()}</td>
+                            <td><code>{p.write.clone()}</code></td><td><code>{p.read.clone()}</code></td>
+                            <td><ConfirmButton label="Clear" question=format!("Remove {}'s topic permissions on {}?", p.user, p.exchange) on_confirm=move || {
+                                let p = path.clone();
+                                run(out, "Topic permissions cleared.", async move { api::delete(&p).await })
+                            }/></td>
+                        </tr> }
+                    }).collect_view()}</tbody>
+                </table>
+            })}
+            <form id="topic-permission-form" class="grid" on:submit=submit>
+                <label for="tperm-user">"User"</label><input id="tperm-user" bind:value=user/>
+                <label for="tperm-vhost">"Virtual host"</label><input id="tperm-vhost" bind:value=vhost/>
+                <label for="tperm-exchange">"Topic exchange"</label><input id="tperm-exchange" bind:value=exchange/>
+                <label for="tperm-write">"Write regexp"</label><input id="tperm-write" bind:value=w/>
+                <label for="tperm-read">"Read regexp"</label><input id="tperm-read" bind:value=r/>
+                <span></span><button type="submit" id="tperm-submit">"Set topic permissions"</button>
             </form>
             <Status out=out/>
         </section>

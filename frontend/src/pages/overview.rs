@@ -141,6 +141,7 @@ fn Definitions() -> impl IntoView {
         })
     };
     view! {
+        <section id="definitions">
         <h2>"Definitions"</h2>
         <div class="row">
             <button type="button" id="export-definitions" on:click=export>"Download definitions"</button>
@@ -151,6 +152,7 @@ fn Definitions() -> impl IntoView {
             </form>
         </div>
         <Status out=out/>
+        </section>
     }
 }
 

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
+use leptos_router::NavigateOptions;
+use leptos_router::hooks::{use_navigate, use_query_map};
 use serde_json::{Map, Value};
 use warren_api_types::Page;
-use warren_api_types::objects::{Binding, Consumer, GotMessage, Queue};
+use warren_api_types::objects::{Binding, Consumer, GotMessage, Node, NodeQueueTotals, Queue};
 use warren_api_types::requests::{Bool, CreateBinding, DeclareQueue, GetMessages, Int};
 
 use crate::api::{self, enc};
@@ -67,15 +69,43 @@ pub fn parse_args(text: &str) -> Result<Map<String, Value>, String> {
     Ok(m)
 }
 
+/// The list's state lives in the URL (`/queues?page=2&sort=messages&…`), so
+/// a view can be linked and back/forward walks through it.
 #[component]
 pub fn Queues() -> impl IntoView {
-    let page = RwSignal::new(1usize);
-    let page_size = RwSignal::new(100usize);
-    let filter = RwSignal::new(String::new());
-    let regex = RwSignal::new(false);
-    let sort = RwSignal::new(String::new());
-    let reverse = RwSignal::new(false);
+    let query = use_query_map();
+    let navigate = use_navigate();
+    let param = move |k: &'static str| Signal::derive(move || query.with(|m| m.get(k).unwrap_or_default()));
+    let flag = move |k: &'static str| Signal::derive(move || query.with(|m| m.get_str(k) == Some("true")));
+    let page = Signal::derive(move || {
+        query.with(|m| m.get_str("page").and_then(|v| v.parse().ok())).unwrap_or(1usize).max(1)
+    });
+    let page_size = Signal::derive(move || {
+        query.with(|m| m.get_str("page_size").and_then(|v| v.parse().ok())).unwrap_or(100usize)
+    });
+    let (filter, regex, sort, reverse) =
+        (param("name"), flag("use_regex"), param("sort"), flag("sort_reverse"));
+    // Changes some of the URL's parameters (an empty value removes one);
+    // typing in the filter replaces the history entry instead of adding one.
+    let set = move |changes: &[(&str, String)], replace: bool| {
+        let mut m: BTreeMap<String, String> =
+            query.with_untracked(|q| q.clone().into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        for (k, v) in changes {
+            if v.is_empty() {
+                m.remove(*k);
+            } else {
+                m.insert(k.to_string(), v.clone());
+            }
+        }
+        let qs: Vec<String> = m.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+        let url = if qs.is_empty() { "/queues".to_string() } else { format!("/queues?{}", qs.join("&")) };
+        navigate(&url, NavigateOptions { replace, scroll: false, ..Default::default() });
+    };
     let node_filter = RwSignal::new(String::new());
+    // Only monitoring users may list nodes; others see the listed queues only.
+    let nodes = poll::<Vec<Node>>(|| "/api/nodes".into());
+    let node_list =
+        move || nodes.with(|n| n.as_ref().and_then(|r| r.as_ref().ok()).cloned().unwrap_or_default());
     let data = poll::<Page<Queue>>(move || {
         let mut p = format!("/api/queues?page={}&page_size={}", page.get(), page_size.get());
         let f = filter.get();
@@ -88,35 +118,53 @@ pub fn Queues() -> impl IntoView {
         }
         p
     });
-    let header = move |label: &'static str, key: &'static str| {
-        let arrow = move || {
-            if sort.get() == key { if reverse.get() { " ▼" } else { " ▲" } } else { "" }
-        };
-        let aria = move || {
-            if sort.get() == key { if reverse.get() { "descending" } else { "ascending" } } else { "none" }
-        };
-        view! {
-            <th aria-sort=aria>
-                <button type="button" class="link sort" data-sort=key on:click=move |_| {
-                    if sort.get_untracked() == key {
-                        reverse.update(|r| *r = !*r);
-                    } else {
-                        sort.set(key.to_string());
-                        reverse.set(key != "name");
-                    }
-                    page.set(1);
-                }>{label}{arrow}</button>
-            </th>
+    let header = {
+        let set = set.clone();
+        move |label: &'static str, key: &'static str| {
+            let arrow = move || {
+                if sort.get() == key { if reverse.get() { " ▼" } else { " ▲" } } else { "" }
+            };
+            let aria = move || {
+                if sort.get() == key {
+                    if reverse.get() { "descending" } else { "ascending" }
+                } else {
+                    "none"
+                }
+            };
+            view! {
+                <th aria-sort=aria>
+                    <button type="button" class="link sort" data-sort=key on:click={
+                        let set = set.clone();
+                        move |_| {
+                            let rev = if sort.get_untracked() == key { !reverse.get_untracked() } else { key != "name" };
+                            let rev = if rev { "true" } else { "" };
+                            set(&[("sort", key.to_string()), ("sort_reverse", rev.to_string()), ("page", String::new())], false);
+                        }
+                    }>{label}{arrow}</button>
+                </th>
+            }
         }
     };
     view! {
         <h1>"Queues"</h1>
         <form class="row" on:submit=|ev: leptos::ev::SubmitEvent| ev.prevent_default()>
-            <label>"Filter by name " <input id="queue-filter" type="search" bind:value=filter on:input=move |_| page.set(1)/></label>
-            <label><input type="checkbox" bind:checked=regex/>" Regex"</label>
+            <label>"Filter by name "
+                <input id="queue-filter" type="search" prop:value=move || filter.get() on:input={
+                    let set = set.clone();
+                    move |ev| set(&[("name", event_target_value(&ev)), ("page", String::new())], true)
+                }/>
+            </label>
+            <label><input type="checkbox" id="queue-regex" prop:checked=move || regex.get() on:change={
+                let set = set.clone();
+                move |ev| {
+                    let on = if event_target_checked(&ev) { "true" } else { "" };
+                    set(&[("use_regex", on.to_string()), ("page", String::new())], false)
+                }
+            }/>" Regex"</label>
             <label>"Page size "
-                <select id="queue-page-size" on:change=move |ev| {
-                    if let Ok(n) = event_target_value(&ev).parse() { page_size.set(n); page.set(1); }
+                <select id="queue-page-size" on:change={
+                    let set = set.clone();
+                    move |ev| set(&[("page_size", event_target_value(&ev)), ("page", String::new())], false)
                 } prop:value=move || page_size.get().to_string()>
                     <option value="20">"20"</option>
                     <option value="100">"100"</option>
@@ -132,8 +180,16 @@ pub fn Queues() -> impl IntoView {
                     {format!("{} of {} queues (page {} of {})", p.filtered_count, p.total_count, p.page, pages)}
                 </p>
                 <div class="row">
-                    <button type="button" id="queue-prev" disabled={p.page <= 1} on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
-                    <button type="button" id="queue-next" disabled={p.page >= pages} on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
+                    <button type="button" id="queue-prev" disabled={p.page <= 1} on:click={
+                        let set = set.clone();
+                        let to = p.page.saturating_sub(1).max(1);
+                        move |_| set(&[("page", to.to_string())], false)
+                    }>"Previous"</button>
+                    <button type="button" id="queue-next" disabled={p.page >= pages} on:click={
+                        let set = set.clone();
+                        let to = p.page + 1;
+                        move |_| set(&[("page", to.to_string())], false)
+                    }>"Next"</button>
                 </div>
                 <table id="queues">
                     <thead><tr>
@@ -168,33 +224,47 @@ pub fn Queues() -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
-                <PerNode queues=items node_filter=node_filter/>
+                <PerNode queues=items nodes=node_list() node_filter=node_filter/>
             }
         })}
         <AddQueue/>
     }
 }
 
-/// Messages of the listed queues by node, as bars, with a node filter.
+/// Queue depths by node: every node's totals over all its queues (from
+/// `/api/nodes`, for users who may see nodes), and the listed queues' depths
+/// as bars, with a node filter.
 #[component]
-fn PerNode(queues: Vec<Queue>, node_filter: RwSignal<String>) -> impl IntoView {
-    let mut by_node: BTreeMap<String, Vec<Queue>> = BTreeMap::new();
+fn PerNode(queues: Vec<Queue>, nodes: Vec<Node>, node_filter: RwSignal<String>) -> impl IntoView {
+    let mut by_node: BTreeMap<String, (Option<NodeQueueTotals>, Vec<Queue>)> = BTreeMap::new();
+    for n in nodes {
+        by_node.entry(n.name.clone()).or_default().0 = n.queue_totals;
+    }
     for q in queues {
-        by_node.entry(q.node.clone()).or_default().push(q);
+        by_node.entry(q.node.clone()).or_default().1.push(q);
     }
     let names: Vec<String> = by_node.keys().cloned().collect();
-    let max = by_node.values().flatten().map(|q| q.totals.messages).max().unwrap_or(0).max(1) as f64;
-    let nodes = by_node
+    let max =
+        by_node.values().flat_map(|(_, qs)| qs).map(|q| q.totals.messages).max().unwrap_or(0).max(1) as f64;
+    let sections = by_node
         .into_iter()
-        .map(|(node, qs)| {
-            let total: u64 = qs.iter().map(|q| q.totals.messages).sum();
-            let ready: u64 = qs.iter().map(|q| q.totals.messages_ready).sum();
-            let unacked: u64 = qs.iter().map(|q| q.totals.messages_unacknowledged).sum();
+        .map(|(node, (all, qs))| {
+            let listed: u64 = qs.iter().map(|q| q.totals.messages).sum();
             let n2 = node.clone();
             let show = move || {
                 let f = node_filter.get();
                 f.is_empty() || f == n2
             };
+            let all_line = all.as_ref().map(|t| {
+                view! {
+                    <span class="node-all" data-messages=t.messages.to_string()>
+                        {format!(
+                            "{} queues, {} messages ({} ready, {} unacked)",
+                            num(t.queues), num(t.messages), num(t.messages_ready), num(t.messages_unacknowledged)
+                        )}
+                    </span>
+                }
+            });
             let h = 22.0 * qs.len() as f64 + 4.0;
             let bars = qs
                 .iter()
@@ -212,8 +282,9 @@ fn PerNode(queues: Vec<Queue>, node_filter: RwSignal<String>) -> impl IntoView {
                 })
                 .collect_view();
             view! {
-                <section class="node-depths" data-node=node.clone() data-total=total.to_string() hidden=move || !show()>
-                    <h3>{node.clone()}": "<span class="node-total">{num(total)}</span>" messages ("{num(ready)}" ready, "{num(unacked)}" unacked)"</h3>
+                <section class="node-depths" data-node=node.clone() data-total=listed.to_string() hidden=move || !show()>
+                    <h3>{node.clone()}": " {all_line}</h3>
+                    <p class="muted">"Listed above: " <span class="node-total">{num(listed)}</span> " messages in " {qs.len()} " queues"</p>
                     <svg viewBox=format!("0 0 640 {h}") role="img" aria-label=format!("Queue depths on {node}")>{bars}</svg>
                 </section>
             }
@@ -221,14 +292,13 @@ fn PerNode(queues: Vec<Queue>, node_filter: RwSignal<String>) -> impl IntoView {
         .collect_view();
     view! {
         <h2>"Queue depths by node"</h2>
-        <p class="muted">"The queues listed above, by the node holding them."</p>
         <label>"Node "
             <select id="node-filter" on:change=move |ev| node_filter.set(event_target_value(&ev)) prop:value=move || node_filter.get()>
                 <option value="">"All nodes"</option>
                 {names.into_iter().map(|n| view! { <option value=n.clone()>{n.clone()}</option> }).collect_view()}
             </select>
         </label>
-        <div id="per-node">{nodes}</div>
+        <div id="per-node">{sections}</div>
     }
 }
 
