@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use lapin::BasicProperties;
 use lapin::options::{BasicConsumeOptions, BasicPublishOptions, BasicQosOptions, QueueDeclareOptions};
-use lapin::types::FieldTable;
+use lapin::types::{AMQPValue, FieldTable};
 use warren_tests::http::{Api, enc, json};
 use warren_tests::raw::Raw;
 use warren_tests::{Server, eventually};
@@ -69,6 +69,14 @@ async fn connections_channels_consumers_and_rates() {
     assert_eq!(consumers[0]["channel_details"]["connection_name"], name);
     assert_eq!(api.ok("/api/consumers/%2F").await.as_array().unwrap().len(), 1);
     assert_eq!(api.get("/api/consumers/nope").await.code(), 404);
+    // A single queue's object carries its consumers (lists do not), as in RabbitMQ.
+    let q = api.ok("/api/queues/%2F/cq").await;
+    assert_eq!(q["consumer_details"].as_array().map(Vec::len), Some(1), "{q}");
+    assert_eq!(q["consumer_details"][0]["consumer_tag"], "ctag");
+    assert_eq!(q["consumer_details"][0]["prefetch_count"], 7);
+    assert_eq!(q["consumer_details"][0]["activity_status"], "up");
+    let listed = api.ok("/api/queues?name=cq").await;
+    assert!(listed[0].get("consumer_details").is_none(), "{listed}");
     let o = api.ok("/api/overview").await;
     assert_eq!(o["object_totals"]["connections"], 1);
     assert_eq!(o["object_totals"]["channels"], 2);
@@ -101,6 +109,32 @@ async fn connections_channels_consumers_and_rates() {
     assert!(metrics.contains("rabbitmq_global_messages_received_total 5"), "{metrics}");
     assert!(metrics.contains("rabbitmq_queue_messages_unacked 5"), "{metrics}");
     drop(c);
+}
+
+#[tokio::test]
+async fn single_active_consumer_shows_who_is_active_and_who_waits() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let (_c, ch) = s.channel().await;
+    let mut args = FieldTable::default();
+    args.insert("x-single-active-consumer".into(), AMQPValue::Boolean(true));
+    ch.queue_declare("sac".into(), QueueDeclareOptions::default(), args).await.unwrap();
+    // Kept alive: lapin cancels a consumer when it is dropped.
+    let mut consumers = Vec::new();
+    for tag in ["first", "second"] {
+        let c = ch
+            .basic_consume("sac".into(), tag.into(), BasicConsumeOptions::default(), FieldTable::default())
+            .await
+            .unwrap();
+        consumers.push(c);
+    }
+    let q = api.ok("/api/queues/%2F/sac").await;
+    let status = |tag: &str| {
+        let c = q["consumer_details"].as_array().unwrap().iter().find(|c| c["consumer_tag"] == tag).cloned();
+        c.map(|c| (c["active"].clone(), c["activity_status"].clone()))
+    };
+    assert_eq!(status("first"), Some((json!(true), json!("single_active"))), "{q}");
+    assert_eq!(status("second"), Some((json!(false), json!("waiting"))), "{q}");
 }
 
 #[tokio::test]

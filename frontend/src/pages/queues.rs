@@ -449,8 +449,6 @@ fn QueuePage() -> impl IntoView {
     });
     let b3 = base.clone();
     let bindings = poll::<Vec<Binding>>(move || format!("{b3}/bindings"));
-    let vq = vhost.clone();
-    let consumers = poll::<Vec<Consumer>>(move || format!("/api/consumers/{}", enc(&vq)));
     let deleted = RwSignal::new(false);
     let out: Outcome = outcome();
     let (v1, n1, b4, b5) = (vhost.clone(), name.clone(), base.clone(), base.clone());
@@ -475,7 +473,6 @@ fn QueuePage() -> impl IntoView {
             }
         });
     };
-    let qname = name.clone();
     view! {
         <h1>"Queue " <span id="queue-name">{name.clone()}</span></h1>
         <p class="muted">"Virtual host " {vhost.clone()}</p>
@@ -512,8 +509,9 @@ fn QueuePage() -> impl IntoView {
             }
         })}
         <h2>"Consumers"</h2>
-        {loaded(consumers, move |cs: Vec<Consumer>| {
-            let cs: Vec<Consumer> = cs.into_iter().filter(|c| c.queue.name == qname).collect();
+        // The queue's own object lists its consumers: no vhost-wide list.
+        {loaded(data, move |q: Queue| {
+            let cs: Vec<Consumer> = q.consumer_details.unwrap_or_default();
             if cs.is_empty() {
                 return view! { <p class="muted">"No consumers."</p> }.into_any();
             }

@@ -39,6 +39,10 @@ pub struct Queue {
     pub effective_policy_definition: Value,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_stats: Option<MessageStats>,
+    /// The queue's consumers: in a single queue's object only, as in
+    /// RabbitMQ (lists leave it out).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consumer_details: Option<Vec<Consumer>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -17,6 +17,7 @@ use warren_api_types::objects;
 
 use super::{listed_vhosts, node, vhost};
 use crate::broker::connections::{ChannelStats, ConnectionInfo};
+use crate::broker::queue::Queue;
 use crate::http::Ctx;
 use crate::http::amqp_json::table_to_json;
 use crate::http::auth::Authed;
@@ -234,35 +235,50 @@ fn consumers(ctx: &Ctx, who: &Authed, only: Option<&str>) -> ApiResult<Vec<objec
     let mut out = Vec::new();
     for v in listed_vhosts(ctx, who, only)? {
         for q in v.queues() {
-            for c in q.consumers() {
-                let conn = ctx.broker.connections.get(c.connection_id);
-                let (cname, peer_host, peer_port, user) = match &conn {
-                    Some(ci) => (ci.name.clone(), ci.peer.ip().to_string(), ci.peer.port(), ci.user.clone()),
-                    None => (String::new(), String::new(), 0, String::new()),
-                };
-                out.push(objects::Consumer {
-                    consumer_tag: c.tag.as_str().to_owned(),
-                    queue: objects::QueueRef { name: q.name.to_string(), vhost: v.name.to_string() },
-                    channel_details: objects::ChannelRef {
-                        name: format!("{cname} ({})", c.channel),
-                        number: c.channel,
-                        connection_name: cname,
-                        peer_host,
-                        peer_port,
-                        user,
-                        node: node(ctx),
-                    },
-                    ack_required: !c.no_ack,
-                    exclusive: c.exclusive,
-                    prefetch_count: c.prefetch,
-                    active: true,
-                    activity_status: "up".into(),
-                    arguments: table_to_json(&c.arguments),
-                });
-            }
+            out.extend(queue_consumers(ctx, &q));
         }
     }
     Ok(out)
+}
+
+/// A queue's consumers as the API shows them. Under single active consumer
+/// one is `single_active` and the others are `waiting`, as in RabbitMQ.
+pub fn queue_consumers(ctx: &Ctx, q: &Queue) -> Vec<objects::Consumer> {
+    let active = q.active_consumer();
+    q.consumers()
+        .iter()
+        .map(|c| {
+            let conn = ctx.broker.connections.get(c.connection_id);
+            let (cname, peer_host, peer_port, user) = match &conn {
+                Some(ci) => (ci.name.clone(), ci.peer.ip().to_string(), ci.peer.port(), ci.user.clone()),
+                None => (String::new(), String::new(), 0, String::new()),
+            };
+            let (is_active, status) = match &active {
+                None => (true, "up"),
+                Some(a) if Arc::ptr_eq(a, c) => (true, "single_active"),
+                Some(_) => (false, "waiting"),
+            };
+            objects::Consumer {
+                consumer_tag: c.tag.as_str().to_owned(),
+                queue: objects::QueueRef { name: q.name.to_string(), vhost: q.vhost.to_string() },
+                channel_details: objects::ChannelRef {
+                    name: format!("{cname} ({})", c.channel),
+                    number: c.channel,
+                    connection_name: cname,
+                    peer_host,
+                    peer_port,
+                    user,
+                    node: node(ctx),
+                },
+                ack_required: !c.no_ack,
+                exclusive: c.exclusive,
+                prefetch_count: c.prefetch,
+                active: is_active,
+                activity_status: status.into(),
+                arguments: table_to_json(&c.arguments),
+            }
+        })
+        .collect()
 }
 
 async fn list_consumers(State(ctx): State<Ctx>, who: Authed, lq: ListQuery) -> ApiResult<Response> {

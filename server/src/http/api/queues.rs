@@ -18,7 +18,7 @@ use crate::broker::auth::Access;
 use crate::broker::queue::Queue;
 use crate::http::Ctx;
 use crate::http::amqp_json::{json_to_table, table_to_json};
-use crate::http::api::bindings;
+use crate::http::api::{bindings, connections};
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};
 use crate::http::extract::{P, RawBody, created_or_no_content, no_content, parse_body};
@@ -74,6 +74,7 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
         operator_policy: config.operator_policy.clone(),
         effective_policy_definition: serde_json::Value::Object(config.effective_policy_definition.clone()),
         message_stats: Some(ms),
+        consumer_details: None,
     }
 }
 
@@ -111,7 +112,9 @@ async fn show(
     lq: ListQuery,
 ) -> ApiResult<Response> {
     let q = lookup(&ctx, &who, &v, &name)?;
-    Ok(respond_one(&lq, &item(&ctx, &q, &lq)))
+    let mut one = item(&ctx, &q, &lq);
+    one.consumer_details = Some(connections::queue_consumers(&ctx, &q));
+    Ok(respond_one(&lq, &one))
 }
 
 async fn empty_name(who: Authed) -> ApiResult<Response> {
