@@ -429,3 +429,32 @@ async fn sigterm_closes_clients_with_connection_forced_and_restarts_cleanly() {
     let (_c, ch) = s.channel().await;
     assert_eq!(drain(&ch, &q).await, vec![(1, false)]);
 }
+
+#[tokio::test]
+async fn a_large_import_is_stored_in_chunks_and_a_refused_item_keeps_what_came_before() {
+    use warren_tests::http::{Api, json};
+    let mut s = Server::start();
+    let api = Api::new(&s);
+    assert_eq!(api.put("/api/queues/%2F/clash", json!({"durable": true})).await.code(), 201);
+    // More queues than one chunk of the store's writes, then one that
+    // contradicts an existing queue.
+    let mut queues: Vec<_> = (0..2500)
+        .map(|i| json!({"name": format!("imp-{i}"), "vhost": "/", "durable": true, "auto_delete": false, "arguments": {}}))
+        .collect();
+    queues.push(json!({"name": "clash", "vhost": "/", "durable": true, "auto_delete": false,
+                       "arguments": {"x-max-length": 5}}));
+    queues.push(
+        json!({"name": "after-clash", "vhost": "/", "durable": true, "auto_delete": false, "arguments": {}}),
+    );
+    let r = api.post("/api/definitions", json!({ "queues": queues })).await;
+    assert!(r.code() >= 400, "{}", r.body);
+    assert!(r.reason().contains("inequivalent arg 'x-max-length'"), "{}", r.body);
+
+    s.restart();
+    let api = Api::new(&s);
+    let page = api.ok("/api/queues?page=1&page_size=1&name=imp-").await;
+    assert_eq!(page["filtered_count"], 2500, "every queue before the refused one survives a restart");
+    assert_eq!(api.get("/api/queues/%2F/imp-2499").await.code(), 200);
+    assert_eq!(api.ok("/api/queues/%2F/clash").await["arguments"], json!({}));
+    assert_eq!(api.get("/api/queues/%2F/after-clash").await.code(), 404);
+}

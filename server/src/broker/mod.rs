@@ -124,20 +124,70 @@ impl Broker {
         let _order = self.apply_lock.lock().await;
         let copy = cmd.clone();
         let applied = self.apply_in_memory(cmd)?;
-        // A transient queue's deletion has nothing on disk to delete.
-        let skip = matches!(&applied, Applied::QueueDeleted(q, _, gone)
-            if gone.is_empty() && q.as_ref().is_none_or(|q| !q.durable));
-        if !skip {
-            let stored = defs.persist(&copy).await.map_err(|e| {
-                tracing::error!("cannot store a definition change: {e}");
-                BrokerError::internal(format!("cannot store the change: {e}"))
-            })?;
-            if let (Some(id), Applied::Queue(d)) = (stored, &applied) {
-                let _ = d.queue.store_id.set(id);
+        if stores_something(&applied) {
+            let stored = defs.persist(&copy).await.map_err(store_failed)?;
+            note_stored(stored, &applied);
+        }
+        self.persist_side_deletions(defs, &copy, &applied).await;
+        Ok(applied)
+    }
+
+    /// Applies many changes in order, as [`Broker::apply`] would one by
+    /// one, but writes each chunk of them to the definitions store in one
+    /// transaction: one fsync per chunk rather than per command, which is
+    /// what makes importing 100,000 queues take seconds, not minutes. The
+    /// chunks bound how long other changes wait for the lock. At the first
+    /// refused command, what was applied before it is stored and the error
+    /// is returned.
+    pub async fn apply_all(&self, cmds: Vec<DefinitionCommand>) -> Result<()> {
+        const CHUNK: usize = 1024;
+        let Some(defs) = &self.definitions else {
+            for cmd in cmds {
+                self.apply_in_memory(cmd)?;
+            }
+            return Ok(());
+        };
+        let mut cmds = cmds.into_iter().peekable();
+        while cmds.peek().is_some() {
+            let _order = self.apply_lock.lock().await;
+            let mut done = Vec::with_capacity(CHUNK);
+            let mut refused = None;
+            for cmd in cmds.by_ref().take(CHUNK) {
+                let copy = cmd.clone();
+                match self.apply_in_memory(cmd) {
+                    Ok(applied) => done.push((copy, applied)),
+                    Err(e) => {
+                        refused = Some(e);
+                        break;
+                    }
+                }
+            }
+            let (to_store, applied): (Vec<_>, Vec<_>) =
+                done.iter().filter(|(_, a)| stores_something(a)).map(|(c, a)| (c.clone(), a)).unzip();
+            let ids = defs.persist_all(&to_store).await.map_err(store_failed)?;
+            for (id, a) in ids.into_iter().zip(applied) {
+                note_stored(id, a);
+            }
+            for (copy, applied) in &done {
+                self.persist_side_deletions(defs, copy, applied).await;
+            }
+            if let Some(e) = refused {
+                return Err(e);
             }
         }
+        Ok(())
+    }
+
+    /// Auto-delete exchanges that went with a queue or a binding: their
+    /// deletion is stored too.
+    async fn persist_side_deletions(
+        &self,
+        defs: &DefinitionStore,
+        cmd: &DefinitionCommand,
+        applied: &Applied,
+    ) {
         for x in applied.exchanges_deleted() {
-            let vhost = match &copy {
+            let vhost = match cmd {
                 DefinitionCommand::DeleteQueue { vhost, .. } | DefinitionCommand::Unbind { vhost, .. } => {
                     vhost
                 }
@@ -152,7 +202,6 @@ impl Broker {
                 tracing::error!("cannot store the deletion of auto-delete exchange '{x}': {e}");
             }
         }
-        Ok(applied)
     }
 
     /// Checks a login off the async threads (argon2 is slow by design), and
@@ -234,4 +283,23 @@ impl Broker {
     pub(crate) fn remove_vhost(&self, name: &str) -> Option<Arc<VHost>> {
         self.vhosts.write().remove(name)
     }
+}
+
+/// Whether an applied change has something durable to write: a transient
+/// queue's deletion has nothing on disk to delete.
+fn stores_something(applied: &Applied) -> bool {
+    !matches!(applied, Applied::QueueDeleted(q, _, gone)
+        if gone.is_empty() && q.as_ref().is_none_or(|q| !q.durable))
+}
+
+/// A stored queue learns its row id, which its messages are filed under.
+fn note_stored(id: Option<u32>, applied: &Applied) {
+    if let (Some(id), Applied::Queue(d)) = (id, applied) {
+        let _ = d.queue.store_id.set(id);
+    }
+}
+
+fn store_failed(e: crate::store::definitions::StoreError) -> BrokerError {
+    tracing::error!("cannot store a definition change: {e}");
+    BrokerError::internal(format!("cannot store the change: {e}"))
 }

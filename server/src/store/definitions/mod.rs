@@ -145,10 +145,17 @@ impl DefinitionStore {
     /// definitions import. All or none of them are written. Returns what
     /// `persist` would have returned for each.
     pub async fn persist_all(&self, cmds: &[DefinitionCommand]) -> Result<Vec<Option<u32>>, StoreError> {
+        if cmds.iter().all(write::stores_nothing) {
+            return Ok(vec![None; cmds.len()]);
+        }
         let mut tx = self.pool.begin().await?;
         let mut ids = Vec::with_capacity(cmds.len());
         for cmd in cmds {
-            ids.push(write::write_command(&mut tx, cmd).await?);
+            ids.push(if write::stores_nothing(cmd) {
+                None
+            } else {
+                write::write_command(&mut tx, cmd).await?
+            });
         }
         tx.commit().await?;
         Ok(ids)

@@ -345,10 +345,7 @@ async fn import(ctx: Ctx, body: Value, only: Option<&str>) -> ApiResult<Response
         defs.global_parameters.clear();
         defs.operator_policies.clear();
     }
-    let cmds = plan(&ctx, defs, only)?;
-    for cmd in cmds {
-        ctx.broker.apply(cmd).await?;
-    }
+    ctx.broker.apply_all(plan(&ctx, defs, only)?).await?;
     for (u, l) in limits {
         limits::set_user_limits(&ctx, &u, l).await?;
     }
