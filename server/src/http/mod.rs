@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod paging;
 pub mod present;
+pub mod queue_sort;
 pub mod shell;
 pub mod stats;
 

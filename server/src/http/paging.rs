@@ -178,16 +178,25 @@ fn prune(item: &Value, columns: &[String]) -> Value {
 }
 
 /// Like [`respond`], for lists whose items are costly to build (queues
-/// and exchanges, with their stats): filtering and the default sort work
-/// on the sources' names, and only the requested page is built. A sort on
-/// another field needs every item, and falls back to [`respond`].
-pub fn respond_lazy<S, T, K, B>(q: &ListQuery, mut sources: Vec<S>, names: K, build: B) -> ApiResult<Response>
+/// and exchanges, with their stats): filtering and sorting work on the
+/// sources, and only the requested page is built. The sort is on the names,
+/// or on the number `sort_value` reads from a source when the caller knows
+/// how to read the sorted field (ties in name order); a sort on any other
+/// field needs every item, and falls back to [`respond`].
+pub fn respond_lazy<S, T, K, B>(
+    q: &ListQuery,
+    mut sources: Vec<S>,
+    names: K,
+    build: B,
+    sort_value: Option<&dyn Fn(&S) -> f64>,
+) -> ApiResult<Response>
 where
     T: Serialize + Listed,
     K: Fn(&S) -> (&str, &str),
     B: Fn(&S) -> T,
 {
-    if !matches!(q.sort.as_deref(), None | Some("name") | Some("vhost")) {
+    let by_names = matches!(q.sort.as_deref(), None | Some("name") | Some("vhost"));
+    if !by_names && sort_value.is_none() {
         return respond(q, sources.iter().map(build).collect());
     }
     let total = sources.len();
@@ -198,6 +207,12 @@ where
         Some("name") => sources.sort_by(|a, b| names(a).1.cmp(names(b).1)),
         Some("vhost") => sources.sort_by(|a, b| names(a).0.cmp(names(b).0)),
         _ => sources.sort_by(|a, b| names(a).cmp(&names(b))),
+    }
+    if let (false, Some(value)) = (by_names, sort_value) {
+        let mut keyed: Vec<(f64, S)> = sources.into_iter().map(|s| (value(&s), s)).collect();
+        // Stable: equal values keep the name order.
+        keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+        sources = keyed.into_iter().map(|(_, s)| s).collect();
     }
     if q.sort_reverse {
         sources.reverse();

@@ -65,7 +65,7 @@ fn list(ctx: &Ctx, who: &Authed, only: Option<&str>, lq: &ListQuery) -> ApiResul
     for v in listed_vhosts(ctx, who, only)? {
         exchanges.extend(v.exchanges());
     }
-    respond_lazy(lq, exchanges, |x| (&x.vhost, &x.name), |x| item(ctx, x, lq))
+    respond_lazy(lq, exchanges, |x| (&x.vhost, &x.name), |x| item(ctx, x, lq), None)
 }
 
 async fn list_all(State(ctx): State<Ctx>, who: Authed, lq: ListQuery) -> ApiResult<Response> {

@@ -24,6 +24,7 @@ use crate::http::error::{ApiError, ApiResult, check_echo, check_name};
 use crate::http::extract::{P, RawBody, created_or_no_content, no_content, parse_body};
 use crate::http::paging::{ListQuery, Listed, respond_lazy, respond_one};
 use crate::http::present::queue_stats;
+use crate::http::queue_sort::QueueSort;
 use crate::http::stats::queue_sample;
 
 pub fn router() -> Router<Ctx> {
@@ -83,7 +84,10 @@ fn list(ctx: &Ctx, who: &Authed, only: Option<&str>, lq: &ListQuery) -> ApiResul
     for v in listed_vhosts(ctx, who, only)? {
         queues.extend(v.queues());
     }
-    respond_lazy(lq, queues, |q| (&q.vhost, &q.name), |q| item(ctx, q, lq))
+    let sort = lq.sort.as_deref().and_then(QueueSort::parse);
+    let value = sort.as_ref().map(|s| move |q: &Arc<Queue>| s.value(&ctx.stats, q));
+    let value = value.as_ref().map(|f| f as &dyn Fn(&Arc<Queue>) -> f64);
+    respond_lazy(lq, queues, |q| (&q.vhost, &q.name), |q| item(ctx, q, lq), value)
 }
 
 async fn list_all(State(ctx): State<Ctx>, who: Authed, lq: ListQuery) -> ApiResult<Response> {
