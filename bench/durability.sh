@@ -61,13 +61,19 @@ grep -E 'recovered [0-9]+ messages' "$tmp/warren.log" | tail -1 | sed 's/^.*mess
 echo "  broker RSS after recovery: $(rss_mb) MB"
 
 echo "== 4. draining the recovered backlog"
+# --durable: the queue is durable, and declaring it otherwise is a 406.
 "$bin/warren-perf" throughput -x 0 -y 1 -q 1000 -A 100 -s 1024 -z 600 --drain-timeout 5 -u dur-backlog \
-    --uri "$uri" >"$tmp/drain.out" 2>"$tmp/drain.err" &
+    --durable --uri "$uri" >"$tmp/drain.out" 2>"$tmp/drain.err" &
 drain_pid=$!
 t0=$(date +%s.%N)
 while true; do
     left=$(curl -s -u guest:guest "http://127.0.0.1:${ports[1]}/api/queues/%2F/dur-backlog" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("messages", 0))')
     [ "$left" = "0" ] && break
+    if ! kill -0 "$drain_pid" 2>/dev/null; then
+        echo "  the consumer stopped with $left messages left:" >&2
+        cat "$tmp/drain.err" >&2
+        exit 1
+    fi
     sleep 0.5
 done
 t1=$(date +%s.%N)
