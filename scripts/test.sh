@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
 # Runs every test: Rust unit and integration tests (real warren-server
-# processes driven by lapin, and the dashboard in headless Chromium), then the tutorial's pika programs (pytest).
+# processes driven by lapin, and the dashboard in headless Chromium), then
+# the Python tests (pytest): the tutorial's pika programs, Celery,
+# rabbitmqadmin, the OpenAPI document, and the Go, Java and Node clients.
+# What the tests need is installed first, when missing (scripts/test-deps.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
+
+./scripts/test-deps.sh
 
 echo "== building the dashboard (WASM), which the server embeds"
 ./scripts/build-frontend.sh
