@@ -15,10 +15,13 @@
 //!   method handlers.
 //! - [`http`]: the management HTTP API (RabbitMQ-compatible, axum), its
 //!   auth, and the stats sampler that turns counters into rates.
+//! - [`cluster`]: several nodes as one cluster: the authenticated
+//!   inter-node link and the shared secret.
 //! - [`server`]: starts the listeners and stops them on a signal.
 
 pub mod amqp;
 pub mod broker;
+pub mod cluster;
 pub mod conf;
 pub mod config;
 pub mod http;

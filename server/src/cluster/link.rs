@@ -1,0 +1,428 @@
+//! The link between two nodes: an authenticated TCP connection that carries
+//! numbered calls and their replies, so that many calls share one
+//! connection and a slow call does not hold up the others.
+//!
+//! Frames are a 4-byte big-endian length and a JSON body. A connection
+//! opens with a handshake in which each side proves it knows the cluster
+//! secret ([`Secret`]) over the other's fresh nonce; a peer that cannot is
+//! refused and disconnected, and nothing else is read from it. Then the
+//! caller sends [`Wire::Call`]s and the callee answers each with a
+//! [`Wire::Reply`] carrying the same id, in any order.
+//!
+//! [`Peer`] is the calling side: it connects on the first call, and again
+//! on the next call after the connection was lost. [`serve`] is the called
+//! side: it runs a handler per call.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+use super::secret::Secret;
+
+/// The largest frame either side accepts.
+pub const MAX_FRAME: usize = 64 << 20;
+/// How long the handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LinkError {
+    #[error("cannot reach {0}")]
+    Unreachable(String),
+    #[error("{0} refused the link: {1}")]
+    Refused(String, String),
+    #[error("the link to {0} was lost")]
+    Lost(String),
+    #[error("{0} did not answer in time")]
+    Timeout(String),
+    #[error("{0}")]
+    Remote(String),
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+enum Handshake {
+    Hello { node: String, nonce: Vec<u8> },
+    Challenge { node: String, nonce: Vec<u8>, proof: Vec<u8> },
+    Proof { proof: Vec<u8> },
+    Welcome,
+    Refused { reason: String },
+}
+
+/// What travels once the handshake is done.
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(bound(
+    serialize = "Q: Serialize, A: Serialize",
+    deserialize = "Q: DeserializeOwned, A: DeserializeOwned"
+))]
+pub enum Wire<Q, A> {
+    Call { id: u64, body: Q },
+    Reply { id: u64, body: Result<A, String> },
+}
+
+async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, v: &T) -> std::io::Result<()> {
+    let body = serde_json::to_vec(v).map_err(std::io::Error::other)?;
+    w.write_all(&frame(body)?).await
+}
+
+fn frame(body: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    if body.len() > MAX_FRAME {
+        return Err(std::io::Error::other(format!("a frame of {} bytes is over the limit", body.len())));
+    }
+    let mut out = Vec::with_capacity(4 + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    out.extend_from_slice(&body);
+    Ok(out)
+}
+
+/// Reads one frame; None at a clean end of stream.
+async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> std::io::Result<Option<T>> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!("a frame of {len} bytes is over the limit")));
+    }
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await?;
+    serde_json::from_slice(&body).map(Some).map_err(std::io::Error::other)
+}
+
+fn nonce() -> Vec<u8> {
+    rand::random::<[u8; 32]>().to_vec()
+}
+
+/// The calling side of the handshake. Returns the peer's node name.
+async fn client_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Result<String, String> {
+    let mine = nonce();
+    let io = |e: std::io::Error| e.to_string();
+    write_frame(s, &Handshake::Hello { node: me.to_owned(), nonce: mine.clone() }).await.map_err(io)?;
+    let (node, theirs) = match read_frame(s).await.map_err(io)? {
+        Some(Handshake::Challenge { node, nonce, proof }) => {
+            if !secret.verify("server", &nonce, &mine, &proof) {
+                return Err(format!("{node} does not know the cluster secret"));
+            }
+            (node, nonce)
+        }
+        Some(Handshake::Refused { reason }) => return Err(reason),
+        _ => return Err("unexpected handshake message".into()),
+    };
+    let proof = secret.prove("client", &mine, &theirs);
+    write_frame(s, &Handshake::Proof { proof }).await.map_err(io)?;
+    match read_frame(s).await.map_err(io)? {
+        Some(Handshake::Welcome) => Ok(node),
+        Some(Handshake::Refused { reason }) => Err(reason),
+        _ => Err("unexpected handshake message".into()),
+    }
+}
+
+/// The called side of the handshake. Returns the peer's node name.
+async fn server_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Result<String, String> {
+    let io = |e: std::io::Error| e.to_string();
+    let (node, theirs) = match read_frame(s).await.map_err(io)? {
+        Some(Handshake::Hello { node, nonce }) => (node, nonce),
+        _ => return Err("unexpected handshake message".into()),
+    };
+    let mine = nonce();
+    let proof = secret.prove("server", &mine, &theirs);
+    write_frame(s, &Handshake::Challenge { node: me.to_owned(), nonce: mine.clone(), proof })
+        .await
+        .map_err(io)?;
+    match read_frame(s).await.map_err(io)? {
+        Some(Handshake::Proof { proof }) if secret.verify("client", &theirs, &mine, &proof) => {
+            write_frame(s, &Handshake::Welcome).await.map_err(io)?;
+            Ok(node)
+        }
+        Some(Handshake::Proof { .. }) => {
+            let reason = "the cluster secret does not match".to_owned();
+            let _ = write_frame(s, &Handshake::Refused { reason: reason.clone() }).await;
+            Err(format!("{node}: {reason}"))
+        }
+        _ => Err("unexpected handshake message".into()),
+    }
+}
+
+/// What runs one call: the caller's node name and the call, to the reply.
+pub type Handler<Q, A> =
+    Arc<dyn Fn(String, Q) -> Pin<Box<dyn Future<Output = Result<A, String>> + Send>> + Send + Sync>;
+
+/// Accepts links on `listener` and runs `handler` for every call, until
+/// the task is aborted.
+pub async fn serve<Q, A>(listener: TcpListener, me: String, secret: Secret, handler: Handler<Q, A>)
+where
+    Q: DeserializeOwned + Send + 'static,
+    A: Serialize + Send + 'static,
+{
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::warn!("cluster listener: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let (me, secret, handler) = (me.clone(), secret.clone(), handler.clone());
+        tokio::spawn(async move {
+            if let Err(e) = serve_one(stream, peer, me, secret, handler).await {
+                tracing::warn!("cluster link from {peer}: {e}");
+            }
+        });
+    }
+}
+
+async fn serve_one<Q, A>(
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    me: String,
+    secret: Secret,
+    handler: Handler<Q, A>,
+) -> Result<(), String>
+where
+    Q: DeserializeOwned + Send + 'static,
+    A: Serialize + Send + 'static,
+{
+    let _ = stream.set_nodelay(true);
+    let from = tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(&mut stream, &me, &secret))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())??;
+    tracing::debug!("cluster link from {from} ({peer}) authenticated");
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    let writer = tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if wr.write_all(&f).await.is_err() {
+                break;
+            }
+        }
+    });
+    let result = loop {
+        let wire: Wire<Q, serde::de::IgnoredAny> = match read_frame(&mut rd).await {
+            Ok(Some(w)) => w,
+            Ok(None) => break Ok(()),
+            Err(e) => break Err(e.to_string()),
+        };
+        let Wire::Call { id, body } = wire else { break Err("a reply on the called side".into()) };
+        let (tx, handler, from) = (tx.clone(), handler.clone(), from.clone());
+        tokio::spawn(async move {
+            let body = handler(from, body).await;
+            if let Ok(f) = serde_json::to_vec(&Wire::<(), A>::Reply { id, body })
+                .map_err(std::io::Error::other)
+                .and_then(frame)
+            {
+                let _ = tx.send(f);
+            }
+        });
+    };
+    drop(tx);
+    let _ = writer.await;
+    result
+}
+
+type Pending<A> = parking_lot::Mutex<Option<HashMap<u64, oneshot::Sender<Result<A, String>>>>>;
+
+struct Conn<A> {
+    tx: mpsc::UnboundedSender<Vec<u8>>,
+    /// None once the connection is gone.
+    pending: Pending<A>,
+}
+
+/// The calling side of a link to one node.
+pub struct Peer<Q, A> {
+    addr: String,
+    me: String,
+    secret: Secret,
+    conn: tokio::sync::Mutex<Option<Arc<Conn<A>>>>,
+    next_id: AtomicU64,
+    _q: std::marker::PhantomData<fn(Q)>,
+}
+
+impl<Q, A> Peer<Q, A>
+where
+    Q: Serialize + Send + 'static,
+    A: DeserializeOwned + Send + 'static,
+{
+    pub fn new(addr: impl Into<String>, me: impl Into<String>, secret: Secret) -> Peer<Q, A> {
+        Peer {
+            addr: addr.into(),
+            me: me.into(),
+            secret,
+            conn: tokio::sync::Mutex::new(None),
+            next_id: AtomicU64::new(1),
+            _q: std::marker::PhantomData,
+        }
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// Sends `q` and waits up to `timeout` for the reply.
+    pub async fn call(&self, q: Q, timeout: Duration) -> Result<A, LinkError> {
+        let conn = tokio::time::timeout(timeout, self.connection())
+            .await
+            .map_err(|_| LinkError::Timeout(self.addr.clone()))??;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (done, reply) = oneshot::channel();
+        match conn.pending.lock().as_mut() {
+            Some(p) => p.insert(id, done),
+            None => return Err(LinkError::Lost(self.addr.clone())),
+        };
+        let f = serde_json::to_vec(&Wire::<Q, ()>::Call { id, body: q })
+            .map_err(std::io::Error::other)
+            .and_then(frame)
+            .map_err(|e| LinkError::Remote(e.to_string()))?;
+        if conn.tx.send(f).is_err() {
+            return Err(LinkError::Lost(self.addr.clone()));
+        }
+        match tokio::time::timeout(timeout, reply).await {
+            Err(_) => {
+                if let Some(p) = conn.pending.lock().as_mut() {
+                    p.remove(&id);
+                }
+                Err(LinkError::Timeout(self.addr.clone()))
+            }
+            Ok(Err(_)) => Err(LinkError::Lost(self.addr.clone())),
+            Ok(Ok(r)) => r.map_err(LinkError::Remote),
+        }
+    }
+
+    async fn connection(&self) -> Result<Arc<Conn<A>>, LinkError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| c.pending.lock().is_some() && !c.tx.is_closed()) {
+            return Ok(c.clone());
+        }
+        let mut stream = TcpStream::connect(&self.addr)
+            .await
+            .map_err(|e| LinkError::Unreachable(format!("{}: {e}", self.addr)))?;
+        let _ = stream.set_nodelay(true);
+        let peer =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut stream, &self.me, &self.secret))
+                .await
+                .map_err(|_| LinkError::Timeout(self.addr.clone()))?
+                .map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
+        tracing::debug!("cluster link to {peer} ({}) authenticated", self.addr);
+        let (mut rd, mut wr) = stream.into_split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let conn = Arc::new(Conn { tx, pending: parking_lot::Mutex::new(Some(HashMap::new())) });
+        tokio::spawn(async move {
+            while let Some(f) = rx.recv().await {
+                if wr.write_all(&f).await.is_err() {
+                    break;
+                }
+            }
+        });
+        let reader_conn = conn.clone();
+        tokio::spawn(async move {
+            loop {
+                match read_frame::<_, Wire<serde::de::IgnoredAny, A>>(&mut rd).await {
+                    Ok(Some(Wire::Reply { id, body })) => {
+                        let done = reader_conn.pending.lock().as_mut().and_then(|p| p.remove(&id));
+                        if let Some(done) = done {
+                            let _ = done.send(body);
+                        }
+                    }
+                    Ok(Some(Wire::Call { .. })) | Ok(None) | Err(_) => break,
+                }
+            }
+            // Every call still waiting fails now, rather than at its timeout.
+            reader_conn.pending.lock().take();
+        });
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn echo() -> Handler<String, String> {
+        Arc::new(|from, q: String| {
+            Box::pin(async move {
+                if q == "fail" {
+                    return Err("it failed".to_owned());
+                }
+                if q == "slow" {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Ok(format!("{from} said {q}"))
+            })
+        })
+    }
+
+    async fn server(secret: &str) -> (String, tokio::task::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let task = tokio::spawn(serve(l, "warren@b".into(), Secret::new(secret), echo()));
+        (addr, task)
+    }
+
+    #[tokio::test]
+    async fn calls_and_replies_share_one_link_in_any_order() {
+        let (addr, _task) = server("s3cret").await;
+        let p: Arc<Peer<String, String>> = Arc::new(Peer::new(addr, "warren@a", Secret::new("s3cret")));
+        let t = Duration::from_secs(5);
+        let slow = {
+            let p = p.clone();
+            tokio::spawn(async move { p.call("slow".into(), t).await })
+        };
+        assert_eq!(p.call("hi".into(), t).await.unwrap(), "warren@a said hi");
+        assert_eq!(p.call("fail".into(), t).await, Err(LinkError::Remote("it failed".into())));
+        assert_eq!(slow.await.unwrap().unwrap(), "warren@a said slow");
+    }
+
+    #[tokio::test]
+    async fn a_wrong_secret_is_refused_on_both_sides() {
+        let (addr, _task) = server("right").await;
+        let p: Peer<String, String> = Peer::new(addr.clone(), "warren@a", Secret::new("wrong"));
+        match p.call("hi".into(), Duration::from_secs(5)).await {
+            Err(LinkError::Refused(_, reason)) => {
+                assert!(reason.contains("does not know the cluster secret"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_lost_link_fails_the_waiting_call_and_the_next_call_reconnects() {
+        let (addr, task) = server("s").await;
+        let p: Arc<Peer<String, String>> = Arc::new(Peer::new(addr.clone(), "warren@a", Secret::new("s")));
+        let t = Duration::from_secs(5);
+        assert!(p.call("hi".into(), t).await.is_ok());
+        task.abort();
+        let _ = task.await;
+        // The listener is gone; the established connection's task too only
+        // when its socket closes, so drop the peer's connection by force.
+        *p.conn.lock().await = None;
+        assert!(matches!(p.call("hi".into(), t).await, Err(LinkError::Unreachable(_))));
+        // A new server on the same port: the next call connects again.
+        let l = TcpListener::bind(&addr).await.unwrap();
+        let _again = tokio::spawn(serve(l, "warren@b".into(), Secret::new("s"), echo()));
+        assert_eq!(p.call("back".into(), t).await.unwrap(), "warren@a said back");
+    }
+
+    #[tokio::test]
+    async fn garbage_instead_of_a_handshake_is_dropped_and_the_listener_keeps_serving() {
+        let (addr, _task) = server("s").await;
+        let mut raw = TcpStream::connect(&addr).await.unwrap();
+        raw.write_all(&[0xff, 0xff, 0xff, 0xff, 1, 2, 3]).await.unwrap();
+        let mut buf = [0u8; 16];
+        let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await.unwrap().unwrap_or(0);
+        assert_eq!(n, 0, "the connection is closed without an answer");
+        let p: Peer<String, String> = Peer::new(addr, "warren@a", Secret::new("s"));
+        assert!(p.call("hi".into(), Duration::from_secs(5)).await.is_ok());
+    }
+}

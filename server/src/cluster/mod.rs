@@ -1,0 +1,16 @@
+//! Clustering (see `docs/cluster.md`): several nodes sharing their metadata
+//! through a Raft group, over authenticated links.
+//!
+//! - [`secret`]: the shared cluster secret (RabbitMQ's Erlang cookie).
+//! - [`link`]: the authenticated inter-node connection and its calls.
+
+pub mod link;
+pub mod secret;
+
+/// A node's Raft id: the first 8 bytes of the SHA-256 of its name, so that
+/// every node computes every other node's id alike.
+pub fn node_id(name: &str) -> u64 {
+    use sha2::Digest;
+    let d = sha2::Sha256::digest(name.as_bytes());
+    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
