@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 pub const HASH_ARGON2ID: &str = "argon2id";
 pub const HASH_RABBIT_SHA256: &str = "rabbit_password_hashing_sha256";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct User {
     pub name: String,
     /// Empty means the user has no password and cannot log in with one.

@@ -19,7 +19,9 @@ use super::policy::{Policy, VhostPolicies};
 use super::queue::Queue;
 use super::vhost::{ExchangeSpec, QueueDeclared, QueueSpec, VHost};
 
-#[derive(Debug, Clone)]
+/// Serializable: in a cluster, commands are the metadata Raft group's log
+/// entries and snapshots.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub enum DefinitionCommand {
     AddVhost {
         name: String,

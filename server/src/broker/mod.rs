@@ -18,6 +18,7 @@ pub mod props;
 pub mod publish;
 pub mod queue;
 mod recovery;
+mod snapshot;
 pub mod stats;
 pub mod vhost;
 
@@ -88,6 +89,39 @@ impl Broker {
             recovery::replay(&broker, &snapshot, recovered);
         }
         Ok(broker)
+    }
+
+    /// A broker with no data directory, and the vhost `/` and the user
+    /// `guest` (no password), for unit tests.
+    #[cfg(test)]
+    pub fn in_memory() -> Arc<Self> {
+        let broker = Arc::new(Broker {
+            stores: None,
+            definitions: None,
+            apply_lock: Default::default(),
+            alarms: Default::default(),
+            config: Config::default(),
+            vhosts: RwLock::new(HashMap::new()),
+            auth: Auth::new(),
+            parameters: Default::default(),
+            connections: Connections::default(),
+            next_id: AtomicU64::new(1),
+            started_at: Instant::now(),
+            _data_dir_lock: None,
+        });
+        let user = auth::User {
+            name: "guest".into(),
+            password_hash: String::new(),
+            hashing_algorithm: auth::HASH_ARGON2ID.into(),
+            tags: vec!["administrator".into()],
+        };
+        for cmd in [
+            DefinitionCommand::AddVhost { name: "/".into(), description: String::new(), tags: vec![] },
+            DefinitionCommand::PutUser(user),
+        ] {
+            broker.apply_in_memory(cmd).expect("a fresh broker takes its defaults");
+        }
+        broker
     }
 
     async fn seed_defaults(&self) -> Result<()> {

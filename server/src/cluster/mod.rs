@@ -5,7 +5,9 @@
 //! - [`link`]: the authenticated inter-node connection and its calls.
 
 pub mod link;
+pub mod log_store;
 pub mod secret;
+pub mod types;
 
 /// A node's Raft id: the first 8 bytes of the SHA-256 of its name, so that
 /// every node computes every other node's id alike.

@@ -24,7 +24,8 @@ use super::stats::ExchangeStats;
 pub use headers::HeadersMatcher;
 pub use topic::TopicTrie;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ExchangeType {
     Direct,
     Fanout,

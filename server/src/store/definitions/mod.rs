@@ -16,11 +16,13 @@
 //!
 //! Files: `codec` (argument tables and JSON), `write` (one function per
 //! command), `read` (the snapshot), `extras` (policies, parameters, limits,
-//! topic permissions), `rows` (the row types), `error`.
+//! topic permissions), `rows` (the row types), `raft` (the metadata Raft
+//! group's log and state), `error`.
 
 mod codec;
 mod error;
 mod extras;
+mod raft;
 mod read;
 mod rows;
 mod write;
@@ -41,6 +43,7 @@ use sqlx::sqlite::{
 use crate::broker::DefinitionCommand;
 
 pub use error::StoreError;
+pub use raft::RaftDb;
 pub use rows::*;
 
 /// The file name inside the data directory.
