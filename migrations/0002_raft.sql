@@ -26,3 +26,7 @@ CREATE TABLE raft_state (
     key   TEXT NOT NULL PRIMARY KEY,
     value TEXT NOT NULL CHECK (json_valid(value))
 ) STRICT;
+
+-- In a cluster, the node that holds a durable queue's messages (its home);
+-- NULL on a single node.
+ALTER TABLE queues ADD COLUMN home TEXT;

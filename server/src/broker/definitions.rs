@@ -100,6 +100,10 @@ pub enum DefinitionCommand {
         /// The connection owning an exclusive queue.
         exclusive_owner: Option<u64>,
         arguments: FieldTable,
+        /// In a cluster, the node holding the queue's messages (the node
+        /// that declared it); None on a single node.
+        #[serde(default)]
+        home: Option<String>,
     },
     DeleteQueue {
         vhost: String,
@@ -273,7 +277,7 @@ impl Broker {
                 let v = self.vhost_or_404(&vhost)?;
                 Ok(Applied::Changed(v.delete_exchange(&name, if_unused)?.is_some()))
             }
-            DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments } => {
+            DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments, home } => {
                 let v = self.vhost_or_404(&vhost)?;
                 let declared = v.declare_queue(QueueSpec {
                     name: &name,
@@ -282,6 +286,9 @@ impl Broker {
                     exclusive_owner,
                     arguments,
                 })?;
+                if let Some(home) = home {
+                    let _ = declared.queue.home.set(home.into());
+                }
                 Ok(Applied::Queue(declared))
             }
             DeleteQueue { vhost, name, if_unused, if_empty, requester } => {

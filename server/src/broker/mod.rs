@@ -214,7 +214,7 @@ impl Broker {
 
     /// Auto-delete exchanges that went with a queue or a binding: their
     /// deletion is stored too.
-    async fn persist_side_deletions(
+    pub(crate) async fn persist_side_deletions(
         &self,
         defs: &DefinitionStore,
         cmd: &DefinitionCommand,
@@ -321,13 +321,13 @@ impl Broker {
 
 /// Whether an applied change has something durable to write: a transient
 /// queue's deletion has nothing on disk to delete.
-fn stores_something(applied: &Applied) -> bool {
+pub(crate) fn stores_something(applied: &Applied) -> bool {
     !matches!(applied, Applied::QueueDeleted(q, _, gone)
         if gone.is_empty() && q.as_ref().is_none_or(|q| !q.durable))
 }
 
 /// A stored queue learns its row id, which its messages are filed under.
-fn note_stored(id: Option<u32>, applied: &Applied) {
+pub(crate) fn note_stored(id: Option<u32>, applied: &Applied) {
     if let (Some(id), Applied::Queue(d)) = (id, applied) {
         let _ = d.queue.store_id.set(id);
     }

@@ -9,6 +9,30 @@
 
 use super::{Broker, DefinitionCommand};
 
+/// The command that undoes a snapshot command; its Debug text doubles as
+/// the identity of what the command made.
+fn removal(cmd: &DefinitionCommand) -> Option<DefinitionCommand> {
+    use DefinitionCommand::*;
+    Some(match cmd.clone() {
+        AddVhost { name, .. } => DeleteVhost { name },
+        PutUser(u) => DeleteUser { name: u.name },
+        SetPermissions { vhost, user, .. } => ClearPermissions { vhost, user },
+        SetTopicPermissions { vhost, user, exchange, .. } => {
+            ClearTopicPermissions { vhost, user, exchange: Some(exchange) }
+        }
+        SetGlobalParameter { name, .. } => ClearGlobalParameter { name },
+        SetParameter { component, vhost, name, .. } => ClearParameter { component, vhost, name },
+        DeclareExchange { vhost, name, .. } => DeleteExchange { vhost, name, if_unused: false },
+        DeclareQueue { vhost, name, .. } => {
+            DeleteQueue { vhost, name, if_unused: false, if_empty: false, requester: None }
+        }
+        Bind { vhost, source, destination_kind, destination, routing_key, arguments, .. } => {
+            Unbind { vhost, source, destination_kind, destination, routing_key, arguments, requester: None }
+        }
+        _ => return None,
+    })
+}
+
 /// Exchanges every vhost has from its creation.
 fn predeclared(name: &str) -> bool {
     name.is_empty()
@@ -19,6 +43,30 @@ fn predeclared(name: &str) -> bool {
 }
 
 impl Broker {
+    /// Makes the metadata what `commands` (a snapshot) say, without
+    /// disturbing what they keep: everything in them is applied (an entity
+    /// that exists already, equal, stays as it is, queue contents
+    /// included), then everything they lack is removed, bindings first and
+    /// vhosts last. Returns every command applied, in order, for the
+    /// definitions store to mirror.
+    pub fn reconcile(&self, commands: &[DefinitionCommand]) -> Vec<DefinitionCommand> {
+        let mut done = Vec::with_capacity(commands.len());
+        for cmd in commands {
+            match self.apply_in_memory(cmd.clone()) {
+                Ok(_) => done.push(cmd.clone()),
+                Err(e) => tracing::error!("cluster snapshot: cannot apply {cmd:?}: {e}"),
+            }
+        }
+        let wanted: std::collections::HashSet<String> =
+            commands.iter().filter_map(removal).map(|r| format!("{r:?}")).collect();
+        for r in self.metadata_commands().iter().rev().filter_map(removal) {
+            if !wanted.contains(&format!("{r:?}")) && self.apply_in_memory(r.clone()).is_ok() {
+                done.push(r);
+            }
+        }
+        done
+    }
+
     pub fn metadata_commands(&self) -> Vec<DefinitionCommand> {
         use DefinitionCommand::*;
         let mut out = Vec::new();
@@ -68,6 +116,7 @@ impl Broker {
                     auto_delete: q.auto_delete,
                     exclusive_owner: q.exclusive_owner,
                     arguments: q.arguments.clone(),
+                    home: q.home.get().map(|h| h.to_string()),
                 });
             }
         }
@@ -91,6 +140,8 @@ impl Broker {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::broker::exchange::ExchangeType;
     use amq_protocol::types::FieldTable;
@@ -126,6 +177,7 @@ mod tests {
                 auto_delete: false,
                 exclusive_owner: None,
                 arguments: FieldTable::default(),
+                home: None,
             },
             Bind {
                 vhost: "v".into(),
@@ -158,5 +210,44 @@ mod tests {
         assert_eq!(show(b.metadata_commands()), show(cmds));
         let q = b.vhost("v").unwrap().queue("q").unwrap();
         assert_eq!(q.config().policy.as_deref(), Some("p"));
+    }
+
+    #[test]
+    fn reconcile_keeps_what_stays_and_removes_what_went() {
+        use DefinitionCommand::*;
+        let queue = |name: &str| DeclareQueue {
+            vhost: "/".into(),
+            name: name.into(),
+            durable: false,
+            auto_delete: false,
+            exclusive_owner: None,
+            arguments: FieldTable::default(),
+            home: None,
+        };
+        let target = Broker::in_memory();
+        target.apply_in_memory(queue("kept")).unwrap();
+        target
+            .apply_in_memory(AddVhost { name: "new".into(), description: String::new(), tags: vec![] })
+            .unwrap();
+        let here = Broker::in_memory();
+        here.apply_in_memory(queue("kept")).unwrap();
+        here.apply_in_memory(queue("gone")).unwrap();
+        here.apply_in_memory(AddVhost { name: "old".into(), description: String::new(), tags: vec![] })
+            .unwrap();
+        let before = here.vhost("/").unwrap().queue("kept").unwrap();
+
+        here.reconcile(&target.metadata_commands());
+
+        let after = here.vhost("/").unwrap().queue("kept").unwrap();
+        assert!(Arc::ptr_eq(&before, &after), "a queue in both is the same object, contents and all");
+        assert!(here.vhost("/").unwrap().queue("gone").is_none());
+        assert!(here.vhost("old").is_none());
+        assert!(here.vhost("new").is_some());
+        let show = |b: &Broker| {
+            let mut v: Vec<String> = b.metadata_commands().iter().map(|c| format!("{c:?}")).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(show(&here), show(&target));
     }
 }

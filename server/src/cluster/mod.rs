@@ -6,7 +6,9 @@
 
 pub mod link;
 pub mod log_store;
+pub mod network;
 pub mod secret;
+pub mod state_machine;
 pub mod types;
 
 /// A node's Raft id: the first 8 bytes of the SHA-256 of its name, so that

@@ -185,6 +185,7 @@ impl Channel {
                     auto_delete: d.auto_delete,
                     exclusive_owner: owner,
                     arguments: d.arguments,
+                    home: None,
                 })
                 .await?;
             let Applied::Queue(declared) = applied else {

@@ -60,6 +60,8 @@ pub struct Queue {
     /// The id of a durable queue in the definitions store, which keys its
     /// messages in the message store.
     pub store_id: OnceLock<u32>,
+    /// In a cluster, the node that holds this queue's messages.
+    pub home: OnceLock<Arc<str>>,
     stores: Option<Arc<Stores>>,
     vhost_ref: Weak<VHost>,
     inner: Mutex<Inner>,
@@ -118,6 +120,7 @@ impl Queue {
             exclusive_owner,
             arguments,
             store_id: OnceLock::new(),
+            home: OnceLock::new(),
             stores,
             vhost_ref,
             inner: Mutex::new(Inner {

@@ -61,6 +61,7 @@ async fn aliveness(State(ctx): State<Ctx>, who: Authed, P(v): P<String>) -> ApiR
             auto_delete: false,
             exclusive_owner: None,
             arguments: FieldTable::default(),
+            home: None,
         })
         .await;
     let q = match applied {

@@ -163,6 +163,7 @@ async fn declare(
             auto_delete: body.auto_delete.is_some_and(|d| d.0),
             exclusive_owner: None,
             arguments,
+            home: None,
         })
         .await?;
     Ok(created_or_no_content(!exists))

@@ -114,6 +114,31 @@ impl RaftDb {
         Ok(id)
     }
 
+    /// Writes the durable part of several applied commands (an installed
+    /// snapshot) and the applied state, in one transaction. Returns the
+    /// queue ids as `persist` would.
+    pub async fn persist_batch(
+        &self,
+        commands: &[DefinitionCommand],
+        applied: &str,
+    ) -> Result<Vec<Option<u32>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut ids = Vec::with_capacity(commands.len());
+        for cmd in commands {
+            ids.push(if write::stores_nothing(cmd) {
+                None
+            } else {
+                write::write_command(&mut tx, cmd).await?
+            });
+        }
+        sqlx::query("INSERT INTO raft_state (key, value) VALUES ('applied', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
+            .bind(applied)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(ids)
+    }
+
     /// Forgets the Raft state and the definitions (a node that joins a
     /// cluster takes the cluster's).
     pub async fn reset(&self) -> Result<(), StoreError> {

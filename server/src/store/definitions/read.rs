@@ -95,18 +95,19 @@ async fn exchanges(conn: &mut SqliteConnection) -> Result<Vec<ExchangeRow>> {
 }
 
 async fn queues(conn: &mut SqliteConnection) -> Result<Vec<QueueRow>> {
-    let rows: Vec<(i64, String, String, bool, Vec<u8>)> =
-        sqlx::query_as("SELECT id, vhost, name, auto_delete, arguments FROM queues ORDER BY id")
+    let rows: Vec<(i64, String, String, bool, Vec<u8>, Option<String>)> =
+        sqlx::query_as("SELECT id, vhost, name, auto_delete, arguments, home FROM queues ORDER BY id")
             .fetch_all(conn)
             .await?;
     rows.into_iter()
-        .map(|(id, vhost, name, auto_delete, arguments)| {
+        .map(|(id, vhost, name, auto_delete, arguments, home)| {
             Ok(QueueRow {
                 id: queue_id_from_i64(id)?,
                 vhost,
                 name,
                 auto_delete,
                 arguments: decode_table(&arguments)?,
+                home,
             })
         })
         .collect()

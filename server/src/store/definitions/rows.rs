@@ -53,6 +53,8 @@ pub struct QueueRow {
     pub name: String,
     pub auto_delete: bool,
     pub arguments: FieldTable,
+    /// In a cluster, the node holding the queue's messages.
+    pub home: Option<String>,
 }
 
 /// A binding between two durable ends.
@@ -165,6 +167,7 @@ impl Snapshot {
             auto_delete: q.auto_delete,
             exclusive_owner: None,
             arguments: q.arguments.clone(),
+            home: q.home.clone(),
         }));
         out.extend(self.topic_permissions.iter().map(|t| DefinitionCommand::SetTopicPermissions {
             vhost: t.vhost.clone(),

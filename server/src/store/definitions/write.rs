@@ -85,9 +85,9 @@ pub(super) async fn write_command(
             }
         }
         DeleteExchange { vhost, name, .. } => delete_exchange(conn, vhost, name).await?,
-        DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments } => {
+        DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments, home } => {
             if *durable && exclusive_owner.is_none() {
-                let id = declare_queue(conn, vhost, name, *auto_delete, arguments).await?;
+                let id = declare_queue(conn, vhost, name, *auto_delete, arguments, home.as_deref()).await?;
                 return Ok(Some(id));
             }
         }
@@ -228,6 +228,7 @@ pub(super) async fn declare_queue(
     name: &str,
     auto_delete: bool,
     arguments: &FieldTable,
+    home: Option<&str>,
 ) -> Result<u32> {
     // Look first: redeclaring is what every client does at start-up, and a
     // read costs no write and no fsync.
@@ -235,13 +236,14 @@ pub(super) async fn declare_queue(
         return Ok(id);
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO queues (vhost, name, auto_delete, arguments) VALUES (?, ?, ?, ?)
+        "INSERT INTO queues (vhost, name, auto_delete, arguments, home) VALUES (?, ?, ?, ?, ?)
          RETURNING id",
     )
     .bind(vhost)
     .bind(name)
     .bind(auto_delete)
     .bind(encode_table(arguments)?)
+    .bind(home)
     .fetch_one(conn)
     .await?;
     queue_id_from_i64(id)

@@ -291,6 +291,7 @@ fn plan(ctx: &Ctx, d: Defs, only: Option<&str>) -> ApiResult<Vec<DefinitionComma
             auto_delete: q.auto_delete,
             exclusive_owner: None,
             arguments: json_to_table(&q.arguments)?,
+            home: None,
         });
     }
     for b in d.bindings {

@@ -113,6 +113,7 @@ fn queue(vhost: &str, name: &str, durable: bool, exclusive: bool) -> Cmd {
         auto_delete: false,
         exclusive_owner: exclusive.then_some(7),
         arguments: args(),
+        home: None,
     }
 }
 

@@ -43,6 +43,7 @@ async fn every_command_round_trips() {
             auto_delete: true,
             exclusive_owner: None,
             arguments: FieldTable::default(),
+            home: None,
         })
         .await
         .unwrap();
@@ -124,13 +125,21 @@ async fn every_command_round_trips() {
     assert_eq!(
         s.queues,
         vec![
-            QueueRow { id: 1, vhost: "/".into(), name: "q1".into(), auto_delete: false, arguments: args() },
+            QueueRow {
+                id: 1,
+                vhost: "/".into(),
+                name: "q1".into(),
+                auto_delete: false,
+                arguments: args(),
+                home: None,
+            },
             QueueRow {
                 id: 2,
                 vhost: "v2".into(),
                 name: "q1".into(),
                 auto_delete: true,
                 arguments: FieldTable::default(),
+                home: None,
             },
         ]
     );

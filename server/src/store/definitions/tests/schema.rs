@@ -28,6 +28,8 @@ async fn fresh_open_creates_the_schema_and_reopen_is_not_new() {
             "permissions",
             "policies",
             "queues",
+            "raft_log",
+            "raft_state",
             "topic_permissions",
             "user_limits",
             "users",
@@ -58,7 +60,7 @@ async fn a_database_from_a_newer_warren_is_refused_and_left_alone() {
     let mut conn = raw_connection(&tmp.0).await;
     sqlx::query(
         "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time)
-         VALUES (2, 'from the future', 1, x'00', 0)",
+         VALUES (3, 'from the future', 1, x'00', 0)",
     )
     .execute(&mut conn)
     .await
@@ -72,13 +74,13 @@ async fn a_database_from_a_newer_warren_is_refused_and_left_alone() {
     };
     match &err {
         StoreError::NewerSchema { found, supported, unknown, .. } => {
-            assert_eq!((*found, *supported), (2, 1));
-            assert_eq!(unknown, &[2]);
+            assert_eq!((*found, *supported), (3, 2));
+            assert_eq!(unknown, &[3]);
         }
         other => panic!("unexpected error: {other}"),
     }
     let message = err.to_string();
-    assert!(message.contains("schema version 2") && message.contains("up to 1"), "{message}");
+    assert!(message.contains("schema version 3") && message.contains("up to 2"), "{message}");
     assert!(message.contains("newer Warren"), "{message}");
     assert_eq!(dir_contents(&tmp.0), before, "the refused database was modified");
 }

@@ -1,0 +1,147 @@
+//! What travels between nodes, and openraft's network over the link: each
+//! Raft RPC is one call on the authenticated link to the target node.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use super::link::{LinkError, Peer};
+use super::secret::Secret;
+use super::types::{Member, NodeId, Outcome, Proposal, TypeConfig};
+
+/// A call from one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Call {
+    Append(AppendEntriesRequest<TypeConfig>),
+    Vote(VoteRequest<NodeId>),
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A metadata change, for the leader to commit.
+    Propose(Proposal),
+    /// The caller wants to join the cluster this node is in.
+    Join(Member),
+    /// Remove a node from the membership (`forget_cluster_node`).
+    Forget(String),
+    /// The node's state, for `cluster_status` and `/api/nodes`.
+    Info,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Reply {
+    Append(AppendEntriesResponse<NodeId>),
+    Vote(VoteResponse<NodeId>),
+    Snapshot(InstallSnapshotResponse<NodeId>),
+    Proposed(Outcome),
+    Joined,
+    Forgotten,
+    Info(NodeInfo),
+}
+
+/// What a node says about itself.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    /// Whether its AMQP listeners are open (`stop_app` closes them).
+    pub app_running: bool,
+    pub amqp_listeners: Vec<String>,
+    pub http_listeners: Vec<String>,
+    pub uptime_ms: u64,
+}
+
+/// Links to the other nodes, one per address, shared by Raft's replication
+/// and the node's own calls.
+pub struct Peers {
+    me: String,
+    secret: Secret,
+    links: parking_lot::Mutex<HashMap<String, Arc<Peer<Call, Reply>>>>,
+}
+
+impl Peers {
+    pub fn new(me: String, secret: Secret) -> Peers {
+        Peers { me, secret, links: Default::default() }
+    }
+
+    pub fn to(&self, addr: &str) -> Arc<Peer<Call, Reply>> {
+        self.links
+            .lock()
+            .entry(addr.to_owned())
+            .or_insert_with(|| Arc::new(Peer::new(addr, self.me.clone(), self.secret.clone())))
+            .clone()
+    }
+
+    pub async fn call(&self, addr: &str, call: Call, timeout: Duration) -> Result<Reply, LinkError> {
+        self.to(addr).call(call, timeout).await
+    }
+}
+
+/// openraft's network factory: a client per target node.
+#[derive(Clone)]
+pub struct Network(pub Arc<Peers>);
+
+pub struct Client {
+    peer: Arc<Peer<Call, Reply>>,
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = Client;
+
+    async fn new_client(&mut self, _target: NodeId, node: &Member) -> Client {
+        Client { peer: self.0.to(&node.addr) }
+    }
+}
+
+fn rpc_err<E: std::error::Error>(e: LinkError) -> RPCError<NodeId, Member, E> {
+    match e {
+        LinkError::Unreachable(_) | LinkError::Refused(..) => RPCError::Unreachable(Unreachable::new(&e)),
+        _ => RPCError::Network(NetworkError::new(&e)),
+    }
+}
+
+fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Member, E> {
+    RPCError::Network(NetworkError::new(&std::io::Error::other("unexpected reply")))
+}
+
+impl RaftNetwork<TypeConfig> for Client {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self.peer.call(Call::Append(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
+            Reply::Append(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Member, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        match self.peer.call(Call::Snapshot(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
+            Reply::Snapshot(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Member, RaftError<NodeId>>> {
+        match self.peer.call(Call::Vote(rpc), option.hard_ttl()).await.map_err(rpc_err)? {
+            Reply::Vote(r) => Ok(r),
+            _ => Err(unexpected()),
+        }
+    }
+}
