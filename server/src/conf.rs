@@ -146,6 +146,9 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
         "log.file.level" => c.log_level = log_level(value, key)?,
         "data_dir" => c.data_dir = PathBuf::from(value),
         "cluster_name" => c.cluster_name = value.to_owned(),
+        "cluster.listener.port" => c.cluster_port = Some(number(value, key)?),
+        "cluster_secret" => c.cluster_secret = Some(value.to_owned()),
+        "cluster_secret_file" => c.cluster_secret_file = Some(PathBuf::from(value)),
         _ => return Err(unknown(key)),
     }
     Ok(())
@@ -179,6 +182,9 @@ const KEYS: &[&str] = &[
     "log.file.level",
     "data_dir",
     "cluster_name",
+    "cluster.listener.port",
+    "cluster_secret",
+    "cluster_secret_file",
 ];
 const FAMILIES: &[&str] = &["listeners.tcp.", "loopback_users.", "default_user_tags."];
 

@@ -54,6 +54,15 @@ pub struct Config {
     pub stats_interval: Duration,
     /// The configuration file read at start, for the banner and `environment`.
     pub config_file: Option<PathBuf>,
+    /// The port other nodes of a cluster reach this one on
+    /// (`cluster.listener.port`); None: the AMQP port + 20000, as
+    /// RabbitMQ's distribution port (0 when that does not fit or the AMQP
+    /// port is 0, which picks a free port).
+    pub cluster_port: Option<u16>,
+    /// The cluster secret (`cluster_secret`); None: read from
+    /// `cluster_secret_file`, else `~/.warren.cookie` (created if missing).
+    pub cluster_secret: Option<String>,
+    pub cluster_secret_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -86,11 +95,21 @@ impl Default for Config {
             jwt_secret: None,
             stats_interval: Duration::from_secs(5),
             config_file: None,
+            cluster_port: None,
+            cluster_secret: None,
+            cluster_secret_file: None,
         }
     }
 }
 
 impl Config {
+    pub fn cluster_port(&self) -> u16 {
+        self.cluster_port.unwrap_or_else(|| match self.amqp_port {
+            0 => 0,
+            p => p.checked_add(20000).unwrap_or(0),
+        })
+    }
+
     /// The addresses a listener on `port` binds: the configured interfaces,
     /// or `[::]` (which also takes IPv4 on Linux) when none are given.
     pub fn listen_addrs(&self, port: u16) -> Vec<SocketAddr> {

@@ -138,6 +138,7 @@ impl Node {
             stop_node: tokio::sync::Notify::new(),
         });
         let http_addrs = http_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+        start_cluster(&broker, &app, &http_addrs).await?;
         let stats = Arc::new(crate::http::stats::Stats::default());
         let ctx = Arc::new(crate::http::ApiState {
             broker: broker.clone(),
@@ -169,9 +170,68 @@ impl Node {
             }
         }
         close_connections(&self.broker).await;
+        if let Some(c) = self.broker.cluster.get() {
+            c.stop().await;
+        }
         self.broker.close().await;
         tracing::info!("stopped");
     }
+}
+
+/// Opens the cluster listener, on which other nodes can reach this one and
+/// ask to join it, and rejoins the cluster if this node was in one.
+async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, http: &[SocketAddr]) -> anyhow::Result<()> {
+    let c = &broker.config;
+    let port = c.cluster_port();
+    // One address, the one other nodes are told to use: the configured
+    // interface when there is exactly one, else every interface.
+    let ip = match c.bind.as_slice() {
+        [ip] => *ip,
+        _ => std::net::IpAddr::from([0u8; 4]),
+    };
+    let listener = match TcpListener::bind(SocketAddr::new(ip, port)).await {
+        Ok(l) => l,
+        // The default port (AMQP + 20000) may be taken, by RabbitMQ's own
+        // distribution port say: then any free port, which is logged.
+        Err(e) if c.cluster_port.is_none() && port != 0 => {
+            tracing::warn!("cannot listen for cluster nodes on {ip}:{port} ({e}); using a free port instead");
+            TcpListener::bind(SocketAddr::new(ip, 0)).await?
+        }
+        Err(e) => return Err(anyhow::anyhow!("cannot listen for cluster nodes on {ip}:{port}: {e}")),
+    };
+    let bound = listener.local_addr()?;
+    let host = if ip.is_unspecified() {
+        c.node_name.split_once('@').map(|(_, h)| h.to_owned()).unwrap_or_else(crate::config::hostname)
+    } else {
+        ip.to_string()
+    };
+    let advertised = format!("{host}:{}", bound.port());
+    let secret = match (&c.cluster_secret, &c.cluster_secret_file) {
+        (Some(s), _) => crate::cluster::secret::Secret::new(s.as_bytes()),
+        (None, Some(path)) => crate::cluster::secret::Secret::load_or_create(path)
+            .map_err(|e| anyhow::anyhow!("cannot read the cluster secret from {}: {e}", path.display()))?,
+        (None, None) => {
+            let path = crate::cluster::secret::Secret::default_path();
+            crate::cluster::secret::Secret::load_or_create(&path)
+                .map_err(|e| anyhow::anyhow!("cannot read the cluster secret from {}: {e}", path.display()))?
+        }
+    };
+    let cluster = crate::cluster::node::Cluster::start(broker, listener, advertised.clone(), secret)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot start the cluster listener: {e}"))?;
+    let (app2, started, weak) = (app.clone(), broker.started_at, Arc::downgrade(broker));
+    let (name, http) = (c.node_name.clone(), http.to_vec());
+    cluster.set_info(Arc::new(move || crate::cluster::network::NodeInfo {
+        name: name.clone(),
+        app_running: app2.is_running(),
+        amqp_listeners: app2.listeners().iter().map(|a| a.to_string()).collect(),
+        http_listeners: http.iter().map(|a| a.to_string()).collect(),
+        uptime_ms: started.elapsed().as_millis() as u64,
+        queue_totals: weak.upgrade().map(|b| crate::http::api::overview::node_queue_totals(&b)),
+    }));
+    let _ = broker.cluster.set(cluster);
+    tracing::info!("started cluster listener on {bound} (advertised as {advertised})");
+    Ok(())
 }
 
 /// Asks every client to go with CONNECTION_FORCED and waits up to 5 s for
@@ -195,7 +255,9 @@ async fn sweep(broker: Arc<Broker>) {
         tick.tick().await;
         let now = crate::broker::queue::now_ms();
         for v in broker.vhosts() {
-            for q in v.queues() {
+            // A queue expires on its home node only, which proposes the
+            // deletion for the whole cluster.
+            for q in v.queues().into_iter().filter(|q| broker.is_home_of(q)) {
                 if q.sweep(now) {
                     tracing::info!("queue '{}' in vhost '{}' expired (x-expires)", q.name, v.name);
                     let _ = broker

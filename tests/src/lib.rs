@@ -202,6 +202,14 @@ impl Server {
         self.spawn(self.amqp_port, self.http_port);
     }
 
+    /// kill -9; `start_again` brings it back on the same ports and data dir.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
     /// kill -9, then start again on the same port and data dir.
     pub fn crash_and_restart(&mut self) {
         if let Some(mut c) = self.child.take() {

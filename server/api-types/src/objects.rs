@@ -278,7 +278,7 @@ pub struct Overview {
     pub enable_queue_totals: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub name: String,
     #[serde(rename = "type")]

@@ -62,6 +62,17 @@ struct Args {
     /// (collect_statistics_interval); 0 turns the sampler off.
     #[arg(long)]
     stats_interval_ms: Option<u64>,
+    /// The node's name, NAME@HOST (default warren@<hostname>).
+    #[arg(long, env = "WARREN_NODENAME")]
+    nodename: Option<String>,
+    /// Port other cluster nodes reach this one on (cluster.listener.port;
+    /// default the AMQP port + 20000; 0 picks a free one).
+    #[arg(long)]
+    cluster_port: Option<u16>,
+    /// The secret shared by a cluster's nodes (cluster_secret); default
+    /// read from ~/.warren.cookie, which is created if missing.
+    #[arg(long, env = "WARREN_CLUSTER_SECRET", hide_env_values = true)]
+    cluster_secret: Option<String>,
 }
 
 /// Exit status for a configuration error (EX_CONFIG).
@@ -79,8 +90,14 @@ fn configure(args: Args) -> Result<Config, String> {
     if let Ok(p) = std::env::var("WARREN_DEFAULT_PASS") {
         c.default_pass = p;
     }
-    if let Ok(n) = std::env::var("WARREN_NODENAME") {
+    if let Some(n) = args.nodename.clone() {
         c.node_name = if n.contains('@') { n } else { format!("{n}@{}", warren::config::hostname()) };
+    }
+    if let Some(p) = args.cluster_port {
+        c.cluster_port = Some(p);
+    }
+    if args.cluster_secret.is_some() {
+        c.cluster_secret = args.cluster_secret.clone();
     }
     let Args { amqp_port, http_port, data_dir, bind, heartbeat, handshake_timeout, .. } = args;
     if let Some(v) = amqp_port {
@@ -130,9 +147,11 @@ fn init_logging(c: &Config) -> Result<(), String> {
         "none" => "off",
         _ => "info",
     };
+    // openraft logs every failed heartbeat while a cluster node is down;
+    // the cluster module logs leader and membership changes instead.
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_env("WARREN_LOG")
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level))
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{level},openraft=off")))
     };
     let console = tracing_subscriber::fmt::layer()
         .with_target(false)

@@ -287,7 +287,7 @@ impl Broker {
                     arguments,
                 })?;
                 if let Some(home) = home {
-                    let _ = declared.queue.home.set(home.into());
+                    declared.queue.set_home(&home, &self.config.node_name);
                 }
                 Ok(Applied::Queue(declared))
             }

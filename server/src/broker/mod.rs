@@ -56,6 +56,8 @@ pub struct Broker {
     pub started_at: Instant,
     /// Held for the node's life: one process per data directory.
     _data_dir_lock: Option<std::fs::File>,
+    /// The node's place in a cluster; set once at start.
+    pub cluster: std::sync::OnceLock<Arc<crate::cluster::node::Cluster>>,
 }
 
 impl Broker {
@@ -79,9 +81,10 @@ impl Broker {
             auth: Auth::new(),
             parameters: Default::default(),
             connections: Connections::default(),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first_id()),
             started_at: Instant::now(),
             _data_dir_lock: Some(lock),
+            cluster: Default::default(),
         });
         if snapshot.vhosts.is_empty() && snapshot.users.is_empty() {
             broker.seed_defaults().await?;
@@ -108,6 +111,7 @@ impl Broker {
             next_id: AtomicU64::new(1),
             started_at: Instant::now(),
             _data_dir_lock: None,
+            cluster: Default::default(),
         });
         let user = auth::User {
             name: "guest".into(),
@@ -124,7 +128,7 @@ impl Broker {
         broker
     }
 
-    async fn seed_defaults(&self) -> Result<()> {
+    pub(crate) async fn seed_defaults(&self) -> Result<()> {
         let c = &self.config;
         let (vhost, user, pass) = (c.default_vhost.clone(), c.default_user.clone(), c.default_pass.clone());
         self.apply(DefinitionCommand::AddVhost {
@@ -152,6 +156,9 @@ impl Broker {
     /// writes it to the definitions store before returning. This is the one
     /// path for every change: AMQP, HTTP, definitions import.
     pub async fn apply(&self, cmd: DefinitionCommand) -> Result<Applied> {
+        if let Some(cluster) = self.clustered() {
+            return cluster.propose(cmd).await;
+        }
         let Some(defs) = &self.definitions else {
             return self.apply_in_memory(cmd);
         };
@@ -175,6 +182,12 @@ impl Broker {
     /// is returned.
     pub async fn apply_all(&self, cmds: Vec<DefinitionCommand>) -> Result<()> {
         const CHUNK: usize = 1024;
+        if self.clustered().is_some() {
+            for cmd in cmds {
+                self.apply(cmd).await?;
+            }
+            return Ok(());
+        }
         let Some(defs) = &self.definitions else {
             for cmd in cmds {
                 self.apply_in_memory(cmd)?;
@@ -287,6 +300,20 @@ impl Broker {
         }
     }
 
+    /// The cluster, when this node is a member of one.
+    pub fn clustered(&self) -> Option<&Arc<crate::cluster::node::Cluster>> {
+        self.cluster.get().filter(|c| c.is_clustered())
+    }
+
+    /// Whether this node holds `q`'s messages: always on a single node; in
+    /// a cluster, when it is the queue's home.
+    pub fn is_home_of(&self, q: &queue::Queue) -> bool {
+        match (self.clustered(), q.home.get()) {
+            (Some(c), Some(home)) => **home == *c.me.name,
+            _ => true,
+        }
+    }
+
     pub fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
@@ -336,4 +363,11 @@ pub(crate) fn note_stored(id: Option<u32>, applied: &Applied) {
 fn store_failed(e: crate::store::definitions::StoreError) -> BrokerError {
     tracing::error!("cannot store a definition change: {e}");
     BrokerError::internal(format!("cannot store the change: {e}"))
+}
+
+/// Connection and channel ids start at a random point in the upper half of
+/// the number space, so that ids from different nodes of a cluster do not
+/// meet (exclusive queues name their owner by connection id).
+fn first_id() -> u64 {
+    (u64::from(rand::random::<u32>()) << 32) | 1
 }

@@ -47,6 +47,7 @@ impl VHost {
                 for k in cc.iter().chain(&bcc) {
                     self.route(xr, k, headers, &mut targets);
                 }
+                skip_remote(&mut targets);
                 if !targets.is_empty() {
                     break;
                 }
@@ -115,6 +116,7 @@ impl VHost {
             self.route(&x, k, None, &mut targets);
         }
         dedup(&mut targets);
+        skip_remote(&mut targets);
         if reason != Reason::Rejected {
             targets.retain(|q| {
                 let cycle = deadletter::is_cycle(&d.msg, &q.name);
@@ -156,4 +158,18 @@ fn dedup(targets: &mut RouteTargets) {
             i += 1;
         }
     }
+}
+
+/// Leaves out queues whose messages live on another node of the cluster:
+/// this node cannot enqueue into them (forwarding to the home node is not
+/// built yet, see docs/cluster.md), so for the publisher they are not
+/// routes, and a mandatory message comes back.
+fn skip_remote(targets: &mut RouteTargets) {
+    targets.retain(|q| {
+        let remote = q.is_remote();
+        if remote {
+            q.warn_remote_once();
+        }
+        !remote
+    });
 }

@@ -150,6 +150,8 @@ async fn server_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
             let _ = write_frame(s, &Handshake::Refused { reason: reason.clone() }).await;
             Err(format!("{node}: {reason}"))
         }
+        // The caller checks our proof first, and leaves when it fails.
+        None => Err(format!("{node} left during the handshake: it does not have this node's cluster secret")),
         _ => Err("unexpected handshake message".into()),
     }
 }

@@ -3,10 +3,17 @@
 //!
 //! - [`secret`]: the shared cluster secret (RabbitMQ's Erlang cookie).
 //! - [`link`]: the authenticated inter-node connection and its calls.
+//! - [`node`]: this node's place in the cluster: forming, joining,
+//!   leaving, proposing changes, and the members' status.
+//! - [`types`], [`log_store`], [`state_machine`], [`network`]: the
+//!   metadata Raft group as openraft sees it: its types, its log in
+//!   `definitions.db`, the broker as its state machine, and its RPCs over
+//!   the link.
 
 pub mod link;
 pub mod log_store;
 pub mod network;
+pub mod node;
 pub mod secret;
 pub mod state_machine;
 pub mod types;

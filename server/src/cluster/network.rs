@@ -53,6 +53,9 @@ pub struct NodeInfo {
     pub amqp_listeners: Vec<String>,
     pub http_listeners: Vec<String>,
     pub uptime_ms: u64,
+    /// The queues whose home the node is, and their messages.
+    #[serde(default)]
+    pub queue_totals: Option<warren_api_types::objects::NodeQueueTotals>,
 }
 
 /// Links to the other nodes, one per address, shared by Raft's replication

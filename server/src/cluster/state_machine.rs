@@ -268,7 +268,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
+/// The start of the text of every error for a change the cluster could not
+/// commit (541 INTERNAL_ERROR over AMQP, 503 over HTTP).
+pub const UNAVAILABLE: &str = "the cluster cannot apply the change";
+
 /// A broker error for a proposal that could not be committed.
 pub fn unavailable(why: impl std::fmt::Display) -> BrokerError {
-    BrokerError::internal(format!("the cluster cannot apply the change: {why}"))
+    BrokerError::internal(format!("{UNAVAILABLE}: {why}"))
 }

@@ -184,8 +184,24 @@ pub enum Cmd {
     Status,
     /// The settings in force, under their warren.conf keys.
     Environment,
-    /// The cluster's status (a single node for now), with rabbitmqctl's sections.
+    /// The cluster's status: its members, which are running, and the leader, with rabbitmqctl's sections.
     ClusterStatus,
+    /// Resets this node (its definitions and messages are discarded) and joins the cluster of NODE; stop_app first.
+    JoinCluster {
+        /// A member of the cluster to join, NAME@HOST.
+        node: String,
+        /// Where NODE's cluster listener is, HOST:PORT (default: NODE's host, port 25672).
+        #[arg(long)]
+        address: Option<String>,
+        /// Join as a disc node (the only kind Warren has).
+        #[arg(long)]
+        disc: bool,
+        /// RAM nodes do not exist in Warren: refused.
+        #[arg(long)]
+        ram: bool,
+    },
+    /// Removes NODE from the cluster (run it on another member).
+    ForgetClusterNode { node: String },
     /// Stops the AMQP application (listeners closed, clients disconnected); the process and management API keep running.
     StopApp,
     /// Starts the AMQP application again after stop_app.

@@ -163,6 +163,10 @@ fn run(cli: Cli) -> R<()> {
         Cmd::Status => node::status(c),
         Cmd::Environment => node::environment(c),
         Cmd::ClusterStatus => node::cluster_status(c),
+        Cmd::JoinCluster { node, address, disc: _, ram } => {
+            node::join_cluster(c, &node, address.as_deref(), ram)
+        }
+        Cmd::ForgetClusterNode { node } => node::forget_cluster_node(c, &node),
         Cmd::StopApp => node::stop_app(c),
         Cmd::StartApp => node::start_app(c),
         Cmd::Stop => node::stop(c),

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use super::client::seg;
-use super::{CtlError, Ctx, EX_TEMPFAIL, EX_UNAVAILABLE, R};
+use super::{CtlError, Ctx, EX_TEMPFAIL, EX_UNAVAILABLE, EX_USAGE, R};
 
 fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("")
@@ -127,8 +127,11 @@ pub fn environment(c: &Ctx) -> R<()> {
 
 pub fn cluster_status(c: &Ctx) -> R<()> {
     let st = node_status(c)?;
+    let cs = c.client.get("/api/node/cluster_status")?;
     let node = s(&st, "node").to_owned();
-    let running: Vec<&str> = if st["app_running"] == json!(true) { vec![node.as_str()] } else { vec![] };
+    let members = strings(&cs, "disk_nodes");
+    let running = strings(&cs, "running_nodes");
+    let leader = cs["leader"].as_str().map(str::to_owned);
     let alarms: Vec<Value> = strings(&st, "alarms")
         .into_iter()
         .map(|a| json!({"node": node, "type": "resource", "resource": a}))
@@ -144,9 +147,10 @@ pub fn cluster_status(c: &Ctx) -> R<()> {
         .collect();
     let out = json!({
         "cluster_name": st["cluster_name"],
-        "disk_nodes": [node],
+        "disk_nodes": members,
         "ram_nodes": [],
         "running_nodes": running,
+        "leader": leader,
         "versions": {node.as_str(): {"warren_version": st["product_version"], "rabbitmq_version": st["rabbitmq_version"]}},
         "cpu_cores": {node.as_str(): st["processors"]},
         "maintenance_status": {node.as_str(): "not under maintenance"},
@@ -159,8 +163,13 @@ pub fn cluster_status(c: &Ctx) -> R<()> {
     c.out.object(&out, || {
         let mut t = String::new();
         let _ = writeln!(t, "Basics\n\nCluster name: {}", s(&st, "cluster_name"));
-        let _ = writeln!(t, "Total CPU cores available cluster-wide: {}", st["processors"]);
-        let _ = writeln!(t, "\nDisk Nodes\n\n{node}");
+        if let Some(l) = &leader {
+            let _ = writeln!(t, "Metadata leader: {l}");
+        }
+        let _ = writeln!(t, "\nDisk Nodes\n");
+        for n in &members {
+            let _ = writeln!(t, "{n}");
+        }
         let _ = writeln!(t, "\nRunning Nodes\n");
         for n in &running {
             let _ = writeln!(t, "{n}");
@@ -195,6 +204,26 @@ pub fn cluster_status(c: &Ctx) -> R<()> {
         let _ = writeln!(t, "\nFeature flags\n\n(none)");
         t
     });
+    Ok(())
+}
+
+pub fn join_cluster(c: &Ctx, target: &str, address: Option<&str>, ram: bool) -> R<()> {
+    if ram {
+        return Err(CtlError::new(EX_USAGE, "Warren has no RAM nodes: every node is a disc node"));
+    }
+    let node = s(&node_status(c)?, "node").to_owned();
+    c.out.info(&format!("Clustering node {node} with {target}"));
+    let mut body = json!({ "node": target });
+    if let Some(a) = address {
+        body["address"] = json!(a);
+    }
+    c.client.post("/api/node/join_cluster", &body)?;
+    Ok(())
+}
+
+pub fn forget_cluster_node(c: &Ctx, target: &str) -> R<()> {
+    c.out.info(&format!("Removing node {target} from the cluster"));
+    c.client.post("/api/node/forget_cluster_node", &json!({ "node": target }))?;
     Ok(())
 }
 

@@ -39,6 +39,7 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
+        q.check_local()?;
         crate::broker::args::validate_consumer_args(&c.arguments, &name, &s.vhost.name)?;
         let priority =
             c.arguments.inner().get("x-priority").and_then(crate::broker::args::as_int).unwrap_or(0) as i32;
@@ -154,6 +155,7 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
+        q.check_local()?;
         match q.get(g.no_ack) {
             None => ctx.reply(self.id, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {}))),
             Some((m, remaining)) => {

@@ -218,6 +218,7 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
+        q.check_local()?;
         let n = q.purge();
         if !p.nowait {
             ctx.reply(

@@ -29,6 +29,7 @@ use self::consumers::Consumers;
 use self::ready::{Paging, Ready};
 use super::consumer::{Consumer, Outbound};
 use super::deadletter::{self, Reason};
+use super::error::{BrokerError, Result};
 use super::message::Message;
 use super::stats::QueueStats;
 use super::vhost::VHost;
@@ -62,6 +63,10 @@ pub struct Queue {
     pub store_id: OnceLock<u32>,
     /// In a cluster, the node that holds this queue's messages.
     pub home: OnceLock<Arc<str>>,
+    /// Whether `home` is another node: then this node holds no messages
+    /// for the queue and cannot serve it.
+    remote: AtomicBool,
+    warned_remote: AtomicBool,
     stores: Option<Arc<Stores>>,
     vhost_ref: Weak<VHost>,
     inner: Mutex<Inner>,
@@ -121,6 +126,8 @@ impl Queue {
             arguments,
             store_id: OnceLock::new(),
             home: OnceLock::new(),
+            remote: Default::default(),
+            warned_remote: Default::default(),
             stores,
             vhost_ref,
             inner: Mutex::new(Inner {
@@ -168,6 +175,42 @@ impl Queue {
             unacked_bytes: g.unacked_bytes,
             consumers: g.consumers.len() as u64,
             paged: g.ready.paged(),
+        }
+    }
+
+    /// Records the queue's home node, and whether that is another node.
+    pub fn set_home(&self, home: &str, this_node: &str) {
+        let _ = self.home.set(home.into());
+        self.remote.store(home != this_node, Ordering::Relaxed);
+    }
+
+    pub fn is_remote(&self) -> bool {
+        self.remote.load(Ordering::Relaxed)
+    }
+
+    /// Consuming, getting and purging need the queue's messages, which only
+    /// its home node has.
+    pub fn check_local(&self) -> Result<()> {
+        if !self.is_remote() {
+            return Ok(());
+        }
+        let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
+        Err(BrokerError::not_implemented(format!(
+            "queue '{}' in vhost '{}' lives on node {home}; serving it through another node is not \
+             implemented yet: connect to {home}",
+            self.name, self.vhost
+        )))
+    }
+
+    pub(crate) fn warn_remote_once(&self) {
+        if !self.warned_remote.swap(true, Ordering::Relaxed) {
+            let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
+            tracing::warn!(
+                "a message for queue '{}' in vhost '{}' was not enqueued: the queue lives on node {home}, \
+                 and forwarding to it is not implemented yet",
+                self.name,
+                self.vhost
+            );
         }
     }
 

@@ -166,6 +166,7 @@ async fn get_messages(
             "cannot obtain exclusive access to locked queue '{name}' in vhost '{v}'"
         )));
     }
+    q.check_local()?;
     let no_ack = mode == AckMode::AckRequeueFalse;
     let api = ctx.stats.api_channel(&v);
     let mut taken = Vec::new();

@@ -12,6 +12,11 @@
 //! - `POST /api/node/stop`: the process shuts down, as on SIGTERM.
 //! - `POST /api/node/authenticate` `{"username", "password"}`: whether the
 //!   credentials are valid (`authenticate_user`), tags or no tags.
+//! - `GET /api/node/cluster_status`: the members, which run, the leader.
+//! - `POST /api/node/join_cluster` `{"node", "address"?}`: this node (its
+//!   app stopped) resets and joins the cluster of `node`, reached at
+//!   `address` or at the node name's host and port 25672.
+//! - `POST /api/node/forget_cluster_node` `{"node"}`: removes a member.
 
 use axum::Router;
 use axum::extract::State;
@@ -35,6 +40,84 @@ pub fn router() -> Router<Ctx> {
         .route("/api/node/start_app", post(start_app))
         .route("/api/node/stop", post(stop))
         .route("/api/node/authenticate", post(authenticate))
+        .route("/api/node/cluster_status", get(cluster_status))
+        .route("/api/node/join_cluster", post(join_cluster))
+        .route("/api/node/forget_cluster_node", post(forget_cluster_node))
+}
+
+async fn cluster_status(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
+    who.require_admin()?;
+    let Some(cluster) = ctx.broker.cluster.get() else {
+        return Err(ApiError::unavailable("the cluster listener is not running"));
+    };
+    let members = cluster.members().await;
+    let running: Vec<&str> = members
+        .iter()
+        .filter(|m| m.info.as_ref().is_some_and(|i| i.app_running))
+        .map(|m| m.name.as_str())
+        .collect();
+    Ok(json(&j!({
+        "cluster_name": cluster_name_of(&ctx),
+        "clustered": cluster.is_clustered(),
+        "leader": cluster.leader(),
+        "disk_nodes": members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        "running_nodes": running,
+        "members": members,
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinRequest {
+    node: String,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+async fn join_cluster(
+    State(ctx): State<Ctx>,
+    who: Authed,
+    Body(body): Body<JoinRequest>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let Some(cluster) = ctx.broker.cluster.get() else {
+        return Err(ApiError::unavailable("the cluster listener is not running"));
+    };
+    if ctx.app.is_running() {
+        return Err(ApiError::bad_request(format!(
+            "the application of {} is running: stop it first (stop_app)",
+            cluster.me.name
+        )));
+    }
+    let Some((_, host)) = body.node.split_once('@').filter(|(n, h)| !n.is_empty() && !h.is_empty()) else {
+        return Err(ApiError::bad_request(format!("'{}' is not a node name (NAME@HOST)", body.node)));
+    };
+    if body.node == cluster.me.name {
+        return Err(ApiError::bad_request("a node cannot join itself"));
+    }
+    let address = body.address.unwrap_or_else(|| format!("{host}:25672"));
+    tracing::info!("join_cluster {} at {address} requested by '{}'", body.node, who.name());
+    cluster.join(&address).await.map_err(ApiError::unavailable)?;
+    Ok(no_content())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ForgetRequest {
+    node: String,
+}
+
+async fn forget_cluster_node(
+    State(ctx): State<Ctx>,
+    who: Authed,
+    Body(body): Body<ForgetRequest>,
+) -> ApiResult<Response> {
+    who.require_admin()?;
+    let Some(cluster) = ctx.broker.clustered() else {
+        return Err(ApiError::bad_request(format!("{} is not clustered", node(&ctx))));
+    };
+    cluster.forget(&body.node).await?;
+    Ok(no_content())
 }
 
 async fn status(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {

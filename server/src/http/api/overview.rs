@@ -163,15 +163,26 @@ fn fd_total() -> Option<u64> {
     (rc == 0).then_some(cur)
 }
 
-/// Every queue of this node (a single node holds them all) and its messages.
-fn node_queue_totals(ctx: &Ctx) -> objects::NodeQueueTotals {
+/// The queues this node holds (all of them on a single node; in a cluster,
+/// those whose home it is) and their messages.
+pub fn node_queue_totals(broker: &crate::broker::Broker) -> objects::NodeQueueTotals {
     let mut t = objects::NodeQueueTotals::default();
-    for v in ctx.broker.vhosts() {
-        let [total, ready, unacked] = vhosts::lengths(&v);
-        t.queues += v.queue_count() as u64;
-        t.messages_ready += ready;
-        t.messages_unacknowledged += unacked;
-        t.messages += total;
+    for v in broker.vhosts() {
+        if broker.clustered().is_none() {
+            let [total, ready, unacked] = vhosts::lengths(&v);
+            t.queues += v.queue_count() as u64;
+            t.messages_ready += ready;
+            t.messages_unacknowledged += unacked;
+            t.messages += total;
+            continue;
+        }
+        for q in v.queues().into_iter().filter(|q| broker.is_home_of(q)) {
+            let c = q.counts();
+            t.queues += 1;
+            t.messages_ready += c.ready;
+            t.messages_unacknowledged += c.unacked;
+            t.messages += c.ready + c.unacked;
+        }
     }
     t
 }
@@ -199,13 +210,39 @@ pub fn node_item(ctx: &Ctx) -> objects::Node {
         disk_free_limit: limits.as_ref().map(|l| l.disk_free_limit),
         disk_free_alarm: alarms.disk,
         exchange_types: exchange_types(),
-        queue_totals: Some(node_queue_totals(ctx)),
+        queue_totals: Some(node_queue_totals(&ctx.broker)),
     }
+}
+
+/// Every member of the cluster (this node alone when standalone). This
+/// node is described in full; another member by what it says over the
+/// cluster link, or as not running when it does not answer.
+pub async fn all_nodes(ctx: &Ctx) -> Vec<objects::Node> {
+    let Some(cluster) = ctx.broker.clustered() else { return vec![node_item(ctx)] };
+    let me = node(ctx);
+    let mut out = Vec::new();
+    for m in cluster.members().await {
+        if m.name == me {
+            out.push(node_item(ctx));
+            continue;
+        }
+        let info = m.info.unwrap_or_default();
+        out.push(objects::Node {
+            name: m.name,
+            kind: "disc".into(),
+            running: info.app_running,
+            uptime: info.uptime_ms,
+            exchange_types: exchange_types(),
+            queue_totals: info.queue_totals,
+            ..objects::Node::default()
+        });
+    }
+    out
 }
 
 async fn nodes(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
     who.require_monitor()?;
-    Ok(json(&[node_item(&ctx)]))
+    Ok(json(&all_nodes(&ctx).await))
 }
 
 async fn one_node(
@@ -215,10 +252,11 @@ async fn one_node(
     lq: ListQuery,
 ) -> ApiResult<Response> {
     who.require_monitor()?;
-    if name != node(&ctx) {
-        return Err(ApiError::object_not_found());
+    if name == node(&ctx) {
+        return Ok(respond_one(&lq, &node_item(&ctx)));
     }
-    Ok(respond_one(&lq, &node_item(&ctx)))
+    let found = all_nodes(&ctx).await.into_iter().find(|n| n.name == name);
+    Ok(respond_one(&lq, &found.ok_or_else(ApiError::object_not_found)?))
 }
 
 async fn whoami(who: Authed) -> Response {

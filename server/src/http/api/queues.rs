@@ -61,7 +61,7 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
         auto_delete: q.auto_delete,
         exclusive: q.is_exclusive(),
         arguments: table_to_json(&q.arguments),
-        node: node(ctx),
+        node: q.home.get().map_or_else(|| node(ctx), |h| h.to_string()),
         state: "running".into(),
         kind: if config.quorum { "quorum" } else { "classic" }.into(),
         consumers: counts.consumers,
@@ -212,6 +212,7 @@ async fn purge(
     who.require_vhost(&v)?;
     let q = lookup(&ctx, &who, &v, &name)?;
     who.require_access(&v, Access::Read, "queue", &name)?;
+    q.check_local()?;
     q.purge();
     Ok(no_content())
 }

@@ -1,0 +1,464 @@
+//! A node's place in a cluster: its cluster listener, and, once it is
+//! clustered, its member of the metadata Raft group.
+//!
+//! A node starts standalone unless its `definitions.db` holds Raft state
+//! (it was clustered before a restart). Standalone, every change goes
+//! through `Broker::apply` locally, as on a single node, and the listener
+//! only answers `Join` and `Info`. The first `Join` makes it a one-node
+//! Raft group whose first snapshot is its current metadata; then every
+//! change is proposed to the leader and applied by every node's state
+//! machine ([`super::state_machine`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, ServerState};
+use tokio::net::TcpListener;
+
+use super::link::{self, Handler, LinkError};
+use super::log_store::LogStore;
+use super::network::{Call, Network, NodeInfo, Peers, Reply};
+use super::node_id;
+use super::secret::Secret;
+use super::state_machine::{StateMachine, unavailable};
+use super::types::{Member, NodeId, Proposal, Raft};
+use crate::broker::error::{BrokerError, Result};
+use crate::broker::{Applied, Broker, DefinitionCommand};
+use crate::store::definitions::RaftDb;
+
+/// How long a change may wait for the cluster to commit it.
+const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long joining may take (the joiner receives the whole metadata).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+const INFO_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A member as `cluster_status` and `/api/nodes` show it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MemberStatus {
+    pub name: String,
+    pub addr: String,
+    pub voter: bool,
+    /// None when the node did not answer.
+    pub info: Option<NodeInfo>,
+}
+
+struct Running {
+    raft: Raft,
+    sm: StateMachine,
+}
+
+pub struct Cluster {
+    pub me: Member,
+    pub id: NodeId,
+    broker: Weak<Broker>,
+    db: RaftDb,
+    peers: Arc<Peers>,
+    running: parking_lot::RwLock<Option<Arc<Running>>>,
+    /// Serialises forming, joining and leaving.
+    forming: tokio::sync::Mutex<()>,
+    info: parking_lot::RwLock<Option<Arc<dyn Fn() -> NodeInfo + Send + Sync>>>,
+}
+
+fn raft_config() -> Arc<openraft::Config> {
+    let c = openraft::Config {
+        cluster_name: "warren".into(),
+        heartbeat_interval: 200,
+        election_timeout_min: 1000,
+        election_timeout_max: 2000,
+        // Snapshots cover everything applied, so that a node that joins
+        // gets one instead of a log that starts after the metadata it
+        // needs.
+        max_in_snapshot_log_to_keep: 0,
+        ..Default::default()
+    };
+    Arc::new(c.validate().expect("a valid Raft configuration"))
+}
+
+impl Cluster {
+    /// Listens for other nodes on `listener`, and rejoins the cluster when
+    /// this node was clustered before a restart.
+    pub async fn start(
+        broker: &Arc<Broker>,
+        listener: TcpListener,
+        advertised: String,
+        secret: Secret,
+    ) -> std::result::Result<Arc<Cluster>, String> {
+        let defs = broker.definitions.as_ref().ok_or("a cluster needs a data directory")?;
+        let me = Member { name: broker.config.node_name.clone(), addr: advertised };
+        let cluster = Arc::new(Cluster {
+            id: node_id(&me.name),
+            peers: Arc::new(Peers::new(me.name.clone(), secret.clone())),
+            me,
+            broker: Arc::downgrade(broker),
+            db: defs.raft(),
+            running: Default::default(),
+            forming: Default::default(),
+            info: Default::default(),
+        });
+        let was_clustered = cluster.db.get("vote").await.map_err(|e| e.to_string())?.is_some();
+        if was_clustered {
+            cluster.start_raft(broker).await?;
+            tracing::info!("rejoining the cluster as {}", cluster.me);
+        }
+        let weak = Arc::downgrade(&cluster);
+        let handler: Handler<Call, Reply> = Arc::new(move |from, call| {
+            let weak = weak.clone();
+            Box::pin(async move {
+                match weak.upgrade() {
+                    Some(c) => c.handle(from, call).await,
+                    None => Err("the node is stopping".into()),
+                }
+            })
+        });
+        tokio::spawn(link::serve(listener, cluster.me.name.clone(), secret, handler));
+        Ok(cluster)
+    }
+
+    /// Tells the cluster how to describe this node (its AMQP app's state).
+    pub fn set_info(&self, f: Arc<dyn Fn() -> NodeInfo + Send + Sync>) {
+        *self.info.write() = Some(f);
+    }
+
+    fn local_info(&self) -> NodeInfo {
+        match self.info.read().as_ref() {
+            Some(f) => f(),
+            None => NodeInfo { name: self.me.name.clone(), ..Default::default() },
+        }
+    }
+
+    pub fn is_clustered(&self) -> bool {
+        self.running.read().is_some()
+    }
+
+    fn running(&self) -> Option<Arc<Running>> {
+        self.running.read().clone()
+    }
+
+    async fn start_raft(&self, broker: &Arc<Broker>) -> std::result::Result<Arc<Running>, String> {
+        let sm = StateMachine::open(broker, self.db.clone(), self.me.name.clone()).await?;
+        let raft = Raft::new(
+            self.id,
+            raft_config(),
+            Network(self.peers.clone()),
+            LogStore::new(self.db.clone()),
+            sm.clone(),
+        )
+        .await
+        .map_err(|e| format!("cannot start the metadata Raft group: {e}"))?;
+        tokio::spawn(log_changes(raft.metrics()));
+        let running = Arc::new(Running { raft, sm });
+        *self.running.write() = Some(running.clone());
+        Ok(running)
+    }
+
+    fn broker(&self) -> Result<Arc<Broker>> {
+        self.broker.upgrade().ok_or_else(|| BrokerError::internal("the node is stopping"))
+    }
+
+    // ------------------------------------------------------------ changes
+
+    /// Commits a metadata change through the cluster and returns what
+    /// applying it did on this node.
+    pub async fn propose(&self, mut cmd: DefinitionCommand) -> Result<Applied> {
+        let running = self.running().ok_or_else(|| BrokerError::internal("this node is not clustered"))?;
+        if let DefinitionCommand::DeclareQueue { home, .. } = &mut cmd {
+            home.get_or_insert_with(|| self.me.name.clone());
+        }
+        let (seq, done) = running.sm.0.pending.register();
+        let proposal = Proposal { origin: self.me.name.clone(), seq, cmd };
+        let deadline = tokio::time::Instant::now() + PROPOSE_TIMEOUT;
+        let committed = self.commit(&running, proposal, deadline).await;
+        if let Err(e) = committed {
+            running.sm.0.pending.forget(seq);
+            return Err(e);
+        }
+        match tokio::time::timeout_at(deadline, done).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(unavailable("the node stopped")),
+            Err(_) => {
+                running.sm.0.pending.forget(seq);
+                Err(unavailable("it was committed but not applied on this node in time"))
+            }
+        }
+    }
+
+    /// Gets `p` committed: by this node's Raft when it leads, else by the
+    /// leader it names, retrying while there is none.
+    async fn commit(&self, running: &Running, p: Proposal, deadline: tokio::time::Instant) -> Result<()> {
+        loop {
+            let leader = match running.raft.client_write(p.clone()).await {
+                Ok(_) => return Ok(()),
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => f.leader_node,
+                Err(e) => return Err(unavailable(e)),
+            };
+            if let Some(leader) = leader {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                match self.peers.call(&leader.addr, Call::Propose(p.clone()), left).await {
+                    Ok(Reply::Proposed(_)) => return Ok(()),
+                    Ok(_) => return Err(unavailable("unexpected reply from the leader")),
+                    Err(e) => tracing::debug!("proposal to the leader {leader}: {e}"),
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(unavailable("no leader with a majority answered in time"));
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    // ------------------------------------------------------------ the listener
+
+    async fn handle(self: Arc<Self>, from: String, call: Call) -> std::result::Result<Reply, String> {
+        let raft =
+            || self.running().map(|r| r.raft.clone()).ok_or_else(|| "this node is not clustered".to_owned());
+        match call {
+            Call::Append(rpc) => {
+                raft()?.append_entries(rpc).await.map(Reply::Append).map_err(|e| e.to_string())
+            }
+            Call::Vote(rpc) => raft()?.vote(rpc).await.map(Reply::Vote).map_err(|e| e.to_string()),
+            Call::Snapshot(rpc) => {
+                raft()?.install_snapshot(rpc).await.map(Reply::Snapshot).map_err(|e| e.to_string())
+            }
+            Call::Propose(p) => match raft()?.client_write(p).await {
+                Ok(r) => Ok(Reply::Proposed(r.data)),
+                Err(e) => Err(e.to_string()),
+            },
+            Call::Join(member) => {
+                tracing::info!("{from} asks to join the cluster");
+                self.admit(member).await.map(|_| Reply::Joined)
+            }
+            Call::Forget(name) => {
+                self.forget(&name).await.map(|_| Reply::Forgotten).map_err(|e| e.to_string())
+            }
+            Call::Info => Ok(Reply::Info(self.local_info())),
+        }
+    }
+
+    // ------------------------------------------------------------ membership
+
+    /// Adds `member` to the cluster: as the leader, or by asking it. A
+    /// standalone node first becomes a one-node cluster of its own metadata.
+    async fn admit(&self, member: Member) -> std::result::Result<(), String> {
+        let running = match self.running() {
+            Some(r) => r,
+            None => self.form().await?,
+        };
+        let m = running.raft.metrics().borrow().clone();
+        if m.current_leader != Some(self.id) {
+            let leader = m
+                .current_leader
+                .and_then(|l| m.membership_config.membership().get_node(&l).cloned())
+                .ok_or("the cluster has no leader now")?;
+            return match self.peers.call(&leader.addr, Call::Join(member), JOIN_TIMEOUT).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            };
+        }
+        let id = node_id(&member.name);
+        running.raft.add_learner(id, member.clone(), true).await.map_err(|e| e.to_string())?;
+        let voters: BTreeSet<NodeId> = [id].into();
+        running
+            .raft
+            .change_membership(ChangeMembers::AddVoterIds(voters), false)
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!("{member} joined the cluster");
+        Ok(())
+    }
+
+    /// Turns this standalone node into a one-node cluster whose first
+    /// snapshot is its metadata.
+    async fn form(&self) -> std::result::Result<Arc<Running>, String> {
+        let _guard = self.forming.lock().await;
+        if let Some(r) = self.running() {
+            return Ok(r);
+        }
+        let broker = self.broker().map_err(|e| e.to_string())?;
+        let running = self.start_raft(&broker).await?;
+        let members: BTreeMap<NodeId, Member> = [(self.id, self.me.clone())].into();
+        running.raft.initialize(members).await.map_err(|e| e.to_string())?;
+        let mut metrics = running.raft.metrics();
+        let leading = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if metrics.borrow().state == ServerState::Leader && metrics.borrow().last_applied.is_some() {
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        leading.await.map_err(|_| "this node did not become the leader of its own cluster")?;
+        // A snapshot of everything now, and no log before it: a node that
+        // joins must receive the metadata made before the cluster formed.
+        running.raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+        let applied = metrics.borrow().last_applied;
+        let snapshotted = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                if metrics.borrow().snapshot >= applied {
+                    return;
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        snapshotted.await.map_err(|_| "the first snapshot was not taken in time")?;
+        if let Some(a) = applied {
+            running.raft.trigger().purge_log(a.index).await.map_err(|e| e.to_string())?;
+        }
+        tracing::info!("formed a cluster of one: {}", self.me);
+        Ok(running)
+    }
+
+    /// Joins the cluster that the node at `seed` is in (`join_cluster`).
+    /// This node's own metadata and messages are discarded first, as
+    /// RabbitMQ's `join_cluster` resets the node.
+    pub async fn join(&self, seed: &str) -> std::result::Result<(), String> {
+        let _guard = self.forming.lock().await;
+        if self.is_clustered() {
+            return Err(format!("{} is already a member of a cluster", self.me.name));
+        }
+        let broker = self.broker().map_err(|e| e.to_string())?;
+        // Reach the seed before resetting anything.
+        match self.peers.call(seed, Call::Info, INFO_TIMEOUT).await {
+            Ok(Reply::Info(_)) => {}
+            Ok(_) => return Err(format!("{seed} answered oddly")),
+            Err(e) => return Err(e.to_string()),
+        }
+        tracing::info!("resetting {} to join the cluster of {seed}", self.me.name);
+        broker.reconcile(&[]);
+        self.db.reset().await.map_err(|e| e.to_string())?;
+        let running = self.start_raft(&broker).await?;
+        let joined = self.peers.call(seed, Call::Join(self.me.clone()), JOIN_TIMEOUT).await;
+        if let Err(e) = joined {
+            tracing::error!("joining the cluster of {seed} failed: {e}");
+            let _ = running.raft.shutdown().await;
+            *self.running.write() = None;
+            let _ = self.db.reset().await;
+            // Usable again as a fresh standalone node.
+            if let Err(e) = broker.seed_defaults().await {
+                tracing::error!("cannot restore the default vhost and user: {e}");
+            }
+            return Err(match e {
+                LinkError::Remote(r) => r,
+                other => other.to_string(),
+            });
+        }
+        tracing::info!("{} joined the cluster of {seed}", self.me.name);
+        Ok(())
+    }
+
+    /// Removes the node called `name` from the membership
+    /// (`forget_cluster_node`), as the leader or by asking it.
+    pub async fn forget(&self, name: &str) -> Result<()> {
+        let running = self.running().ok_or_else(|| BrokerError::internal("this node is not clustered"))?;
+        let m = running.raft.metrics().borrow().clone();
+        let id = node_id(name);
+        if m.membership_config.membership().get_node(&id).is_none() {
+            return Err(BrokerError::not_found(format!("{name} is not a member of the cluster")));
+        }
+        if id == self.id {
+            return Err(BrokerError::precondition_failed(format!(
+                "{name} cannot forget itself; run forget_cluster_node on another member"
+            )));
+        }
+        if m.current_leader != Some(self.id) {
+            let leader = m
+                .current_leader
+                .and_then(|l| m.membership_config.membership().get_node(&l).cloned())
+                .ok_or_else(|| unavailable("the cluster has no leader now"))?;
+            return match self.peers.call(&leader.addr, Call::Forget(name.to_owned()), PROPOSE_TIMEOUT).await {
+                Ok(_) => Ok(()),
+                Err(e) => Err(unavailable(e)),
+            };
+        }
+        let ids: BTreeSet<NodeId> = [id].into();
+        running
+            .raft
+            .change_membership(ChangeMembers::RemoveVoters(ids.clone()), false)
+            .await
+            .map_err(unavailable)?;
+        running.raft.change_membership(ChangeMembers::RemoveNodes(ids), false).await.map_err(unavailable)?;
+        tracing::info!("{name} was removed from the cluster");
+        Ok(())
+    }
+
+    // ------------------------------------------------------------ status
+
+    /// The name of the Raft leader, if there is one.
+    pub fn leader(&self) -> Option<String> {
+        let running = self.running()?;
+        let m = running.raft.metrics().borrow().clone();
+        let l = m.current_leader?;
+        m.membership_config.membership().get_node(&l).map(|n| n.name.clone())
+    }
+
+    /// Every member, asked for its state (this node answers directly).
+    pub async fn members(&self) -> Vec<MemberStatus> {
+        let Some(running) = self.running() else {
+            return vec![MemberStatus {
+                name: self.me.name.clone(),
+                addr: self.me.addr.clone(),
+                voter: true,
+                info: Some(self.local_info()),
+            }];
+        };
+        let m = running.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership().clone();
+        let voters: BTreeSet<NodeId> = membership.voter_ids().collect();
+        let asks = membership.nodes().map(|(id, node)| {
+            let (id, node) = (*id, node.clone());
+            let voter = voters.contains(&id);
+            async move {
+                let info = if id == self.id {
+                    Some(self.local_info())
+                } else {
+                    match self.peers.call(&node.addr, Call::Info, INFO_TIMEOUT).await {
+                        Ok(Reply::Info(i)) => Some(i),
+                        _ => None,
+                    }
+                };
+                MemberStatus { name: node.name, addr: node.addr, voter, info }
+            }
+        });
+        let mut out = futures_util::future::join_all(asks).await;
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Stops this node's Raft member (shutdown).
+    pub async fn stop(&self) {
+        if let Some(r) = self.running() {
+            let _ = r.raft.shutdown().await;
+        }
+    }
+}
+
+/// Logs who leads and who is a member whenever that changes. (openraft's
+/// own logging is off by default: it repeats every failed heartbeat while a
+/// node is down; `WARREN_LOG=info,openraft=info` shows it.)
+async fn log_changes(mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, Member>>) {
+    let mut last: Option<(Option<String>, Vec<String>)> = None;
+    loop {
+        let now = {
+            let m = metrics.borrow();
+            let members = m.membership_config.membership();
+            let leader = m.current_leader.and_then(|l| members.get_node(&l)).map(|n| n.name.clone());
+            let names = members.nodes().map(|(_, n)| n.name.clone()).collect::<Vec<_>>();
+            (leader, names)
+        };
+        if last.as_ref() != Some(&now) {
+            match &now.0 {
+                Some(l) => tracing::info!("cluster: members {:?}, leader {l}", now.1),
+                None => tracing::info!("cluster: members {:?}, no leader now", now.1),
+            }
+            last = Some(now);
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Several nodes as one cluster (docs/cluster.md), each a real
+//! warren-server process on its own loopback ports: forming with
+//! join_cluster, metadata made on one node seen on every node, the loss of
+//! the Raft leader, a node's restart, forget_cluster_node, and the bad
+//! inputs: a wrong secret, joining with the app running.
+
+use std::time::Duration;
+
+use lapin::options::*;
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, ExchangeKind};
+use warren_tests::http::{Api, json};
+use warren_tests::{Server, eventually, reply_code, reply_text};
+
+const T: Duration = Duration::from_secs(20);
+const SECRET: &str = "tutorial-cookie";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Node {
+    name: String,
+    cluster_port: u16,
+    server: Server,
+}
+
+impl Node {
+    fn start(n: usize, secret: &str) -> Node {
+        let name = format!("warren-{n}@127.0.0.1");
+        let cluster_port = free_port();
+        let port = cluster_port.to_string();
+        let server =
+            Server::start_with(&["--nodename", &name, "--cluster-port", &port, "--cluster-secret", secret]);
+        Node { name, cluster_port, server }
+    }
+
+    fn api(&self) -> Api {
+        Api::new(&self.server)
+    }
+
+    fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.cluster_port)
+    }
+
+    /// stop_app, join_cluster `seed`, start_app: the tutorial's sequence.
+    async fn join(&self, seed: &Node) {
+        let api = self.api();
+        assert_eq!(api.post("/api/node/stop_app", json!({})).await.code(), 204);
+        let r =
+            api.post("/api/node/join_cluster", json!({"node": seed.name, "address": seed.address()})).await;
+        assert_eq!(r.code(), 204, "{}\n{}", r.body, self.server.log_text());
+        assert_eq!(api.post("/api/node/start_app", json!({})).await.code(), 204);
+    }
+
+    async fn status(&self) -> serde_json::Value {
+        self.api().ok("/api/node/cluster_status").await
+    }
+
+    /// Waits until this node sees `running` running members and a leader.
+    async fn until_running(&self, running: usize) -> serde_json::Value {
+        eventually(T, || async {
+            let st = self.status().await;
+            let up = st["running_nodes"].as_array().cloned().unwrap_or_default();
+            (up.len() == running && up.contains(&st["leader"])).then_some(st)
+        })
+        .await
+        .unwrap_or_else(|| {
+            panic!("{} never saw {running} running nodes: {}", self.name, self.server.log_text())
+        })
+    }
+}
+
+async fn cluster_of_three() -> [Node; 3] {
+    let nodes = [Node::start(1, SECRET), Node::start(2, SECRET), Node::start(3, SECRET)];
+    nodes[1].join(&nodes[0]).await;
+    nodes[2].join(&nodes[0]).await;
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    nodes
+}
+
+#[tokio::test]
+async fn three_nodes_share_metadata_and_survive_the_loss_of_the_leader() {
+    let mut nodes = cluster_of_three().await;
+    let st = nodes[0].status().await;
+    let mut names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+    names.sort();
+    assert_eq!(st["disk_nodes"], json!(names));
+    assert_eq!(nodes[1].status().await["leader"], st["leader"], "every node names the same leader");
+
+    // The tutorial's 11.1: exchanges, queues and bindings made through one
+    // node exist on every node.
+    let (_c1, ch1) = nodes[0].server.channel().await;
+    ch1.exchange_declare(
+        "m1".into(),
+        ExchangeKind::Fanout,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch1.queue_declare("lqz".into(), durable, FieldTable::default()).await.unwrap();
+    ch1.queue_bind("lqz".into(), "m1".into(), "".into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    // A user made through the third node's API can log in through the second.
+    let api3 = nodes[2].api();
+    assert_eq!(
+        api3.put("/api/users/lqz", json!({"password": "123", "tags": "administrator"})).await.code(),
+        201
+    );
+    let perms = json!({"configure": ".*", "write": ".*", "read": ".*"});
+    assert_eq!(api3.put("/api/permissions/%2F/lqz", perms).await.code(), 201);
+    for n in &nodes[1..] {
+        let c = lapin::Connection::connect(&n.server.uri_as("lqz", "123", "%2f"), Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("lqz on {}: {e}", n.name));
+        let ch = c.create_channel().await.unwrap();
+        let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+        ch.queue_declare("lqz".into(), passive, FieldTable::default()).await.unwrap();
+        let xp = ExchangeDeclareOptions { passive: true, ..Default::default() };
+        ch.exchange_declare("m1".into(), ExchangeKind::Fanout, xp, FieldTable::default()).await.unwrap();
+        let bindings = n.api().ok("/api/exchanges/%2F/m1/bindings/source").await;
+        assert_eq!(bindings[0]["destination"], "lqz", "{}: {bindings}", n.name);
+        let q = n.api().ok("/api/queues/%2F/lqz").await;
+        assert_eq!(q["node"], json!(nodes[0].name), "the queue lives on the node that declared it");
+    }
+
+    // Its messages live on its home node; serving it through another node
+    // comes with queue forwarding (docs/cluster.md), and until then the
+    // other nodes say so instead of answering wrongly.
+    ch1.basic_publish(
+        "m1".into(),
+        "".into(),
+        BasicPublishOptions::default(),
+        b"hello world",
+        BasicProperties::default(),
+    )
+    .await
+    .unwrap();
+    let got = eventually(T, || async {
+        ch1.basic_get("lqz".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+            .map(|m| m.delivery.data.clone())
+    })
+    .await;
+    assert_eq!(got.as_deref(), Some(&b"hello world"[..]));
+    let (_c2, ch2) = nodes[1].server.channel().await;
+    let err = ch2.basic_get("lqz".into(), BasicGetOptions::default()).await.unwrap_err();
+    assert_eq!(reply_code(&err), Some(540), "{err}");
+    assert!(reply_text(&err).contains(&format!("lives on node {}", nodes[0].name)), "{err}");
+
+    // Kill the leader: the two others elect one and keep taking changes.
+    let leader = st["leader"].as_str().unwrap().to_owned();
+    let li = nodes.iter().position(|n| n.name == leader).unwrap();
+    nodes[li].server.kill();
+    let alive: Vec<usize> = (0..3).filter(|i| *i != li).collect();
+    let st = nodes[alive[0]].until_running(2).await;
+    assert_ne!(st["leader"], json!(leader), "a new leader: {st}");
+    let api = nodes[alive[0]].api();
+    assert_eq!(api.put("/api/queues/%2F/after-the-leader", json!({"durable": true})).await.code(), 201);
+    assert_eq!(nodes[alive[1]].api().get("/api/queues/%2F/after-the-leader").await.code(), 200);
+
+    // The killed node comes back with what it missed.
+    nodes[li].server.start_again();
+    nodes[li].until_running(3).await;
+    let seen = eventually(T, || async {
+        (nodes[li].api().get("/api/queues/%2F/after-the-leader").await.code() == 200).then_some(())
+    })
+    .await;
+    assert!(seen.is_some(), "{}", nodes[li].server.log_text());
+    assert_eq!(nodes[li].api().get("/api/users/lqz").await.code(), 200);
+}
+
+#[tokio::test]
+async fn forget_cluster_node_removes_a_stopped_member() {
+    let mut nodes = cluster_of_three().await;
+    nodes[2].server.kill();
+    let r = nodes[0].api().post("/api/node/forget_cluster_node", json!({"node": nodes[2].name})).await;
+    assert_eq!(r.code(), 204, "{}", r.body);
+    let st = nodes[1].until_running(2).await;
+    assert_eq!(st["disk_nodes"].as_array().unwrap().len(), 2, "{st}");
+    // Two members left, both needed for a majority, and both up.
+    assert_eq!(nodes[1].api().put("/api/vhosts/after-forget", json!({})).await.code(), 201);
+    assert_eq!(nodes[0].api().get("/api/vhosts/after-forget").await.code(), 200);
+    let r = nodes[0].api().post("/api/node/forget_cluster_node", json!({"node": "warren-9@nowhere"})).await;
+    assert_eq!(r.code(), 404, "{}", r.body);
+}
+
+#[tokio::test]
+async fn joining_needs_the_app_stopped_and_the_same_secret() {
+    let seed = Node::start(1, SECRET);
+    let other = Node::start(2, "another-secret");
+    let api = other.api();
+    let body = json!({"node": seed.name, "address": seed.address()});
+    let r = api.post("/api/node/join_cluster", body.clone()).await;
+    assert_eq!(r.code(), 400, "{}", r.body);
+    assert!(r.reason().contains("stop_app"), "{}", r.body);
+
+    assert_eq!(api.post("/api/node/stop_app", json!({})).await.code(), 204);
+    let r = api.post("/api/node/join_cluster", body).await;
+    assert_eq!(r.code(), 503, "{}", r.body);
+    assert!(r.reason().contains("cluster secret"), "{}", r.body);
+    let r = api.post("/api/node/join_cluster", json!({"node": "no-at-sign"})).await;
+    assert_eq!(r.code(), 400, "{}", r.body);
+
+    // Nothing was reset: the node is still itself, and works.
+    assert_eq!(api.post("/api/node/start_app", json!({})).await.code(), 204);
+    let (_c, ch) = other.server.channel().await;
+    ch.queue_declare("still-standalone".into(), QueueDeclareOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    assert_eq!(other.status().await["clustered"], json!(false));
+    assert_eq!(seed.status().await["clustered"], json!(false));
+    assert!(
+        seed.server.wait_for_log("does not have this node's cluster secret", T),
+        "{}",
+        seed.server.log_text()
+    );
+}
