@@ -4,8 +4,11 @@
 //! the Raft leader, a node's restart, forget_cluster_node, and the bad
 //! inputs: a wrong secret, joining with the app running.
 
+mod ctl_common;
+
 use std::time::Duration;
 
+use ctl_common::ctl;
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
@@ -114,6 +117,22 @@ async fn three_nodes_share_metadata_and_survive_the_loss_of_the_leader() {
     );
     let perms = json!({"configure": ".*", "write": ".*", "read": ".*"});
     assert_eq!(api3.put("/api/permissions/%2F/lqz", perms).await.code(), 201);
+    // Another node applies a change a moment after the node that made it.
+    for n in &nodes {
+        let applied = eventually(T, || async {
+            let api = n.api();
+            let ok = api.get("/api/permissions/%2F/lqz").await.code() == 200
+                && api.get("/api/queues/%2F/lqz").await.code() == 200
+                && api
+                    .ok("/api/exchanges/%2F/m1/bindings/source")
+                    .await
+                    .as_array()
+                    .is_some_and(|b| !b.is_empty());
+            ok.then_some(())
+        })
+        .await;
+        assert!(applied.is_some(), "{} never applied the changes", n.name);
+    }
     for n in &nodes[1..] {
         let c = lapin::Connection::connect(&n.server.uri_as("lqz", "123", "%2f"), Default::default())
             .await
@@ -163,7 +182,12 @@ async fn three_nodes_share_metadata_and_survive_the_loss_of_the_leader() {
     assert_ne!(st["leader"], json!(leader), "a new leader: {st}");
     let api = nodes[alive[0]].api();
     assert_eq!(api.put("/api/queues/%2F/after-the-leader", json!({"durable": true})).await.code(), 201);
-    assert_eq!(nodes[alive[1]].api().get("/api/queues/%2F/after-the-leader").await.code(), 200);
+    let other = nodes[alive[1]].api();
+    let seen = eventually(T, || async {
+        (other.get("/api/queues/%2F/after-the-leader").await.code() == 200).then_some(())
+    })
+    .await;
+    assert!(seen.is_some());
 
     // The killed node comes back with what it missed.
     nodes[li].server.start_again();
@@ -186,7 +210,11 @@ async fn forget_cluster_node_removes_a_stopped_member() {
     assert_eq!(st["disk_nodes"].as_array().unwrap().len(), 2, "{st}");
     // Two members left, both needed for a majority, and both up.
     assert_eq!(nodes[1].api().put("/api/vhosts/after-forget", json!({})).await.code(), 201);
-    assert_eq!(nodes[0].api().get("/api/vhosts/after-forget").await.code(), 200);
+    let api0 = nodes[0].api();
+    let seen =
+        eventually(T, || async { (api0.get("/api/vhosts/after-forget").await.code() == 200).then_some(()) })
+            .await;
+    assert!(seen.is_some());
     let r = nodes[0].api().post("/api/node/forget_cluster_node", json!({"node": "warren-9@nowhere"})).await;
     assert_eq!(r.code(), 404, "{}", r.body);
 }
@@ -221,4 +249,48 @@ async fn joining_needs_the_app_stopped_and_the_same_secret() {
         "{}",
         seed.server.log_text()
     );
+}
+
+/// The tutorial's 11.1 with warrenctl: stop_app, join_cluster, start_app,
+/// cluster_status; and 11.2's set_policy made on one node, listed on another.
+#[tokio::test]
+async fn the_tutorial_cluster_commands_with_warrenctl() {
+    let nodes = [Node::start(1, SECRET), Node::start(2, SECRET)];
+    let (mq1, mq2) = (&nodes[0], &nodes[1]);
+    ctl(&mq2.server, &["join_cluster", &mq1.name, "--address", &mq1.address()])
+        .fails(65, "stop it first (stop_app)");
+    ctl(&mq2.server, &["stop_app"]).ok();
+    ctl(&mq2.server, &["join_cluster", "--ram", &mq1.name]).fails(64, "no RAM nodes");
+    let out = ctl(&mq2.server, &["join_cluster", &mq1.name, "--address", &mq1.address()]);
+    assert!(out.ok().contains(&format!("Clustering node {} with {}", mq2.name, mq1.name)), "{out:?}");
+    ctl(&mq2.server, &["start_app"]).ok();
+    mq2.until_running(2).await;
+
+    let st = ctl(&mq1.server, &["--formatter", "json", "cluster_status"]).json();
+    let mut names = vec![mq1.name.clone(), mq2.name.clone()];
+    names.sort();
+    assert_eq!(st["disk_nodes"], json!(names), "{st}");
+    assert_eq!(st["running_nodes"], json!(names), "{st}");
+    let text = ctl(&mq2.server, &["cluster_status"]).ok().to_owned();
+    assert!(
+        text.contains("Disk Nodes") && text.contains(&mq1.name) && text.contains("Metadata leader: "),
+        "{text}"
+    );
+
+    ctl(&mq1.server, &["set_policy", "ha-all", "^lqz", r#"{"ha-mode":"all","ha-sync-mode":"automatic"}"#])
+        .ok();
+    let listed = eventually(T, || async {
+        let l = ctl(&mq2.server, &["--formatter", "json", "list_policies"]).json();
+        (l[0]["name"] == "ha-all").then_some(l)
+    })
+    .await;
+    assert!(listed.is_some(), "the policy never reached {}", mq2.name);
+    ctl(&mq2.server, &["clear_policy", "ha-all"]).ok();
+    let cleared = eventually(T, || async {
+        (ctl(&mq1.server, &["--formatter", "json", "list_policies"]).json() == json!([])).then_some(())
+    })
+    .await;
+    assert!(cleared.is_some());
+
+    ctl(&mq2.server, &["forget_cluster_node", &mq2.name]).fails(65, "cannot forget itself");
 }
