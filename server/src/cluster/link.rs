@@ -29,8 +29,11 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::secret::Secret;
 
-/// The largest frame either side accepts.
+/// The largest frame either side accepts once the link is authenticated.
 pub const MAX_FRAME: usize = 64 << 20;
+/// The largest handshake frame: before a peer has proved it knows the
+/// secret, it cannot make this node allocate more than this.
+const MAX_HANDSHAKE_FRAME: usize = 4096;
 /// How long the handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -83,8 +86,11 @@ fn frame(body: Vec<u8>) -> std::io::Result<Vec<u8>> {
     Ok(out)
 }
 
-/// Reads one frame; None at a clean end of stream.
-async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> std::io::Result<Option<T>> {
+/// Reads one frame of at most `max` bytes; None at a clean end of stream.
+async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+    max: usize,
+) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -92,7 +98,7 @@ async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> std
         Err(e) => return Err(e),
     }
     let len = u32::from_be_bytes(len) as usize;
-    if len > MAX_FRAME {
+    if len > max {
         return Err(std::io::Error::other(format!("a frame of {len} bytes is over the limit")));
     }
     let mut body = vec![0u8; len];
@@ -109,7 +115,7 @@ async fn client_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
     let mine = nonce();
     let io = |e: std::io::Error| e.to_string();
     write_frame(s, &Handshake::Hello { node: me.to_owned(), nonce: mine.clone() }).await.map_err(io)?;
-    let (node, theirs) = match read_frame(s).await.map_err(io)? {
+    let (node, theirs) = match read_frame(s, MAX_HANDSHAKE_FRAME).await.map_err(io)? {
         Some(Handshake::Challenge { node, nonce, proof }) => {
             if !secret.verify("server", &nonce, &mine, &proof) {
                 return Err(format!("{node} does not know the cluster secret"));
@@ -121,7 +127,7 @@ async fn client_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
     };
     let proof = secret.prove("client", &mine, &theirs);
     write_frame(s, &Handshake::Proof { proof }).await.map_err(io)?;
-    match read_frame(s).await.map_err(io)? {
+    match read_frame(s, MAX_HANDSHAKE_FRAME).await.map_err(io)? {
         Some(Handshake::Welcome) => Ok(node),
         Some(Handshake::Refused { reason }) => Err(reason),
         _ => Err("unexpected handshake message".into()),
@@ -131,7 +137,7 @@ async fn client_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
 /// The called side of the handshake. Returns the peer's node name.
 async fn server_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Result<String, String> {
     let io = |e: std::io::Error| e.to_string();
-    let (node, theirs) = match read_frame(s).await.map_err(io)? {
+    let (node, theirs) = match read_frame(s, MAX_HANDSHAKE_FRAME).await.map_err(io)? {
         Some(Handshake::Hello { node, nonce }) => (node, nonce),
         _ => return Err("unexpected handshake message".into()),
     };
@@ -140,7 +146,7 @@ async fn server_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
     write_frame(s, &Handshake::Challenge { node: me.to_owned(), nonce: mine.clone(), proof })
         .await
         .map_err(io)?;
-    match read_frame(s).await.map_err(io)? {
+    match read_frame(s, MAX_HANDSHAKE_FRAME).await.map_err(io)? {
         Some(Handshake::Proof { proof }) if secret.verify("client", &theirs, &mine, &proof) => {
             write_frame(s, &Handshake::Welcome).await.map_err(io)?;
             Ok(node)
@@ -211,7 +217,7 @@ where
         }
     });
     let result = loop {
-        let wire: Wire<Q, serde::de::IgnoredAny> = match read_frame(&mut rd).await {
+        let wire: Wire<Q, serde::de::IgnoredAny> = match read_frame(&mut rd, MAX_FRAME).await {
             Ok(Some(w)) => w,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e.to_string()),
@@ -328,15 +334,12 @@ where
         });
         let reader_conn = conn.clone();
         tokio::spawn(async move {
-            loop {
-                match read_frame::<_, Wire<serde::de::IgnoredAny, A>>(&mut rd).await {
-                    Ok(Some(Wire::Reply { id, body })) => {
-                        let done = reader_conn.pending.lock().as_mut().and_then(|p| p.remove(&id));
-                        if let Some(done) = done {
-                            let _ = done.send(body);
-                        }
-                    }
-                    Ok(Some(Wire::Call { .. })) | Ok(None) | Err(_) => break,
+            while let Ok(Some(Wire::Reply { id, body })) =
+                read_frame::<_, Wire<serde::de::IgnoredAny, A>>(&mut rd, MAX_FRAME).await
+            {
+                let done = reader_conn.pending.lock().as_mut().and_then(|p| p.remove(&id));
+                if let Some(done) = done {
+                    let _ = done.send(body);
                 }
             }
             // Every call still waiting fails now, rather than at its timeout.

@@ -178,10 +178,10 @@ impl StateMachine {
         let state = serde_json::to_string(&*self.0.applied.lock()).map_err(sm_err)?;
         let ids = self.0.db.persist_batch(&applied, &state).await.map_err(sm_err)?;
         for (cmd, id) in applied.iter().zip(ids) {
-            if let (DefinitionCommand::DeclareQueue { vhost, name, .. }, Some(id)) = (cmd, id) {
-                if let Some(q) = broker.vhost(vhost).and_then(|v| v.queue(name)) {
-                    let _ = q.store_id.set(id);
-                }
+            if let (DefinitionCommand::DeclareQueue { vhost, name, .. }, Some(id)) = (cmd, id)
+                && let Some(q) = broker.vhost(vhost).and_then(|v| v.queue(name))
+            {
+                let _ = q.store_id.set(id);
             }
         }
         self.keep_snapshot(meta.clone(), data.to_vec()).await
