@@ -152,6 +152,7 @@ impl Node {
             tasks.push(tokio::spawn(crate::http::serve(ctx.clone(), l)));
         }
         let interval = broker.config.stats_interval;
+        tasks.push(tokio::spawn(refresh_remote_counts(broker.clone())));
         if !interval.is_zero() {
             tasks.push(tokio::spawn(crate::http::stats::run(broker.clone(), stats, interval)));
         }
@@ -232,6 +233,20 @@ async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, http: &[SocketAddr]
     let _ = broker.cluster.set(cluster);
     tracing::info!("started cluster listener on {bound} (advertised as {advertised})");
     Ok(())
+}
+
+/// In a cluster, fetches the counts of the queues other nodes hold, at the
+/// stats interval (5 s by default; at least 1 s).
+async fn refresh_remote_counts(broker: Arc<Broker>) {
+    let period = broker.config.stats_interval.max(Duration::from_secs(1));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if let Some(c) = broker.clustered() {
+            c.refresh_remote_counts().await;
+        }
+    }
 }
 
 /// Asks every client to go with CONNECTION_FORCED and waits up to 5 s for

@@ -5,6 +5,7 @@
 //! inputs: a wrong secret, joining with the app running.
 
 mod ctl_common;
+mod dashboard_support;
 
 use std::time::Duration;
 
@@ -33,8 +34,17 @@ impl Node {
         let name = format!("warren-{n}@127.0.0.1");
         let cluster_port = free_port();
         let port = cluster_port.to_string();
-        let server =
-            Server::start_with(&["--nodename", &name, "--cluster-port", &port, "--cluster-secret", secret]);
+        // Stats (and the other nodes' queue counts) every 500 ms.
+        let server = Server::start_with(&[
+            "--nodename",
+            &name,
+            "--cluster-port",
+            &port,
+            "--cluster-secret",
+            secret,
+            "--stats-interval-ms",
+            "500",
+        ]);
         Node { name, cluster_port, server }
     }
 
@@ -293,4 +303,43 @@ async fn the_tutorial_cluster_commands_with_warrenctl() {
     assert!(cleared.is_some());
 
     ctl(&mq2.server, &["forget_cluster_node", &mq2.name]).fails(65, "cannot forget itself");
+}
+
+/// The dashboard of any node shows every queue's depth and each node's
+/// totals: "inspect queue depths per node".
+#[tokio::test]
+async fn the_dashboard_shows_queue_depths_per_node_from_any_node() {
+    use dashboard_support::{Browser, declare_queue, publish};
+    let nodes = [Node::start(1, SECRET), Node::start(2, SECRET)];
+    nodes[1].join(&nodes[0]).await;
+    nodes[1].until_running(2).await;
+    // Each queue is declared and filled through its own node.
+    for (node, queue, n) in [(&nodes[0], "on-one", 2), (&nodes[1], "on-two", 3)] {
+        let api = node.api();
+        declare_queue(&api, queue).await;
+        for i in 0..n {
+            publish(&api, "amq.default", queue, &format!("m{i}")).await;
+        }
+    }
+    // Node one knows node two's queue and, after a refresh, its depth.
+    let api1 = nodes[0].api();
+    let known = eventually(T, || async {
+        let q = api1.get("/api/queues/%2F/on-two").await;
+        (q.code() == 200 && q.body["messages"] == 3).then_some(q.body)
+    })
+    .await;
+    assert!(known.is_some(), "node one never learned on-two's depth");
+
+    let b = Browser::start(&nodes[0].server, "cluster").await;
+    b.open_as_guest("/queues").await;
+    b.wait_text("#queues", "on-two").await;
+    let per_node = format!(
+        "(() => {{ const m = {{}}; document.querySelectorAll('#per-node .node-depths').forEach(s => \
+           m[s.dataset.node] = +s.querySelector('.node-all').dataset.messages); \
+           return m[{:?}] === 2 && m[{:?}] === 3; }})()",
+        nodes[0].name, nodes[1].name
+    );
+    b.wait_js("each node's section shows its own queues' messages", &per_node).await;
+    b.shot("queues-per-node").await;
+    b.close().await;
 }

@@ -116,7 +116,8 @@ impl Broker {
                     auto_delete: q.auto_delete,
                     exclusive_owner: q.exclusive_owner,
                     arguments: q.arguments.clone(),
-                    home: q.home.get().map(|h| h.to_string()),
+                    // A queue made before the node was clustered lives here.
+                    home: Some(q.home.get().map_or_else(|| self.config.node_name.clone(), |h| h.to_string())),
                 });
             }
         }

@@ -31,6 +31,8 @@ pub enum Call {
     Forget(String),
     /// The node's state, for `cluster_status` and `/api/nodes`.
     Info,
+    /// The counts of the queues whose home the node is.
+    QueueCounts,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -42,6 +44,8 @@ pub enum Reply {
     Joined,
     Forgotten,
     Info(NodeInfo),
+    /// (vhost, queue, counts) for each queue homed on the node.
+    QueueCounts(Vec<(String, String, crate::broker::queue::QueueCounts)>),
 }
 
 /// What a node says about itself.

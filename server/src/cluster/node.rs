@@ -233,6 +233,16 @@ impl Cluster {
                 self.forget(&name).await.map(|_| Reply::Forgotten).map_err(|e| e.to_string())
             }
             Call::Info => Ok(Reply::Info(self.local_info())),
+            Call::QueueCounts => {
+                let broker = self.broker().map_err(|e| e.to_string())?;
+                let mut out = Vec::new();
+                for v in broker.vhosts() {
+                    for q in v.queues().into_iter().filter(|q| !q.is_remote()) {
+                        out.push((v.name.to_string(), q.name.to_string(), q.counts()));
+                    }
+                }
+                Ok(Reply::QueueCounts(out))
+            }
         }
     }
 
@@ -427,6 +437,36 @@ impl Cluster {
         let mut out = futures_util::future::join_all(asks).await;
         out.sort_by(|a, b| a.name.cmp(&b.name));
         out
+    }
+
+    /// Asks every other member for the counts of the queues it holds, and
+    /// records them on this node's copies of those queues, so that listings
+    /// and the dashboard show every queue's depth from any node (as of the
+    /// last refresh).
+    pub async fn refresh_remote_counts(&self) {
+        let Some(running) = self.running() else { return };
+        let Ok(broker) = self.broker() else { return };
+        let members: Vec<Member> = {
+            let m = running.raft.metrics().borrow().clone();
+            m.membership_config
+                .membership()
+                .nodes()
+                .filter(|(id, _)| **id != self.id)
+                .map(|(_, n)| n.clone())
+                .collect()
+        };
+        for m in members {
+            let Ok(Reply::QueueCounts(counts)) =
+                self.peers.call(&m.addr, Call::QueueCounts, INFO_TIMEOUT).await
+            else {
+                continue;
+            };
+            for (vhost, name, c) in counts {
+                if let Some(q) = broker.vhost(&vhost).and_then(|v| v.queue(&name)).filter(|q| q.is_remote()) {
+                    q.set_remote_counts(c);
+                }
+            }
+        }
     }
 
     /// Stops this node's Raft member (shutdown).

@@ -67,6 +67,8 @@ pub struct Queue {
     /// for the queue and cannot serve it.
     remote: AtomicBool,
     warned_remote: AtomicBool,
+    /// A remote queue's counts, as its home node last reported them.
+    remote_counts: Mutex<QueueCounts>,
     stores: Option<Arc<Stores>>,
     vhost_ref: Weak<VHost>,
     inner: Mutex<Inner>,
@@ -81,7 +83,7 @@ pub struct Queue {
 }
 
 /// Counts for declare-ok, listings and the management API.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct QueueCounts {
     pub ready: u64,
     pub ready_bytes: u64,
@@ -128,6 +130,7 @@ impl Queue {
             home: OnceLock::new(),
             remote: Default::default(),
             warned_remote: Default::default(),
+            remote_counts: Default::default(),
             stores,
             vhost_ref,
             inner: Mutex::new(Inner {
@@ -167,6 +170,9 @@ impl Queue {
     }
 
     pub fn counts(&self) -> QueueCounts {
+        if self.is_remote() {
+            return *self.remote_counts.lock();
+        }
         let g = self.inner.lock();
         QueueCounts {
             ready: g.ready.len(),
@@ -182,6 +188,11 @@ impl Queue {
     pub fn set_home(&self, home: &str, this_node: &str) {
         let _ = self.home.set(home.into());
         self.remote.store(home != this_node, Ordering::Relaxed);
+    }
+
+    /// What the home node says of a remote queue's contents.
+    pub fn set_remote_counts(&self, c: QueueCounts) {
+        *self.remote_counts.lock() = c;
     }
 
     pub fn is_remote(&self) -> bool {
