@@ -343,3 +343,37 @@ async fn the_dashboard_shows_queue_depths_per_node_from_any_node() {
     b.shot("queues-per-node").await;
     b.close().await;
 }
+
+/// Every node stopped, then started again: the cluster re-forms with its
+/// metadata, and a persistent message comes back in its queue on its home.
+#[tokio::test]
+async fn a_whole_cluster_restarts_with_its_metadata_and_messages() {
+    let mut nodes = cluster_of_three().await;
+    let api2 = nodes[1].api();
+    assert_eq!(api2.put("/api/queues/%2F/kept", json!({"durable": true})).await.code(), 201);
+    let body = json!({"routing_key": "kept", "payload": "persist me", "payload_encoding": "string",
+                      "properties": {"delivery_mode": 2}});
+    assert_eq!(api2.post("/api/exchanges/%2F/amq.default/publish", body).await.body, json!({"routed": true}));
+    assert_eq!(api2.put("/api/vhosts/kept-vhost", json!({})).await.code(), 201);
+    for n in &nodes {
+        let api = n.api();
+        let seen =
+            eventually(T, || async { (api.get("/api/vhosts/kept-vhost").await.code() == 200).then_some(()) });
+        assert!(seen.await.is_some(), "{} never saw the vhost", n.name);
+    }
+    for n in &mut nodes {
+        n.server.stop();
+    }
+    for n in &mut nodes {
+        n.server.start_again();
+    }
+    for n in &nodes {
+        n.until_running(3).await;
+        assert_eq!(n.api().get("/api/vhosts/kept-vhost").await.code(), 200, "{}", n.name);
+        let q = n.api().ok("/api/queues/%2F/kept").await;
+        assert_eq!(q["node"], json!(nodes[1].name));
+    }
+    let (_c, ch) = nodes[1].server.channel().await;
+    let got = ch.basic_get("kept".into(), BasicGetOptions { no_ack: true }).await.unwrap();
+    assert_eq!(got.map(|m| m.delivery.data.clone()).as_deref(), Some(&b"persist me"[..]));
+}
