@@ -377,3 +377,110 @@ async fn a_whole_cluster_restarts_with_its_metadata_and_messages() {
     let got = ch.basic_get("kept".into(), BasicGetOptions { no_ack: true }).await.unwrap();
     assert_eq!(got.map(|m| m.delivery.data.clone()).as_deref(), Some(&b"persist me"[..]));
 }
+
+/// Messages published through any node reach a queue on its home node, in
+/// order, and a publisher's confirm waits for the home (and its disk).
+#[tokio::test]
+async fn a_queue_takes_messages_published_through_any_node() {
+    let nodes = cluster_of_three().await;
+    let (_c1, ch1) = nodes[0].server.channel().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch1.queue_declare("orders".into(), durable, FieldTable::default()).await.unwrap();
+    ch1.exchange_declare(
+        "m3".into(),
+        ExchangeKind::Topic,
+        ExchangeDeclareOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch1.queue_bind(
+        "orders".into(),
+        "m3".into(),
+        "lqz.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    for n in &nodes {
+        let api = n.api();
+        let seen = eventually(T, || async {
+            let b = api.ok("/api/exchanges/%2F/m3/bindings/source").await;
+            b.as_array().is_some_and(|b| !b.is_empty()).then_some(())
+        });
+        assert!(seen.await.is_some(), "{} never saw the binding", n.name);
+    }
+
+    // Through the two other nodes, with confirms, persistent: 2 x 50.
+    for (i, n) in nodes[1..].iter().enumerate() {
+        let (_c, ch) = n.server.channel().await;
+        ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+        for k in 0..50 {
+            let body = format!("{i}-{k}");
+            let props = BasicProperties::default().with_delivery_mode(2);
+            let confirm = ch
+                .basic_publish(
+                    "m3".into(),
+                    "lqz.order".into(),
+                    BasicPublishOptions::default(),
+                    body.as_bytes(),
+                    props,
+                )
+                .await
+                .unwrap()
+                .await
+                .unwrap();
+            assert!(confirm.is_ack(), "{}: {confirm:?}", n.name);
+        }
+        // Mandatory and unroutable still comes back.
+        let back = ch
+            .basic_publish(
+                "m3".into(),
+                "nobody".into(),
+                BasicPublishOptions { mandatory: true, ..Default::default() },
+                b"x",
+                BasicProperties::default(),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        assert!(back.take_message().is_some(), "the unroutable message came back through {}", n.name);
+    }
+    // On the home node, in order per publisher.
+    let mut got: Vec<String> = Vec::new();
+    while let Some(m) = ch1.basic_get("orders".into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+        got.push(String::from_utf8(m.delivery.data.clone()).unwrap());
+    }
+    for i in 0..2 {
+        let mine: Vec<&String> = got.iter().filter(|m| m.starts_with(&format!("{i}-"))).collect();
+        let want: Vec<String> = (0..50).map(|k| format!("{i}-{k}")).collect();
+        assert_eq!(mine.iter().map(|s| s.as_str()).collect::<Vec<_>>(), want, "publisher {i}");
+    }
+    // The HTTP API's publish, through a node that is not the home, too.
+    let body = json!({"routing_key": "lqz.http", "payload": "by http", "payload_encoding": "string", "properties": {}});
+    let r = nodes[2].api().post("/api/exchanges/%2F/m3/publish", body).await;
+    assert_eq!(r.body, json!({"routed": true}));
+    let m = ch1.basic_get("orders".into(), BasicGetOptions { no_ack: true }).await.unwrap();
+    assert_eq!(m.map(|m| m.delivery.data.clone()).as_deref(), Some(&b"by http"[..]));
+
+    // With the home node gone, a confirm for its queue is a nack, not an ack.
+    let mut nodes = nodes;
+    nodes[0].server.kill();
+    let (_c, ch) = nodes[1].server.channel().await;
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let confirm = ch
+        .basic_publish(
+            "m3".into(),
+            "lqz.lost".into(),
+            BasicPublishOptions::default(),
+            b"lost",
+            BasicProperties::default(),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_nack(), "{confirm:?}");
+}

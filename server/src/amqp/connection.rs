@@ -608,6 +608,14 @@ impl Connection {
                         }
                     }
                 }
+                Outbound::Forwarded { channel, instance, seq, ok } => {
+                    if let Some(c) = self.channels.get_mut(&channel).filter(|c| c.instance == instance) {
+                        c.forwarded(seq, ok);
+                        if !self.confirms.contains(&channel) {
+                            self.confirms.push(channel);
+                        }
+                    }
+                }
                 Outbound::ForceClose { reason } => {
                     self.close_connection(BrokerError::new(ErrorKind::ConnectionForced, reason), 0, 0)
                 }

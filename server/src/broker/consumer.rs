@@ -47,6 +47,14 @@ pub enum Outbound {
         upto: u64,
         ok: bool,
     },
+    /// The home nodes of the cluster answered for a publish a channel
+    /// forwarded to them: `ok` false nacks it.
+    Forwarded {
+        channel: u16,
+        instance: u64,
+        seq: u64,
+        ok: bool,
+    },
 }
 
 pub struct Outbox {

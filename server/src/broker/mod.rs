@@ -300,6 +300,21 @@ impl Broker {
         }
     }
 
+    /// Sends a message to the home nodes of the queues `deliver` left in
+    /// `Delivered::remote`; one answer per home node (true: enqueued, and
+    /// on disk when persistent to a durable queue).
+    pub fn forward(
+        &self,
+        vhost: &str,
+        remote: &exchange::RouteTargets,
+        msg: &message::Message,
+    ) -> Vec<crate::cluster::forward::Forwarded> {
+        match self.clustered() {
+            Some(c) if !remote.is_empty() => c.forward(vhost, remote, msg),
+            _ => Vec::new(),
+        }
+    }
+
     /// The cluster, when this node is a member of one.
     pub fn clustered(&self) -> Option<&Arc<crate::cluster::node::Cluster>> {
         self.cluster.get().filter(|c| c.is_clustered())

@@ -21,14 +21,17 @@ use crate::store::messages::StoredMessage;
 /// The prefix of direct reply-to pseudo-queue names.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Default, Clone)]
 pub struct Delivered {
-    /// Queues the message was enqueued in.
+    /// Queues the message was routed to.
     pub queues: usize,
     /// It went to the persistent store: a confirm must wait for the disk.
     pub stored: bool,
     /// A queue refused it (a length limit with reject-publish): nack it.
     pub refused: bool,
+    /// Queues whose home is another node of the cluster: not enqueued
+    /// here; the caller forwards the message to them (`Broker::forward`).
+    pub remote: RouteTargets,
 }
 
 impl VHost {
@@ -47,7 +50,6 @@ impl VHost {
                 for k in cc.iter().chain(&bcc) {
                     self.route(xr, k, headers, &mut targets);
                 }
-                skip_remote(&mut targets);
                 if !targets.is_empty() {
                     break;
                 }
@@ -67,14 +69,22 @@ impl VHost {
         targets
     }
 
-    /// Routes and enqueues a message. `msg` must already be stripped of BCC.
+    /// Enqueues a routed message in this node's queues, and leaves the
+    /// queues homed elsewhere in `Delivered::remote`. `msg` must already be
+    /// stripped of BCC.
     pub fn deliver(
         &self,
-        targets: RouteTargets,
+        mut targets: RouteTargets,
         msg: Arc<Message>,
         stores: Option<&Arc<Stores>>,
     ) -> Result<Delivered> {
         let mut out = Delivered { queues: targets.len(), ..Default::default() };
+        if targets.iter().any(|q| q.is_remote()) {
+            let (remote, local): (RouteTargets, RouteTargets) =
+                targets.into_iter().partition(|q| q.is_remote());
+            out.remote = remote;
+            targets = local;
+        }
         let stored = match (stores, msg.persistent) {
             (Some(stores), true) => {
                 let ids: SmallVec<[u32; 4]> = targets.iter().filter_map(|q| q.persistent_id()).collect();
@@ -160,10 +170,9 @@ fn dedup(targets: &mut RouteTargets) {
     }
 }
 
-/// Leaves out queues whose messages live on another node of the cluster:
-/// this node cannot enqueue into them (forwarding to the home node is not
-/// built yet, see docs/cluster.md), so for the publisher they are not
-/// routes, and a mandatory message comes back.
+/// Leaves out queues whose messages live on another node of the cluster,
+/// where dead-lettering cannot forward (publishers' messages are forwarded,
+/// see `Broker::forward`).
 fn skip_remote(targets: &mut RouteTargets) {
     targets.retain(|q| {
         let remote = q.is_remote();

@@ -163,6 +163,8 @@ async fn server_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
 }
 
 /// What runs one call: the caller's node name and the call, to the reply.
+/// It is called in the order the calls arrive; the future it returns runs
+/// concurrently with the calls after it.
 pub type Handler<Q, A> =
     Arc<dyn Fn(String, Q) -> Pin<Box<dyn Future<Output = Result<A, String>> + Send>> + Send + Sync>;
 
@@ -223,9 +225,13 @@ where
             Err(e) => break Err(e.to_string()),
         };
         let Wire::Call { id, body } = wire else { break Err("a reply on the called side".into()) };
-        let (tx, handler, from) = (tx.clone(), handler.clone(), from.clone());
+        // The handler is called here, in the order the calls arrived, and
+        // whatever it does before returning its future happens in that
+        // order (forwarded publishes rely on it); the future runs apart.
+        let reply = handler(from.clone(), body);
+        let tx = tx.clone();
         tokio::spawn(async move {
-            let body = handler(from, body).await;
+            let body = reply.await;
             if let Ok(f) = serde_json::to_vec(&Wire::<(), A>::Reply { id, body })
                 .map_err(std::io::Error::other)
                 .and_then(frame)
@@ -275,6 +281,26 @@ where
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Sends `q` now, after any call started before it, and returns where
+    /// its reply will arrive (an error there when the link is lost).
+    /// Calls started one after the other reach the other node in that
+    /// order.
+    pub async fn start_call(&self, q: Q) -> Result<oneshot::Receiver<Result<A, String>>, LinkError> {
+        let conn = self.connection().await?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (done, reply) = oneshot::channel();
+        match conn.pending.lock().as_mut() {
+            Some(p) => p.insert(id, done),
+            None => return Err(LinkError::Lost(self.addr.clone())),
+        };
+        let f = serde_json::to_vec(&Wire::<Q, ()>::Call { id, body: q })
+            .map_err(std::io::Error::other)
+            .and_then(frame)
+            .map_err(|e| LinkError::Remote(e.to_string()))?;
+        conn.tx.send(f).map_err(|_| LinkError::Lost(self.addr.clone()))?;
+        Ok(reply)
     }
 
     /// Sends `q` and waits up to `timeout` for the reply.

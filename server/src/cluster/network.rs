@@ -33,6 +33,8 @@ pub enum Call {
     Info,
     /// The counts of the queues whose home the node is.
     QueueCounts,
+    /// A message for queues homed on the called node.
+    Publish(super::forward::ForwardedPublish),
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -46,6 +48,8 @@ pub enum Reply {
     Info(NodeInfo),
     /// (vhost, queue, counts) for each queue homed on the node.
     QueueCounts(Vec<(String, String, crate::broker::queue::QueueCounts)>),
+    /// Whether a forwarded message was enqueued (and on disk when stored).
+    Published(bool),
 }
 
 /// What a node says about itself.

@@ -59,6 +59,7 @@ pub struct Cluster {
     /// Serialises forming, joining and leaving.
     forming: tokio::sync::Mutex<()>,
     info: parking_lot::RwLock<Option<Arc<dyn Fn() -> NodeInfo + Send + Sync>>>,
+    pub(super) forwarders: super::forward::Forwarders,
 }
 
 fn raft_config() -> Arc<openraft::Config> {
@@ -96,6 +97,7 @@ impl Cluster {
             running: Default::default(),
             forming: Default::default(),
             info: Default::default(),
+            forwarders: Default::default(),
         });
         let was_clustered = cluster.db.get("vote").await.map_err(|e| e.to_string())?.is_some();
         if was_clustered {
@@ -104,13 +106,14 @@ impl Cluster {
         }
         let weak = Arc::downgrade(&cluster);
         let handler: Handler<Call, Reply> = Arc::new(move |from, call| {
-            let weak = weak.clone();
-            Box::pin(async move {
-                match weak.upgrade() {
-                    Some(c) => c.handle(from, call).await,
-                    None => Err("the node is stopping".into()),
-                }
-            })
+            let Some(c) = weak.upgrade() else {
+                return Box::pin(async { Err("the node is stopping".into()) });
+            };
+            match call {
+                // Enqueued now, in arrival order; the answer may wait.
+                Call::Publish(p) => c.accept_publish(p),
+                call => Box::pin(async move { c.handle(from, call).await }),
+            }
         });
         tokio::spawn(link::serve(listener, cluster.me.name.clone(), secret, handler));
         Ok(cluster)
@@ -153,7 +156,18 @@ impl Cluster {
         Ok(running)
     }
 
-    fn broker(&self) -> Result<Arc<Broker>> {
+    pub(super) fn peers(&self) -> &Arc<Peers> {
+        &self.peers
+    }
+
+    /// Where the member called `name` listens, from the membership.
+    pub(super) fn address_of(&self, name: &str) -> Option<String> {
+        let running = self.running()?;
+        let m = running.raft.metrics().borrow().clone();
+        m.membership_config.membership().get_node(&node_id(name)).map(|n| n.addr.clone())
+    }
+
+    pub(super) fn broker(&self) -> Result<Arc<Broker>> {
         self.broker.upgrade().ok_or_else(|| BrokerError::internal("the node is stopping"))
     }
 
@@ -233,6 +247,7 @@ impl Cluster {
                 self.forget(&name).await.map(|_| Reply::Forgotten).map_err(|e| e.to_string())
             }
             Call::Info => Ok(Reply::Info(self.local_info())),
+            Call::Publish(p) => self.accept_publish(p).await,
             Call::QueueCounts => {
                 let broker = self.broker().map_err(|e| e.to_string())?;
                 let mut out = Vec::new();

@@ -26,7 +26,7 @@ use super::session::{Ctx, Session};
 use super::unacked::{Unacked, UnackedLog};
 use crate::broker::auth::Access;
 use crate::broker::connections::ChannelStats;
-use crate::broker::consumer::{ChannelFlow, Consumer};
+use crate::broker::consumer::{ChannelFlow, Consumer, Outbound};
 use crate::broker::deadletter;
 use crate::broker::error::{BrokerError, Result, rs};
 use crate::broker::exchange::{Exchange, ExchangeType};
@@ -36,6 +36,7 @@ use crate::broker::publish::{Delivered, REPLY_TO};
 use crate::broker::queue::{ConsumeRefusal, Queue, QueuedMessage};
 use crate::broker::vhost::check_exclusive;
 use crate::broker::{Applied, DefinitionCommand};
+use crate::cluster::forward::Forwarded;
 
 /// RabbitMQ refuses any content header announcing more than this.
 const MAX_BODY_SIZE: u64 = 512 * 1024 * 1024;
@@ -88,12 +89,19 @@ struct Confirms {
     /// The newest sequence number that needs the disk and whose durability
     /// has not been asked for yet (asked once per batch of frames).
     want_durable: Option<u64>,
+    /// Sequence numbers forwarded to another node of the cluster and not
+    /// yet answered.
+    forwarded: std::collections::BTreeSet<u64>,
 }
 
 impl Confirms {
     /// Everything up to this is confirmed.
     fn confirmed_upto(&self) -> u64 {
-        self.pending.front().map_or(self.next_seq - 1, |p| p - 1)
+        let waiting = match (self.pending.front(), self.forwarded.first()) {
+            (Some(a), Some(b)) => Some(*a.min(b)),
+            (a, b) => a.or(b).copied(),
+        };
+        waiting.map_or(self.next_seq - 1, |p| p - 1)
     }
 }
 pub struct Channel {
@@ -365,6 +373,7 @@ impl Channel {
                         failed_upto: 0,
                         nacks: Vec::new(),
                         want_durable: None,
+                        forwarded: Default::default(),
                     });
                     self.stats.confirm.store(true, Ordering::Relaxed);
                 }

@@ -167,7 +167,7 @@ impl Channel {
             tx.publishes.push(TxPublish { exchange: x, msg, headers, mandatory: p.method.mandatory });
             return Ok(());
         }
-        let delivered = self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory)?;
+        let (delivered, forwarded) = self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory)?;
         if let (Some(seq), Some(c)) = (seq, self.confirms.as_mut()) {
             if delivered.refused {
                 // A queue with a length limit refused it: nack it alone.
@@ -176,13 +176,27 @@ impl Channel {
                 c.pending.push_back(seq);
                 c.want_durable = Some(seq);
             }
+            if !forwarded.is_empty() {
+                // Confirmed once every home node has answered.
+                c.forwarded.insert(seq);
+                let (outbox, channel, instance) = (ctx.s.outbox.clone(), self.id, self.instance);
+                tokio::spawn(async move {
+                    let mut ok = true;
+                    for f in forwarded {
+                        ok &= f.await.unwrap_or(false);
+                    }
+                    outbox.push(Outbound::Forwarded { channel, instance, seq, ok });
+                });
+            }
             ctx.confirm_dirty(self.id);
         }
         Ok(())
     }
 
-    /// Routes a message into its queues (the vhost's delivery path) and
-    /// returns it to the publisher when it is mandatory and reaches none.
+    /// Routes a message into its queues (the vhost's delivery path),
+    /// forwards it to the home nodes of queues that live elsewhere in the
+    /// cluster (their answers are returned), and returns it to the publisher
+    /// when it is mandatory and reaches none.
     pub(super) fn deliver(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -190,7 +204,7 @@ impl Channel {
         msg: Arc<Message>,
         headers: Option<&FieldTable>,
         mandatory: bool,
-    ) -> Result<Delivered> {
+    ) -> Result<(Delivered, Vec<Forwarded>)> {
         let vhost = &ctx.s.vhost;
         let targets = vhost.route_all(x, &msg, headers);
         x.stats.publish_in.incr();
@@ -209,14 +223,26 @@ impl Channel {
                 );
                 ctx.out.content(self.id, &msg.properties, &msg.body);
             }
-            return Ok(Delivered::default());
+            return Ok((Delivered::default(), Vec::new()));
         }
         // BCC keys route, but the header never reaches a consumer.
         let msg = match headers.is_some_and(|h| h.contains_key("BCC")) {
             true => deadletter::strip_bcc(&msg).map(Arc::new).unwrap_or(msg),
             false => msg,
         };
-        vhost.deliver(targets, msg, ctx.s.broker.stores.as_ref())
+        let delivered = vhost.deliver(targets, msg.clone(), ctx.s.broker.stores.as_ref())?;
+        let forwarded = ctx.s.broker.forward(&vhost.name, &delivered.remote, &msg);
+        Ok((delivered, forwarded))
+    }
+
+    /// A home node answered for a forwarded publish: confirm it, or nack it.
+    pub fn forwarded(&mut self, seq: u64, ok: bool) {
+        if let Some(c) = self.confirms.as_mut() {
+            c.forwarded.remove(&seq);
+            if !ok {
+                c.nacks.push(seq);
+            }
+        }
     }
 
     /// The confirms to send now, in order: a nack for everything up to a

@@ -53,7 +53,7 @@ impl Channel {
         let t = std::mem::take(t);
         let mut stored = false;
         for p in t.publishes {
-            stored |= self.deliver(ctx, &p.exchange, p.msg, p.headers.as_ref(), p.mandatory)?.stored;
+            stored |= self.deliver(ctx, &p.exchange, p.msg, p.headers.as_ref(), p.mandatory)?.0.stored;
         }
         apply_settles(ctx, t.settles.into_iter());
         self.kick_if_global(ctx);

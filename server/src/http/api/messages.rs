@@ -91,7 +91,13 @@ async fn publish(
         true => crate::broker::deadletter::strip_bcc(&msg).map(Arc::new).unwrap_or(msg),
         false => msg,
     };
-    vh.deliver(targets, msg, ctx.broker.stores.as_ref()).map_err(ApiError::from)?;
+    let d = vh.deliver(targets, msg.clone(), ctx.broker.stores.as_ref()).map_err(ApiError::from)?;
+    // Queues homed on other nodes get it through them; answer once they have.
+    for f in ctx.broker.forward(&v, &d.remote, &msg) {
+        if !f.await.unwrap_or(false) {
+            return Err(ApiError::unavailable("a node holding one of the queues did not take the message"));
+        }
+    }
     Ok(json(&Routed { routed }))
 }
 

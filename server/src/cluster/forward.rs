@@ -1,0 +1,199 @@
+//! Publishing to a queue whose home is another node (docs/cluster.md,
+//! slice 2): the node that routed the message sends it to the home, which
+//! enqueues it as if it had been published there.
+//!
+//! Order: each home has one forwarding task on the publishing node, which
+//! starts its calls one after the other on the one link to that home, and
+//! the home enqueues a forwarded message before it reads the next call
+//! (`link::serve` calls its handler in arrival order). So messages from one
+//! channel reach a remote queue in the order they were published.
+//!
+//! Confirms: the home answers once the message is enqueued, and, when it
+//! was stored as persistent, once the store has it on disk; the publishing
+//! channel confirms only then. A home that cannot be reached, or that lost
+//! the queue, answers no: the publisher gets a nack.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, oneshot};
+
+use super::network::{Call, Reply};
+use super::node::Cluster;
+use crate::broker::exchange::RouteTargets;
+use crate::broker::message::Message;
+
+/// A message on the link: properties and body as base64 text.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct WireMessage {
+    exchange: String,
+    routing_key: String,
+    #[serde(with = "b64")]
+    properties: Vec<u8>,
+    #[serde(with = "b64")]
+    body: Vec<u8>,
+    persistent: bool,
+    priority: u8,
+    expiration: Option<u64>,
+}
+
+impl WireMessage {
+    pub fn of(m: &Message) -> WireMessage {
+        WireMessage {
+            exchange: m.exchange.to_string(),
+            routing_key: m.routing_key.to_string(),
+            properties: m.properties.to_vec(),
+            body: m.body.to_vec(),
+            persistent: m.persistent,
+            priority: m.priority,
+            expiration: m.expiration,
+        }
+    }
+
+    pub fn into_message(self) -> Message {
+        Message {
+            exchange: self.exchange.into(),
+            routing_key: self.routing_key.into(),
+            properties: Bytes::from(self.properties),
+            body: Bytes::from(self.body),
+            persistent: self.persistent,
+            priority: self.priority,
+            expiration: self.expiration,
+        }
+    }
+}
+
+mod b64 {
+    use base64::Engine;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(v))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = String::deserialize(d)?;
+        STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// A message for some queues of one vhost, all homed on the called node.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ForwardedPublish {
+    pub vhost: String,
+    pub queues: Vec<String>,
+    pub msg: WireMessage,
+}
+
+/// Whether a forwarded message was enqueued (and stored, when it had to be).
+pub type Forwarded = oneshot::Receiver<bool>;
+
+struct Job {
+    publish: ForwardedPublish,
+    done: oneshot::Sender<bool>,
+}
+
+/// The forwarding task of each home node.
+#[derive(Default)]
+pub struct Forwarders {
+    homes: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
+}
+
+impl Cluster {
+    /// Sends `msg` to the home nodes of the `remote` queues. Returns one
+    /// answer per home.
+    pub fn forward(self: &Arc<Self>, vhost: &str, remote: &RouteTargets, msg: &Message) -> Vec<Forwarded> {
+        let mut by_home: HashMap<String, Vec<String>> = HashMap::new();
+        for q in remote {
+            if let Some(home) = q.home.get() {
+                by_home.entry(home.to_string()).or_default().push(q.name.to_string());
+            }
+        }
+        let mut out = Vec::with_capacity(by_home.len());
+        for (home, queues) in by_home {
+            let (done, answer) = oneshot::channel();
+            let job = Job {
+                publish: ForwardedPublish { vhost: vhost.to_owned(), queues, msg: WireMessage::of(msg) },
+                done,
+            };
+            let tx = {
+                let mut homes = self.forwarders.homes.lock();
+                homes
+                    .entry(home.clone())
+                    .or_insert_with(|| {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        tokio::spawn(run_forwarder(Arc::downgrade(self), home.clone(), rx));
+                        tx
+                    })
+                    .clone()
+            };
+            if let Err(e) = tx.send(job) {
+                let _ = e.0.done.send(false);
+            }
+            out.push(answer);
+        }
+        out
+    }
+
+    /// The called side: enqueues a forwarded message into this node's
+    /// queues now (in arrival order), and returns the answer, which waits
+    /// for the disk when the message was stored.
+    pub fn accept_publish(
+        &self,
+        p: ForwardedPublish,
+    ) -> Pin<Box<dyn Future<Output = Result<Reply, String>> + Send>> {
+        let Ok(broker) = self.broker() else {
+            return Box::pin(async { Err("the node is stopping".to_owned()) });
+        };
+        let Some(vhost) = broker.vhost(&p.vhost) else {
+            return Box::pin(async { Ok(Reply::Published(false)) });
+        };
+        let targets: RouteTargets =
+            p.queues.iter().filter_map(|name| vhost.queue(name)).filter(|q| !q.is_remote()).collect();
+        let all_there = targets.len() == p.queues.len();
+        let delivered = vhost.deliver(targets, Arc::new(p.msg.into_message()), broker.stores.as_ref());
+        let ok = all_there && delivered.as_ref().is_ok_and(|d| !d.refused);
+        match (delivered, &broker.stores) {
+            (Ok(d), Some(stores)) if d.stored => {
+                let (tx, rx) = oneshot::channel();
+                stores.persistent.on_durable_result(Box::new(move |written| {
+                    let _ = tx.send(written.is_ok());
+                }));
+                Box::pin(async move { Ok(Reply::Published(ok && rx.await.unwrap_or(false))) })
+            }
+            _ => Box::pin(async move { Ok(Reply::Published(ok)) }),
+        }
+    }
+}
+
+async fn run_forwarder(
+    cluster: std::sync::Weak<Cluster>,
+    home: String,
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+) {
+    while let Some(job) = jobs.recv().await {
+        let Some(c) = cluster.upgrade() else { return };
+        let Some(addr) = c.address_of(&home) else {
+            tracing::warn!("cannot forward a message to {home}: not a member of the cluster");
+            let _ = job.done.send(false);
+            continue;
+        };
+        match c.peers().to(&addr).start_call(Call::Publish(job.publish)).await {
+            Ok(reply) => {
+                tokio::spawn(async move {
+                    let ok = matches!(reply.await, Ok(Ok(Reply::Published(true))));
+                    let _ = job.done.send(ok);
+                });
+            }
+            Err(e) => {
+                tracing::debug!("cannot forward a message to {home}: {e}");
+                let _ = job.done.send(false);
+            }
+        }
+    }
+}
