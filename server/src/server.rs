@@ -245,6 +245,7 @@ async fn refresh_remote_counts(broker: Arc<Broker>) {
         tick.tick().await;
         if let Some(c) = broker.clustered() {
             c.refresh_remote_counts().await;
+            c.check_links().await;
         }
     }
 }

@@ -208,6 +208,15 @@ impl Consumer {
         true
     }
 
+    /// Counts a delivery that came from another node (whose home queue
+    /// claimed the credit), so that settling it gives the credit back.
+    pub fn note_remote_delivery(&self) {
+        if !self.no_ack {
+            self.in_flight.fetch_add(1, Ordering::AcqRel);
+            self.flow.in_flight.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+
     /// Gives back credit for `n` settled (acked, rejected or requeued)
     /// deliveries.
     pub fn release(&self, n: u32) {

@@ -58,6 +58,8 @@ pub struct Broker {
     _data_dir_lock: Option<std::fs::File>,
     /// The node's place in a cluster; set once at start.
     pub cluster: std::sync::OnceLock<Arc<crate::cluster::node::Cluster>>,
+    /// How remote queues reach their home nodes (set with `cluster`).
+    pub remote_hook: queue::remote::RemoteHook,
 }
 
 impl Broker {
@@ -85,6 +87,7 @@ impl Broker {
             started_at: Instant::now(),
             _data_dir_lock: Some(lock),
             cluster: Default::default(),
+            remote_hook: Default::default(),
         });
         if snapshot.vhosts.is_empty() && snapshot.users.is_empty() {
             broker.seed_defaults().await?;
@@ -112,6 +115,7 @@ impl Broker {
             started_at: Instant::now(),
             _data_dir_lock: None,
             cluster: Default::default(),
+            remote_hook: Default::default(),
         });
         let user = auth::User {
             name: "guest".into(),

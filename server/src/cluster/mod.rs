@@ -13,6 +13,7 @@
 // openraft's StorageError is large by design; it is the trait's error type.
 #![allow(clippy::result_large_err)]
 
+pub mod consume;
 pub mod forward;
 pub mod link;
 pub mod log_store;

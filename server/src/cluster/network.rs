@@ -35,6 +35,34 @@ pub enum Call {
     QueueCounts,
     /// A message for queues homed on the called node.
     Publish(super::forward::ForwardedPublish),
+    /// Attach a stand-in consumer for a consumer on the caller.
+    Subscribe(super::consume::SubscribeRequest),
+    Unsubscribe {
+        sub: u64,
+    },
+    /// Messages for the caller's subscription `sub` (home to subscriber).
+    Deliver {
+        sub: u64,
+        items: Vec<super::consume::WireDelivery>,
+    },
+    /// The home cancelled subscription `sub` (its queue was deleted).
+    SubCancelled {
+        sub: u64,
+    },
+    /// Settle messages the called node delivered to the caller.
+    Settle {
+        op: crate::broker::queue::remote::RemoteSettle,
+        ids: Vec<u64>,
+    },
+    Get {
+        vhost: String,
+        queue: String,
+        no_ack: bool,
+    },
+    Purge {
+        vhost: String,
+        queue: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -50,6 +78,12 @@ pub enum Reply {
     QueueCounts(Vec<(String, String, crate::broker::queue::QueueCounts)>),
     /// Whether a forwarded message was enqueued (and on disk when stored).
     Published(bool),
+    Done,
+    /// Whether the subscriber knows the subscription it was sent messages for.
+    Known(bool),
+    /// A message and how many are left, or none.
+    Got(Option<(super::consume::WireDelivery, u64)>),
+    Purged(u64),
 }
 
 /// What a node says about itself.

@@ -60,6 +60,7 @@ pub struct Cluster {
     forming: tokio::sync::Mutex<()>,
     info: parking_lot::RwLock<Option<Arc<dyn Fn() -> NodeInfo + Send + Sync>>>,
     pub(super) forwarders: super::forward::Forwarders,
+    pub(super) consuming: super::consume::Consuming,
 }
 
 fn raft_config() -> Arc<openraft::Config> {
@@ -98,7 +99,9 @@ impl Cluster {
             forming: Default::default(),
             info: Default::default(),
             forwarders: Default::default(),
+            consuming: Default::default(),
         });
+        let _ = broker.remote_hook.set(cluster.clone());
         let was_clustered = cluster.db.get("vote").await.map_err(|e| e.to_string())?.is_some();
         if was_clustered {
             cluster.start_raft(broker).await?;
@@ -109,9 +112,16 @@ impl Cluster {
             let Some(c) = weak.upgrade() else {
                 return Box::pin(async { Err("the node is stopping".into()) });
             };
+            // These take effect now, in arrival order; the answer may wait.
             match call {
-                // Enqueued now, in arrival order; the answer may wait.
                 Call::Publish(p) => c.accept_publish(p),
+                Call::Subscribe(req) => c.accept_subscribe(from, req),
+                Call::Unsubscribe { sub } => c.accept_unsubscribe(from, sub),
+                Call::Deliver { sub, items } => c.accept_deliveries(sub, items),
+                Call::SubCancelled { sub } => c.accept_cancel(sub),
+                Call::Settle { op, ids } => c.accept_settle(&from, op, ids),
+                Call::Get { vhost, queue, no_ack } => c.accept_get(from, &vhost, &queue, no_ack),
+                Call::Purge { vhost, queue } => c.accept_purge(&vhost, &queue),
                 call => Box::pin(async move { c.handle(from, call).await }),
             }
         });
@@ -248,6 +258,13 @@ impl Cluster {
             }
             Call::Info => Ok(Reply::Info(self.local_info())),
             Call::Publish(p) => self.accept_publish(p).await,
+            Call::Subscribe(req) => self.accept_subscribe(from, req).await,
+            Call::Unsubscribe { sub } => self.accept_unsubscribe(from, sub).await,
+            Call::Deliver { sub, items } => self.accept_deliveries(sub, items).await,
+            Call::SubCancelled { sub } => self.accept_cancel(sub).await,
+            Call::Settle { op, ids } => self.accept_settle(&from, op, ids).await,
+            Call::Get { vhost, queue, no_ack } => self.accept_get(from, &vhost, &queue, no_ack).await,
+            Call::Purge { vhost, queue } => self.accept_purge(&vhost, &queue).await,
             Call::QueueCounts => {
                 let broker = self.broker().map_err(|e| e.to_string())?;
                 let mut out = Vec::new();

@@ -212,14 +212,19 @@ impl Channel {
         Ok(())
     }
 
-    pub(super) fn queue_purge(&mut self, ctx: &mut Ctx<'_>, p: queue::Purge) -> Result<()> {
+    pub(super) async fn queue_purge(&mut self, ctx: &mut Ctx<'_>, p: queue::Purge) -> Result<()> {
         let s = ctx.s;
         let name = self.queue_name(p.queue.as_str())?;
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
-        q.check_local()?;
-        let n = q.purge();
+        let n = match s.broker.clustered().filter(|_| q.is_remote()) {
+            Some(cluster) => cluster.purge_remote(&q).await?,
+            None => {
+                q.check_local()?;
+                q.purge()
+            }
+        };
         if !p.nowait {
             ctx.reply(
                 self.id,

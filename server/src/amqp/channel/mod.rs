@@ -269,7 +269,7 @@ impl Channel {
             C::Basic(basic::AMQPMethod::Qos(q)) => self.basic_qos(ctx, q),
             C::Basic(basic::AMQPMethod::Consume(c)) => self.basic_consume(ctx, c).await,
             C::Basic(basic::AMQPMethod::Cancel(c)) => self.basic_cancel(ctx, c).await,
-            C::Basic(basic::AMQPMethod::Get(g)) => self.basic_get(ctx, g),
+            C::Basic(basic::AMQPMethod::Get(g)) => self.basic_get(ctx, g).await,
             C::Basic(basic::AMQPMethod::Recover(r)) => {
                 self.recover(ctx, r.requeue)?;
                 ctx.reply(self.id, C::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})));
@@ -338,7 +338,7 @@ impl Channel {
                 ctx.reply(self.id, C::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
                 Ok(())
             }
-            C::Queue(queue::AMQPMethod::Purge(p)) => self.queue_purge(ctx, p),
+            C::Queue(queue::AMQPMethod::Purge(p)) => self.queue_purge(ctx, p).await,
             C::Queue(queue::AMQPMethod::Delete(d)) => self.queue_delete(ctx, d).await,
             C::Tx(tx::AMQPMethod::Select(_)) => {
                 if self.confirms.is_some() {

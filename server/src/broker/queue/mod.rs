@@ -15,6 +15,7 @@
 mod config;
 mod consumers;
 mod ready;
+pub mod remote;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -69,6 +70,8 @@ pub struct Queue {
     warned_remote: AtomicBool,
     /// A remote queue's counts, as its home node last reported them.
     remote_counts: Mutex<QueueCounts>,
+    /// For a remote queue: the cluster, which settles with its home.
+    remote_hook: OnceLock<remote::RemoteHook>,
     stores: Option<Arc<Stores>>,
     vhost_ref: Weak<VHost>,
     inner: Mutex<Inner>,
@@ -131,6 +134,7 @@ impl Queue {
             remote: Default::default(),
             warned_remote: Default::default(),
             remote_counts: Default::default(),
+            remote_hook: OnceLock::new(),
             stores,
             vhost_ref,
             inner: Mutex::new(Inner {
@@ -185,9 +189,43 @@ impl Queue {
     }
 
     /// Records the queue's home node, and whether that is another node.
-    pub fn set_home(&self, home: &str, this_node: &str) {
+    pub fn set_home(&self, home: &str, this_node: &str, hook: &remote::RemoteHook) {
         let _ = self.home.set(home.into());
-        self.remote.store(home != this_node, Ordering::Relaxed);
+        let remote = home != this_node;
+        if remote {
+            let _ = self.remote_hook.set(hook.clone());
+        }
+        self.remote.store(remote, Ordering::Relaxed);
+    }
+
+    /// The cluster, for a remote queue (None on a single node, or before
+    /// the cluster side started).
+    fn remote_ops(&self) -> Option<&Arc<dyn remote::RemoteQueues>> {
+        if !self.is_remote() {
+            return None;
+        }
+        self.remote_hook.get()?.get()
+    }
+
+    /// For a remote queue, hands a settle to its home and returns true.
+    fn settle_remote<'a>(
+        &self,
+        op: remote::RemoteSettle,
+        msgs: impl IntoIterator<Item = &'a QueuedMessage>,
+    ) -> bool {
+        if !self.is_remote() {
+            return false;
+        }
+        let ids: Vec<u64> = msgs.into_iter().map(|m| m.seq).collect();
+        match self.remote_ops() {
+            Some(ops) => ops.settle(self, op, ids),
+            None => tracing::warn!(
+                "cannot settle {} messages of remote queue '{}': no cluster",
+                ids.len(),
+                self.name
+            ),
+        }
+        true
     }
 
     /// What the home node says of a remote queue's contents.
@@ -440,11 +478,17 @@ impl Queue {
     /// A message delivered without acknowledgement has been written to the
     /// client: the queue lets go of it on disk too.
     pub fn delivered_no_ack(&self, m: &QueuedMessage) {
-        self.forget(m.stored);
+        // A remote queue's home let go of it when it sent it.
+        if !self.is_remote() {
+            self.forget(m.stored);
+        }
     }
 
     /// Settles delivered messages for good with an ack.
-    pub fn settle<'a>(&self, msgs: impl IntoIterator<Item = &'a QueuedMessage>, acked: bool) {
+    pub fn settle<'a>(&self, msgs: impl IntoIterator<Item = &'a QueuedMessage> + Clone, acked: bool) {
+        if self.settle_remote(remote::RemoteSettle::Ack, msgs.clone()) {
+            return;
+        }
         let mut count = 0;
         let mut bytes = 0;
         for m in msgs {
@@ -463,6 +507,9 @@ impl Queue {
     /// Rejected without requeue (basic.reject, basic.nack): dead-lettered
     /// when the queue has a dead-letter exchange, dropped otherwise.
     pub fn discard(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
+        if self.settle_remote(remote::RemoteSettle::Discard, &msgs) {
+            return;
+        }
         {
             let mut g = self.inner.lock();
             g.unacked = g.unacked.saturating_sub(msgs.len() as u64);
@@ -475,7 +522,7 @@ impl Queue {
     /// redelivered, and dispatches them again. With a delivery limit, a
     /// message returned too often is dead-lettered instead.
     pub fn requeue(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
-        if msgs.is_empty() {
+        if msgs.is_empty() || self.settle_remote(remote::RemoteSettle::Requeue, &msgs) {
             return;
         }
         let mut dead = Dead::new();
@@ -508,6 +555,13 @@ impl Queue {
     /// Puts back a message handed to a connection but never written to its
     /// socket (the channel closed first). It keeps its redelivered flag.
     pub fn return_undelivered(self: &Arc<Self>, m: QueuedMessage, was_acked_delivery: bool) {
+        if self.is_remote() {
+            // A no-ack delivery was let go of by the home when it sent it.
+            if was_acked_delivery {
+                self.settle_remote(remote::RemoteSettle::Requeue, std::iter::once(&m));
+            }
+            return;
+        }
         let mut dead = Dead::new();
         {
             let mut g = self.inner.lock();
@@ -573,6 +627,11 @@ impl Queue {
     /// Detaches a consumer. Returns true when this was the last consumer of
     /// an auto-delete queue, which must now be deleted.
     pub fn remove_consumer(self: &Arc<Self>, c: &Arc<Consumer>) -> bool {
+        if let Some(ops) = self.remote_ops() {
+            // The home detaches it, and deletes an auto-delete queue.
+            ops.unsubscribe(self, c);
+            return false;
+        }
         self.touch();
         let mut dead = Dead::new();
         let last = {
