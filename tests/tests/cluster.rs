@@ -566,6 +566,16 @@ async fn a_queue_is_consumed_through_any_node() {
     assert!(again.delivery.redelivered);
     assert_eq!(again.delivery.data, b"again0".to_vec());
 
+    // The HTTP API's get through another node, requeueing.
+    let body = json!({"count": 5, "ackmode": "ack_requeue_true", "encoding": "auto"});
+    let got = nodes[2].api().post("/api/queues/%2F/work/get", body).await;
+    assert_eq!(got.code(), 200, "{}", got.body);
+    assert_eq!(got.body[0]["payload"], "again1", "{}", got.body);
+    let requeued = eventually(T, || async {
+        (api1.ok("/api/queues/%2F/work").await["messages_ready"] == 1).then_some(())
+    });
+    assert!(requeued.await.is_some());
+
     // Purge through another node, too.
     let (_c3b, ch3b) = nodes[2].server.channel().await;
     let n = ch3b.queue_purge("work".into(), QueuePurgeOptions::default()).await.unwrap();

@@ -172,13 +172,22 @@ async fn get_messages(
             "cannot obtain exclusive access to locked queue '{name}' in vhost '{v}'"
         )));
     }
-    q.check_local()?;
+    // A queue homed on another node of the cluster: that node gets them,
+    // and settles them when asked (requeue, discard) like any delivery.
+    let cluster = ctx.broker.clustered().filter(|_| q.is_remote()).cloned();
+    if cluster.is_none() {
+        q.check_local()?;
+    }
     let no_ack = mode == AckMode::AckRequeueFalse;
     let api = ctx.stats.api_channel(&v);
     let mut taken = Vec::new();
     let mut out = Vec::new();
     for _ in 0..count {
-        let Some((qm, left)) = q.get(no_ack) else { break };
+        let got = match &cluster {
+            Some(c) => c.get_remote(&q, no_ack).await?,
+            None => q.get(no_ack),
+        };
+        let Some((qm, left)) = got else { break };
         if no_ack {
             api.get_no_ack.incr()
         } else {
