@@ -460,6 +460,24 @@ async fn a_queue_takes_messages_published_through_any_node() {
     let m = ch1.basic_get("orders".into(), BasicGetOptions { no_ack: true }).await.unwrap();
     assert_eq!(m.map(|m| m.delivery.data.clone()).as_deref(), Some(&b"by http"[..]));
 
+    // Dead-lettering on one node into a queue on another: a message that
+    // expires in a queue homed on node two goes to `orders` on node one.
+    let api2 = nodes[1].api();
+    let args = json!({"arguments": {"x-message-ttl": 50, "x-dead-letter-exchange": "",
+                                    "x-dead-letter-routing-key": "orders"}});
+    assert_eq!(api2.put("/api/queues/%2F/short-lived", args).await.code(), 201);
+    let body = json!({"routing_key": "short-lived", "payload": "expired", "payload_encoding": "string",
+                      "properties": {}});
+    assert_eq!(api2.post("/api/exchanges/%2F/amq.default/publish", body).await.body, json!({"routed": true}));
+    let dead = eventually(T, || async {
+        ch1.basic_get("orders".into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+            .map(|m| m.delivery.data.clone())
+    })
+    .await;
+    assert_eq!(dead.as_deref(), Some(&b"expired"[..]));
+
     // With the home node gone, a confirm for its queue is a nack, not an ack.
     let mut nodes = nodes;
     nodes[0].server.kill();

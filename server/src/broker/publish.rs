@@ -126,7 +126,6 @@ impl VHost {
             self.route(&x, k, None, &mut targets);
         }
         dedup(&mut targets);
-        skip_remote(&mut targets);
         if reason != Reason::Rejected {
             targets.retain(|q| {
                 let cycle = deadletter::is_cycle(&d.msg, &q.name);
@@ -139,8 +138,17 @@ impl VHost {
                 !cycle
             });
         }
-        if let Err(e) = self.deliver(targets, d.msg, stores) {
-            tracing::error!("cannot dead-letter a message: {e}");
+        match self.deliver(targets, d.msg.clone(), stores) {
+            // Queues homed on other nodes get it through them.
+            Ok(done) => {
+                for q in &done.remote {
+                    match q.remote_ops() {
+                        Some(ops) => ops.forward(q, &d.msg),
+                        None => q.warn_remote_once(),
+                    }
+                }
+            }
+            Err(e) => tracing::error!("cannot dead-letter a message: {e}"),
         }
     }
 
@@ -168,17 +176,4 @@ fn dedup(targets: &mut RouteTargets) {
             i += 1;
         }
     }
-}
-
-/// Leaves out queues whose messages live on another node of the cluster,
-/// where dead-lettering cannot forward (publishers' messages are forwarded,
-/// see `Broker::forward`).
-fn skip_remote(targets: &mut RouteTargets) {
-    targets.retain(|q| {
-        let remote = q.is_remote();
-        if remote {
-            q.warn_remote_once();
-        }
-        !remote
-    });
 }

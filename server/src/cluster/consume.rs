@@ -528,7 +528,21 @@ async fn pump(cluster: Weak<Cluster>, s: Arc<StandIn>) {
     }
 }
 
-impl RemoteQueues for Cluster {
+impl RemoteQueues for Arc<Cluster> {
+    fn settle(&self, q: &Queue, op: RemoteSettle, ids: Vec<u64>) {
+        (**self).settle(q, op, ids)
+    }
+    fn unsubscribe(&self, q: &Queue, c: &Arc<Consumer>) {
+        (**self).unsubscribe(q, c)
+    }
+    fn forward(&self, q: &Arc<Queue>, msg: &crate::broker::message::Message) {
+        let targets: crate::broker::exchange::RouteTargets = std::iter::once(q.clone()).collect();
+        // Nobody waits for the answer of a dead-lettered message.
+        drop(Cluster::forward(self, &q.vhost, &targets, msg));
+    }
+}
+
+impl Cluster {
     fn settle(&self, q: &Queue, op: RemoteSettle, ids: Vec<u64>) {
         let home = q.home.get().map(|h| h.to_string()).unwrap_or_default();
         let Some(addr) = self.address_of(&home) else { return };

@@ -101,7 +101,7 @@ impl Cluster {
             forwarders: Default::default(),
             consuming: Default::default(),
         });
-        let _ = broker.remote_hook.set(cluster.clone());
+        let _ = broker.remote_hook.set(Arc::new(cluster.clone()));
         let was_clustered = cluster.db.get("vote").await.map_err(|e| e.to_string())?.is_some();
         if was_clustered {
             cluster.start_raft(broker).await?;

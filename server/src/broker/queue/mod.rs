@@ -200,7 +200,7 @@ impl Queue {
 
     /// The cluster, for a remote queue (None on a single node, or before
     /// the cluster side started).
-    fn remote_ops(&self) -> Option<&Arc<dyn remote::RemoteQueues>> {
+    pub fn remote_ops(&self) -> Option<&Arc<dyn remote::RemoteQueues>> {
         if !self.is_remote() {
             return None;
         }
@@ -256,7 +256,7 @@ impl Queue {
             let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
             tracing::warn!(
                 "a message for queue '{}' in vhost '{}' was not enqueued: the queue lives on node {home}, \
-                 and forwarding to it is not implemented yet",
+                 and this node's cluster side is not running",
                 self.name,
                 self.vhost
             );

@@ -25,6 +25,9 @@ pub trait RemoteQueues: Send + Sync {
     fn settle(&self, q: &Queue, op: RemoteSettle, ids: Vec<u64>);
     /// A consumer of `q` on this node goes (cancel, channel close).
     fn unsubscribe(&self, q: &Queue, c: &Arc<Consumer>);
+    /// Sends a message to `q`'s home without waiting for its answer
+    /// (dead-lettering, which has no publisher to confirm to).
+    fn forward(&self, q: &Arc<Queue>, msg: &crate::broker::message::Message);
 }
 
 /// Where the broker's queues find the cluster, once it is there.
