@@ -288,6 +288,32 @@ where
     /// Calls started one after the other reach the other node in that
     /// order.
     pub async fn start_call(&self, q: Q) -> Result<oneshot::Receiver<Result<A, String>>, LinkError> {
+        self.send(q).await.map(|(_, _, reply)| reply)
+    }
+
+    /// Sends `q` and waits up to `timeout` for the reply.
+    pub async fn call(&self, q: Q, timeout: Duration) -> Result<A, LinkError> {
+        let (conn, id, reply) = tokio::time::timeout(timeout, self.send(q))
+            .await
+            .map_err(|_| LinkError::Timeout(self.addr.clone()))??;
+        match tokio::time::timeout(timeout, reply).await {
+            Err(_) => {
+                if let Some(p) = conn.pending.lock().as_mut() {
+                    p.remove(&id);
+                }
+                Err(LinkError::Timeout(self.addr.clone()))
+            }
+            Ok(Err(_)) => Err(LinkError::Lost(self.addr.clone())),
+            Ok(Ok(r)) => r.map_err(LinkError::Remote),
+        }
+    }
+
+    /// Registers a call and writes it on the link (connecting first when
+    /// there is no link).
+    async fn send(
+        &self,
+        q: Q,
+    ) -> Result<(Arc<Conn<A>>, u64, oneshot::Receiver<Result<A, String>>), LinkError> {
         let conn = self.connection().await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, reply) = oneshot::channel();
@@ -300,37 +326,7 @@ where
             .and_then(frame)
             .map_err(|e| LinkError::Remote(e.to_string()))?;
         conn.tx.send(f).map_err(|_| LinkError::Lost(self.addr.clone()))?;
-        Ok(reply)
-    }
-
-    /// Sends `q` and waits up to `timeout` for the reply.
-    pub async fn call(&self, q: Q, timeout: Duration) -> Result<A, LinkError> {
-        let conn = tokio::time::timeout(timeout, self.connection())
-            .await
-            .map_err(|_| LinkError::Timeout(self.addr.clone()))??;
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let (done, reply) = oneshot::channel();
-        match conn.pending.lock().as_mut() {
-            Some(p) => p.insert(id, done),
-            None => return Err(LinkError::Lost(self.addr.clone())),
-        };
-        let f = serde_json::to_vec(&Wire::<Q, ()>::Call { id, body: q })
-            .map_err(std::io::Error::other)
-            .and_then(frame)
-            .map_err(|e| LinkError::Remote(e.to_string()))?;
-        if conn.tx.send(f).is_err() {
-            return Err(LinkError::Lost(self.addr.clone()));
-        }
-        match tokio::time::timeout(timeout, reply).await {
-            Err(_) => {
-                if let Some(p) = conn.pending.lock().as_mut() {
-                    p.remove(&id);
-                }
-                Err(LinkError::Timeout(self.addr.clone()))
-            }
-            Ok(Err(_)) => Err(LinkError::Lost(self.addr.clone())),
-            Ok(Ok(r)) => r.map_err(LinkError::Remote),
-        }
+        Ok((conn, id, reply))
     }
 
     async fn connection(&self) -> Result<Arc<Conn<A>>, LinkError> {
