@@ -136,13 +136,17 @@ impl Server {
         let (mut amqp, mut http) = (None, None);
         let deadline = Instant::now() + Duration::from_secs(30);
         while amqp.is_none() || http.is_none() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
+            match rx.recv_timeout(Duration::from_millis(200)) {
                 Ok((false, p)) => amqp = Some(p),
                 Ok((true, p)) => http = Some(p),
                 Err(_) => {
-                    let _ = child.kill();
-                    panic!("warren-server did not start; log:\n{}", self.log_text());
+                    // Fail at once when the server exited (its log says why).
+                    let exited = matches!(child.try_wait(), Ok(Some(_)));
+                    if exited || Instant::now() > deadline {
+                        let _ = child.kill();
+                        std::thread::sleep(Duration::from_millis(100));
+                        panic!("warren-server did not start; log:\n{}", self.log_text());
+                    }
                 }
             }
         }
@@ -200,6 +204,15 @@ impl Server {
     pub fn restart(&mut self) {
         self.stop();
         self.spawn(self.amqp_port, self.http_port);
+    }
+
+    /// Sets the value of a command-line flag given at start, for the next
+    /// starts (e.g. the port a first start picked with 0).
+    pub fn set_arg(&mut self, flag: &str, value: &str) {
+        match self.extra_args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < self.extra_args.len() => self.extra_args[i + 1] = value.to_owned(),
+            _ => self.extra_args.extend([flag.to_owned(), value.to_owned()]),
+        }
     }
 
     /// kill -9; `start_again` brings it back on the same ports and data dir.

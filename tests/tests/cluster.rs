@@ -19,10 +19,6 @@ use warren_tests::{Server, eventually};
 const T: Duration = Duration::from_secs(20);
 const SECRET: &str = "tutorial-cookie";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 struct Node {
     name: String,
     cluster_port: u16,
@@ -32,19 +28,25 @@ struct Node {
 impl Node {
     fn start(n: usize, secret: &str) -> Node {
         let name = format!("warren-{n}@127.0.0.1");
-        let cluster_port = free_port();
-        let port = cluster_port.to_string();
-        // Stats (and the other nodes' queue counts) every 500 ms.
-        let server = Server::start_with(&[
+        // Stats (and the other nodes' queue counts) every 500 ms. The
+        // cluster port is picked by the node, and kept for its restarts.
+        let mut server = Server::start_with(&[
             "--nodename",
             &name,
             "--cluster-port",
-            &port,
+            "0",
             "--cluster-secret",
             secret,
             "--stats-interval-ms",
             "500",
         ]);
+        const MARK: &str = "started cluster listener on ";
+        assert!(server.wait_for_log(MARK, T), "{}", server.log_text());
+        let log = server.log_text();
+        let line = log.lines().find(|l| l.contains(MARK)).unwrap();
+        let addr = line.split(MARK).nth(1).unwrap().split_whitespace().next().unwrap();
+        let cluster_port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+        server.set_arg("--cluster-port", &cluster_port.to_string());
         Node { name, cluster_port, server }
     }
 
