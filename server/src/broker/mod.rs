@@ -313,9 +313,13 @@ impl Broker {
         remote: &exchange::RouteTargets,
         msg: &message::Message,
     ) -> Vec<crate::cluster::forward::Forwarded> {
+        // Every publish comes here: the common case costs one length test.
+        if remote.is_empty() {
+            return Vec::new();
+        }
         match self.clustered() {
-            Some(c) if !remote.is_empty() => c.forward(vhost, remote, msg),
-            _ => Vec::new(),
+            Some(c) => c.forward(vhost, remote, msg),
+            None => Vec::new(),
         }
     }
 
