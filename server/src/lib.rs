@@ -15,8 +15,9 @@
 //!   method handlers.
 //! - [`http`]: the management HTTP API (RabbitMQ-compatible, axum), its
 //!   auth, and the stats sampler that turns counters into rates.
-//! - [`cluster`]: several nodes as one cluster: the authenticated
-//!   inter-node link and the shared secret.
+//! - [`cluster`]: several nodes as one cluster (docs/cluster.md): the
+//!   authenticated inter-node link, the metadata Raft group behind
+//!   `Broker::apply`, and queues served through every node.
 //! - [`server`]: starts the listeners and stops them on a signal.
 
 pub mod amqp;

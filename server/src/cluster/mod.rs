@@ -9,6 +9,9 @@
 //!   metadata Raft group as openraft sees it: its types, its log in
 //!   `definitions.db`, the broker as its state machine, and its RPCs over
 //!   the link.
+//! - [`forward`], [`consume`]: a queue served through every node:
+//!   publishes forwarded to its home node, and consumers, gets and purges
+//!   served by the home over the link.
 
 // openraft's StorageError is large by design; it is the trait's error type.
 #![allow(clippy::result_large_err)]
