@@ -389,6 +389,29 @@ impl Cluster {
                 other => other.to_string(),
             });
         }
+        // Answer once this node has applied what it joined with, so that
+        // the next request (start_app, a login) finds the cluster's users.
+        let mut metrics = running.raft.metrics();
+        let caught_up = tokio::time::timeout(JOIN_TIMEOUT, async {
+            loop {
+                {
+                    let m = metrics.borrow();
+                    let voter = m.membership_config.membership().voter_ids().any(|id| id == self.id);
+                    if voter && m.last_applied.is_some() && m.last_applied >= *m.membership_config.log_id() {
+                        return;
+                    }
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+        if caught_up.await.is_err() {
+            tracing::warn!(
+                "{} joined the cluster of {seed} but has not applied its metadata yet",
+                self.me.name
+            );
+        }
         tracing::info!("{} joined the cluster of {seed}", self.me.name);
         Ok(())
     }
