@@ -15,6 +15,7 @@ mod api;
 mod app;
 mod pages;
 mod refresh;
+mod url_state;
 mod widgets;
 
 fn main() {

@@ -234,3 +234,23 @@ pub fn Chart(#[prop(into)] id: String, #[prop(into)] title: String, series: Vec<
         </figure>
     }
 }
+
+/// Previous and Next for a list whose page lives in the URL; with `id`,
+/// the buttons are `{id}-prev` and `{id}-next`.
+#[component]
+pub fn Pager(
+    url: crate::url_state::UrlState,
+    page: usize,
+    pages: usize,
+    #[prop(optional)] id: &'static str,
+) -> impl IntoView {
+    let (back, next) = (url.clone(), url);
+    let ids = (!id.is_empty()).then(|| (format!("{id}-prev"), format!("{id}-next")));
+    let (prev_id, next_id) = ids.unzip();
+    view! {
+        <div class="row">
+            <button type="button" class="prev" id=prev_id disabled={page <= 1} on:click=move |_| back.go_to_page(page.saturating_sub(1))>"Previous"</button>
+            <button type="button" class="next" id=next_id disabled={page >= pages} on:click=move |_| next.go_to_page(page + 1)>"Next"</button>
+        </div>
+    }
+}

@@ -391,6 +391,21 @@ async fn a_deep_link_to_a_queue_works_after_login() {
     // Reload keeps the session (sessionStorage) and the page.
     b.c.refresh().await.unwrap();
     b.wait_text("#queue-name", "deep/linked q").await;
+    // A list's filter is part of its URL: a link to a filtered list works,
+    // and typing in the filter updates the address.
+    b.goto("/exchanges?name=amq.top").await;
+    b.wait_js(
+        "only amq.topic listed",
+        "document.querySelectorAll('#exchanges tbody tr').length === 1 \
+         && document.querySelector('#exchanges tbody').textContent.includes('amq.topic')",
+    )
+    .await;
+    assert_eq!(b.find("#exchange-filter").await.prop("value").await.unwrap().as_deref(), Some("amq.top"));
+    b.fill("#exchange-filter", "amq.fan").await;
+    b.wait_js("the URL follows the filter", "location.search === '?name=amq.fan'").await;
+    b.wait_text("#exchanges", "amq.fanout").await;
+    b.goto("/connections?page=1").await;
+    b.find("#connections").await;
     // An unknown page outside /api is the app's, not a 404 from the server.
     b.goto("/no/such/page").await;
     b.wait_text("main", "No such page.").await;

@@ -6,11 +6,13 @@ use warren_api_types::objects::{Channel, Connection};
 
 use crate::api::{self, enc};
 use crate::refresh::poll;
-use crate::widgets::{Outcome, Status, bytes, loaded, num, outcome, rate, run};
+use crate::widgets::{Outcome, Pager, Status, bytes, loaded, num, outcome, rate, run};
 
+/// The list's page lives in the URL (`/connections?page=2`).
 #[component]
 pub fn Connections() -> impl IntoView {
-    let page = RwSignal::new(1usize);
+    let url = crate::url_state::UrlState::new("/connections");
+    let page = url.number("page", 1);
     let data =
         poll::<Page<Connection>>(move || format!("/api/connections?page={}&page_size=100", page.get()));
     let out: Outcome = outcome();
@@ -22,10 +24,7 @@ pub fn Connections() -> impl IntoView {
             let pages = p.page_count.max(1);
             view! {
                 <p class="muted">{format!("{} connections (page {} of {})", p.total_count, p.page, pages)}</p>
-                <div class="row">
-                    <button type="button" disabled={p.page <= 1} on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
-                    <button type="button" disabled={p.page >= pages} on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
-                </div>
+                <Pager url=url.clone() page=p.page pages=pages/>
                 <table id="connections">
                     <thead><tr><th>"Name"</th><th>"User"</th><th>"Virtual host"</th><th>"State"</th><th>"Protocol"</th>
                         <th>"Client"</th><th>"Channels"</th><th>"From client"</th><th>"To client"</th><th>"Action"</th></tr></thead>
@@ -56,9 +55,11 @@ pub fn Connections() -> impl IntoView {
     }
 }
 
+/// The list's page lives in the URL (`/channels?page=2`).
 #[component]
 pub fn Channels() -> impl IntoView {
-    let page = RwSignal::new(1usize);
+    let url = crate::url_state::UrlState::new("/channels");
+    let page = url.number("page", 1);
     let data = poll::<Page<Channel>>(move || format!("/api/channels?page={}&page_size=100", page.get()));
     view! {
         <h1>"Channels"</h1>
@@ -66,10 +67,7 @@ pub fn Channels() -> impl IntoView {
             let pages = p.page_count.max(1);
             view! {
                 <p class="muted">{format!("{} channels (page {} of {})", p.total_count, p.page, pages)}</p>
-                <div class="row">
-                    <button type="button" disabled={p.page <= 1} on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
-                    <button type="button" disabled={p.page >= pages} on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
-                </div>
+                <Pager url=url.clone() page=p.page pages=pages/>
                 <table id="channels">
                     <thead><tr><th>"Channel"</th><th>"User"</th><th>"Virtual host"</th><th>"Mode"</th><th>"State"</th>
                         <th>"Consumers"</th><th>"Unacked"</th><th>"Prefetch"</th><th>"Publish"</th><th>"Deliver / get"</th><th>"Ack"</th></tr></thead>

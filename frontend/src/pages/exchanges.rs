@@ -9,7 +9,7 @@ use warren_api_types::requests::{Bool, DeclareExchange};
 use crate::api::{self, enc};
 use crate::pages::queues::{Bindings, PublishForm, parse_args};
 use crate::refresh::poll;
-use crate::widgets::{ConfirmButton, Outcome, Status, loaded, outcome, rate, run};
+use crate::widgets::{ConfirmButton, Outcome, Pager, Status, loaded, outcome, rate, run};
 
 fn shown_name(n: &str) -> String {
     if n.is_empty() { "(AMQP default)".into() } else { n.to_owned() }
@@ -20,10 +20,11 @@ pub fn exchange_href(vhost: &str, name: &str) -> String {
     format!("/exchanges/{}/{}", enc(vhost), enc(n))
 }
 
+/// The list's page and filter live in the URL (`/exchanges?page=2&name=amq`).
 #[component]
 pub fn Exchanges() -> impl IntoView {
-    let page = RwSignal::new(1usize);
-    let filter = RwSignal::new(String::new());
+    let url = crate::url_state::UrlState::new("/exchanges");
+    let (page, filter) = (url.number("page", 1), url.param("name"));
     let data = poll::<Page<Exchange>>(move || {
         let mut p = format!("/api/exchanges?page={}&page_size=100", page.get());
         let f = filter.get();
@@ -35,16 +36,18 @@ pub fn Exchanges() -> impl IntoView {
     view! {
         <h1>"Exchanges"</h1>
         <form class="row" on:submit=|ev: leptos::ev::SubmitEvent| ev.prevent_default()>
-            <label>"Filter by name " <input id="exchange-filter" type="search" bind:value=filter on:input=move |_| page.set(1)/></label>
+            <label>"Filter by name "
+                <input id="exchange-filter" type="search" prop:value=move || filter.get() on:input={
+                    let url = url.clone();
+                    move |ev| url.set(&[("name", event_target_value(&ev)), ("page", String::new())], true)
+                }/>
+            </label>
         </form>
         {loaded(data, move |p: Page<Exchange>| {
             let pages = p.page_count.max(1);
             view! {
                 <p class="muted">{format!("{} of {} exchanges (page {} of {})", p.filtered_count, p.total_count, p.page, pages)}</p>
-                <div class="row">
-                    <button type="button" disabled={p.page <= 1} on:click=move |_| page.update(|n| *n = n.saturating_sub(1).max(1))>"Previous"</button>
-                    <button type="button" disabled={p.page >= pages} on:click=move |_| page.update(|n| *n += 1)>"Next"</button>
-                </div>
+                <Pager url=url.clone() page=p.page pages=pages/>
                 <table id="exchanges">
                     <thead><tr><th>"Virtual host"</th><th>"Name"</th><th>"Type"</th><th>"Features"</th><th>"Rate in"</th><th>"Rate out"</th></tr></thead>
                     <tbody>{p.items.iter().map(|e| {

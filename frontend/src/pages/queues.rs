@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 
 use leptos::prelude::*;
-use leptos_router::NavigateOptions;
-use leptos_router::hooks::{use_navigate, use_query_map};
 use serde_json::{Map, Value};
 use warren_api_types::Page;
 use warren_api_types::objects::{Binding, Consumer, GotMessage, Node, NodeQueueTotals, Queue};
@@ -14,7 +12,7 @@ use warren_api_types::requests::{Bool, CreateBinding, DeclareQueue, GetMessages,
 use crate::api::{self, enc};
 use crate::refresh::poll;
 use crate::widgets::{
-    Chart, ConfirmButton, Outcome, Series, Status, gauge, loaded, num, outcome, rate, rates, run,
+    Chart, ConfirmButton, Outcome, Pager, Series, Status, gauge, loaded, num, outcome, rate, rates, run,
 };
 
 pub fn queue_href(vhost: &str, name: &str) -> String {
@@ -73,33 +71,14 @@ pub fn parse_args(text: &str) -> Result<Map<String, Value>, String> {
 /// a view can be linked and back/forward walks through it.
 #[component]
 pub fn Queues() -> impl IntoView {
-    let query = use_query_map();
-    let navigate = use_navigate();
-    let param = move |k: &'static str| Signal::derive(move || query.with(|m| m.get(k).unwrap_or_default()));
-    let flag = move |k: &'static str| Signal::derive(move || query.with(|m| m.get_str(k) == Some("true")));
-    let page = Signal::derive(move || {
-        query.with(|m| m.get_str("page").and_then(|v| v.parse().ok())).unwrap_or(1usize).max(1)
-    });
-    let page_size = Signal::derive(move || {
-        query.with(|m| m.get_str("page_size").and_then(|v| v.parse().ok())).unwrap_or(100usize)
-    });
+    let url = crate::url_state::UrlState::new("/queues");
+    let page = url.number("page", 1);
+    let page_size = url.number("page_size", 100);
     let (filter, regex, sort, reverse) =
-        (param("name"), flag("use_regex"), param("sort"), flag("sort_reverse"));
-    // Changes some of the URL's parameters (an empty value removes one);
-    // typing in the filter replaces the history entry instead of adding one.
-    let set = move |changes: &[(&str, String)], replace: bool| {
-        let mut m: BTreeMap<String, String> =
-            query.with_untracked(|q| q.clone().into_iter().map(|(k, v)| (k.to_string(), v)).collect());
-        for (k, v) in changes {
-            if v.is_empty() {
-                m.remove(*k);
-            } else {
-                m.insert(k.to_string(), v.clone());
-            }
-        }
-        let qs: Vec<String> = m.iter().map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
-        let url = if qs.is_empty() { "/queues".to_string() } else { format!("/queues?{}", qs.join("&")) };
-        navigate(&url, NavigateOptions { replace, scroll: false, ..Default::default() });
+        (url.param("name"), url.flag("use_regex"), url.param("sort"), url.flag("sort_reverse"));
+    let set = {
+        let url = url.clone();
+        move |changes: &[(&str, String)], replace: bool| url.set(changes, replace)
     };
     let node_filter = RwSignal::new(String::new());
     // Only monitoring users may list nodes; others see the listed queues only.
@@ -179,18 +158,7 @@ pub fn Queues() -> impl IntoView {
                 <p class="muted" id="queue-count">
                     {format!("{} of {} queues (page {} of {})", p.filtered_count, p.total_count, p.page, pages)}
                 </p>
-                <div class="row">
-                    <button type="button" id="queue-prev" disabled={p.page <= 1} on:click={
-                        let set = set.clone();
-                        let to = p.page.saturating_sub(1).max(1);
-                        move |_| set(&[("page", to.to_string())], false)
-                    }>"Previous"</button>
-                    <button type="button" id="queue-next" disabled={p.page >= pages} on:click={
-                        let set = set.clone();
-                        let to = p.page + 1;
-                        move |_| set(&[("page", to.to_string())], false)
-                    }>"Next"</button>
-                </div>
+                <Pager url=url.clone() page=p.page pages=pages id="queue"/>
                 <table id="queues">
                     <thead><tr>
                         {header("Name", "name")}
