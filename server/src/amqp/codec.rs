@@ -11,6 +11,7 @@ use amq_protocol::protocol::{AMQPClass, basic, gen_class, parse_class};
 use bytes::{Buf, Bytes, BytesMut};
 
 use crate::broker::error::BrokerError;
+use crate::broker::field_table;
 use crate::broker::props::PropsView;
 
 pub const FRAME_METHOD: u8 = 1;
@@ -189,6 +190,11 @@ fn parse_method(channel: u16, payload: BytesMut) -> Result<Frame, BrokerError> {
             snippet(payload)
         ))
     };
+    if let Some(at) = table_argument_at(class, method, &payload) {
+        field_table::check(&payload[at..]).map_err(|e| {
+            e.into_broker_error(&format!("method class {class} method {method}: its argument table"))
+        })?;
+    }
     match (class, method) {
         (60, 40) => {
             let b = payload.freeze();
@@ -203,15 +209,52 @@ fn parse_method(channel: u16, payload: BytesMut) -> Result<Frame, BrokerError> {
     }
 }
 
+/// Where the field table of a method from a client starts, for the methods
+/// that carry one; None when the fields before it are cut short (the
+/// method's decoder then refuses it). The table is checked before the
+/// recursive decoder sees it ([`field_table`]).
+fn table_argument_at(class: u16, method: u16, payload: &[u8]) -> Option<usize> {
+    /// The fields before the table: a u16, a short string, a byte of bits.
+    enum F {
+        U16,
+        Short,
+        Bits,
+    }
+    use F::*;
+    let before: &[F] = match (class, method) {
+        (10, 11) => &[],                                          // start-ok: client properties first
+        (40, 10) => &[U16, Short, Short, Bits],                   // exchange.declare
+        (40, 30) | (40, 40) => &[U16, Short, Short, Short, Bits], // exchange.bind, unbind
+        (50, 10) => &[U16, Short, Bits],                          // queue.declare
+        (50, 20) => &[U16, Short, Short, Short, Bits],            // queue.bind
+        (50, 50) => &[U16, Short, Short, Short],                  // queue.unbind
+        (60, 20) => &[U16, Short, Short, Bits],                   // basic.consume
+        _ => return None,
+    };
+    let mut at = 4;
+    for f in before {
+        at += match f {
+            U16 => 2,
+            Short => 1 + usize::from(*payload.get(at)?),
+            Bits => 1,
+        };
+    }
+    (at < payload.len()).then_some(at)
+}
+
 /// A content header: class (u16), weight (u16), body size (u64), then the
 /// properties, which are checked well-formed but left encoded.
 fn parse_header(channel: u16, payload: BytesMut) -> Result<Frame, BrokerError> {
-    let ok = payload.len() >= 14 && PropsView::scan(&payload[12..]).is_some();
-    if !ok {
+    let view = if payload.len() >= 14 { PropsView::scan(&payload[12..]) } else { None };
+    let Some(view) = view else {
         return Err(BrokerError::frame_error(format!(
             "type 2, {}: cannot decode content header",
             snippet(&payload)
         )));
+    };
+    if let Some(headers) = view.raw_headers() {
+        field_table::check(headers)
+            .map_err(|e| e.into_broker_error("content header: the headers property"))?;
     }
     let class_id = u16::from_be_bytes([payload[0], payload[1]]);
     let body_size = u64::from_be_bytes(payload[4..12].try_into().unwrap_or_default());

@@ -11,6 +11,7 @@ pub mod deadletter;
 pub mod definitions;
 pub mod error;
 pub mod exchange;
+pub mod field_table;
 pub mod message;
 pub mod parameters;
 pub mod policy;

@@ -129,6 +129,11 @@ impl<'a> PropsView<'a> {
         self.headers.is_some()
     }
 
+    /// The encoded headers table, length prefix included.
+    pub fn raw_headers(&self) -> Option<&'a [u8]> {
+        self.headers
+    }
+
     /// Decodes the headers table (allocates; only when routing needs it).
     pub fn headers(&self) -> Option<FieldTable> {
         let raw = self.headers?;

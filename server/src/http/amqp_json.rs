@@ -8,6 +8,7 @@ use amq_protocol::types::{AMQPValue, FieldArray, FieldTable, ShortString};
 use serde_json::{Map, Number, Value};
 
 use super::error::{ApiError, ApiResult};
+use crate::broker::field_table;
 
 pub fn value_to_json(v: &AMQPValue) -> Value {
     use AMQPValue::*;
@@ -82,6 +83,9 @@ pub fn json_to_table(o: &Map<String, Value>) -> ApiResult<FieldTable> {
     let mut t = FieldTable::default();
     for (k, v) in o {
         t.insert(short("argument name", k)?, json_to_value(v));
+    }
+    if field_table::depth(&t) > field_table::MAX_DEPTH {
+        return Err(ApiError::bad_request(field_table::TableError::TooDeep.to_string()));
     }
     Ok(t)
 }
