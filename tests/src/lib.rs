@@ -4,6 +4,7 @@
 //! The server is started with port 0 and tells us the ports it bound in its
 //! log, so tests never race each other for a port.
 
+pub mod confirms;
 pub mod http;
 pub mod raw;
 

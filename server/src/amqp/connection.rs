@@ -642,13 +642,11 @@ impl Connection {
                 }));
             }
             let Some(c) = self.channels.get_mut(&ch) else { continue };
-            for (ack, upto, n) in c.take_confirms() {
-                if ack {
-                    c.stats.confirm_sent.add(n);
+            for f in c.take_confirms() {
+                if f.ack {
+                    c.stats.confirm_sent.add(f.count);
                 }
-                // A single nack (n == 0) names one refused publish; the
-                // others cover everything up to `upto`.
-                self.io.out.confirm(ch, ack, upto, ack || n > 0);
+                self.io.out.confirm(ch, f.ack, f.tag, f.multiple);
             }
         }
         if !self.kick.is_empty() {

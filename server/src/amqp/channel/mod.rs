@@ -10,16 +10,18 @@ use std::sync::atomic::Ordering;
 
 use amq_protocol::protocol::{AMQPClass, basic, confirm, exchange, queue, tx};
 use amq_protocol::types::{FieldTable, ShortString};
-use std::collections::VecDeque;
 
 use bytes::{Bytes, BytesMut};
 use rustc_hash::FxHashMap;
-use smallvec::SmallVec;
 
+mod confirms;
 mod consume;
 mod declare;
 mod publish;
 mod settle;
+
+use confirms::Confirms;
+pub use confirms::{Confirm, ConfirmFrames};
 
 use super::codec::PublishMethod;
 use super::session::{Ctx, Session};
@@ -70,40 +72,6 @@ struct Tx {
     settles: Vec<(Settle, Unacked)>,
 }
 
-/// Publisher confirms. Transient messages are confirmed as soon as they
-/// are routed; persistent ones routed to durable queues only once the store
-/// has them on disk. Acks go out as "everything up to N" (multiple), so a
-/// confirm waits behind an older one still waiting for the disk.
-struct Confirms {
-    next_seq: u64,
-    /// Sequence numbers waiting for the disk, oldest first.
-    pending: VecDeque<u64>,
-    /// The highest sequence number acked (or nacked) to the client.
-    acked: u64,
-    /// Everything up to this must be nacked: the store failed to write it.
-    /// Nacking is coarse (multiple), which may nack a transient message
-    /// that did get routed; the publisher then sends it again.
-    failed_upto: u64,
-    /// Publishes refused by a queue, to nack one by one.
-    nacks: Vec<u64>,
-    /// The newest sequence number that needs the disk and whose durability
-    /// has not been asked for yet (asked once per batch of frames).
-    want_durable: Option<u64>,
-    /// Sequence numbers forwarded to another node of the cluster and not
-    /// yet answered.
-    forwarded: std::collections::BTreeSet<u64>,
-}
-
-impl Confirms {
-    /// Everything up to this is confirmed.
-    fn confirmed_upto(&self) -> u64 {
-        let waiting = match (self.pending.front(), self.forwarded.first()) {
-            (Some(a), Some(b)) => Some(*a.min(b)),
-            (a, b) => a.or(b).copied(),
-        };
-        waiting.map_or(self.next_seq - 1, |p| p - 1)
-    }
-}
 pub struct Channel {
     pub id: u16,
     /// Unique over the node's life, unlike `id`, which clients reuse.
@@ -366,15 +334,7 @@ impl Channel {
                     return Err(BrokerError::precondition_failed("cannot switch from tx to confirm mode"));
                 }
                 if self.confirms.is_none() {
-                    self.confirms = Some(Confirms {
-                        next_seq: 1,
-                        pending: VecDeque::new(),
-                        acked: 0,
-                        failed_upto: 0,
-                        nacks: Vec::new(),
-                        want_durable: None,
-                        forwarded: Default::default(),
-                    });
+                    self.confirms = Some(Confirms::default());
                     self.stats.confirm.store(true, Ordering::Relaxed);
                 }
                 if !s.nowait {

@@ -159,10 +159,7 @@ impl Channel {
             Message::from_wire(x.name.clone(), routing_key, &view, expiration, raw_props.clone(), body)
         };
         let msg = Arc::new(msg);
-        let seq = self.confirms.as_mut().map(|c| {
-            c.next_seq += 1;
-            c.next_seq - 1
-        });
+        let seq = self.confirms.as_mut().map(Confirms::next);
         if let Some(tx) = self.tx.as_mut() {
             tx.publishes.push(TxPublish { exchange: x, msg, headers, mandatory: p.method.mandatory });
             return Ok(());
@@ -170,15 +167,13 @@ impl Channel {
         let (delivered, forwarded) = self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory)?;
         if let (Some(seq), Some(c)) = (seq, self.confirms.as_mut()) {
             if delivered.refused {
-                // A queue with a length limit refused it: nack it alone.
-                c.nacks.push(seq);
+                c.refused(seq);
             } else if delivered.stored {
-                c.pending.push_back(seq);
-                c.want_durable = Some(seq);
+                c.stored(seq);
             }
             if !forwarded.is_empty() {
                 // Confirmed once every home node has answered.
-                c.forwarded.insert(seq);
+                c.forwarding(seq);
                 let (outbox, channel, instance) = (ctx.s.outbox.clone(), self.id, self.instance);
                 tokio::spawn(async move {
                     let mut ok = true;
@@ -238,52 +233,26 @@ impl Channel {
     /// A home node answered for a forwarded publish: confirm it, or nack it.
     pub fn forwarded(&mut self, seq: u64, ok: bool) {
         if let Some(c) = self.confirms.as_mut() {
-            c.forwarded.remove(&seq);
-            if !ok {
-                c.nacks.push(seq);
-            }
+            c.forwarded(seq, ok);
         }
     }
 
-    /// The confirms to send now, in order: a nack for everything up to a
-    /// failed write, then an ack for everything confirmed, each as
-    /// (ack?, up to this sequence number, how many publishes).
-    pub fn take_confirms(&mut self) -> SmallVec<[(bool, u64, u64); 2]> {
-        let mut out = SmallVec::new();
-        let Some(c) = self.confirms.as_mut() else { return out };
-        // Single nacks go first; a later multiple ack then covers only what
-        // is still unconfirmed, as clients expect.
-        for seq in c.nacks.drain(..) {
-            out.push((false, seq, 0));
-        }
-        if c.failed_upto > c.acked {
-            out.push((false, c.failed_upto, c.failed_upto - c.acked));
-            c.acked = c.failed_upto;
-        }
-        let upto = c.confirmed_upto();
-        if upto > c.acked {
-            out.push((true, upto, upto - c.acked));
-            c.acked = upto;
-        }
-        out
+    /// The confirms to send now, in order.
+    pub fn take_confirms(&mut self) -> ConfirmFrames {
+        self.confirms.as_mut().map(Confirms::take).unwrap_or_default()
     }
 
     /// The newest sequence number whose durability must now be asked of the
     /// store (once per batch).
     pub fn take_durable_request(&mut self) -> Option<u64> {
-        self.confirms.as_mut()?.want_durable.take()
+        self.confirms.as_mut()?.take_durable_request()
     }
 
     /// The store has everything up to `seq` on disk, or (`ok` false) could
     /// not write it: those publishes are nacked.
     pub fn durable(&mut self, seq: u64, ok: bool) {
         if let Some(c) = self.confirms.as_mut() {
-            while c.pending.front().is_some_and(|p| *p <= seq) {
-                c.pending.pop_front();
-            }
-            if !ok {
-                c.failed_upto = c.failed_upto.max(seq);
-            }
+            c.durable(seq, ok);
         }
     }
 
