@@ -601,3 +601,133 @@ async fn a_queue_is_consumed_through_any_node() {
     let n = ch3b.queue_purge("work".into(), QueuePurgeOptions::default()).await.unwrap();
     assert_eq!(n, 1);
 }
+
+/// The home of a durable queue is killed: through the other nodes, every
+/// operation on the queue gets RabbitMQ's 404 (declaring it again no longer
+/// moves it to the node asked, orphaning its messages), publishes to it are
+/// nacked once (and returned when mandatory), listings show it `down`; when
+/// the home is back, every persistent message is there, through any node.
+#[tokio::test]
+async fn a_queue_whose_home_is_down_is_down_and_keeps_its_messages() {
+    use warren_tests::confirms;
+    use warren_tests::raw::Raw;
+    const N: usize = 1000;
+    let mut nodes = cluster_of_three().await;
+    let (_c1, ch1) = nodes[0].server.channel().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch1.queue_declare("keep".into(), durable, FieldTable::default()).await.unwrap();
+    ch1.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let mut pending = Vec::new();
+    for k in 0..N {
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let body = format!("m{k}");
+        pending.push(
+            ch1.basic_publish("".into(), "keep".into(), Default::default(), body.as_bytes(), props)
+                .await
+                .unwrap(),
+        );
+    }
+    for p in pending {
+        assert!(p.await.unwrap().is_ack());
+    }
+    let api2 = nodes[1].api();
+    let seen = eventually(T, || async {
+        let q = api2.ok("/api/queues/%2F/keep").await;
+        (q["messages"] == json!(N) && q["state"] == "running").then_some(())
+    });
+    assert!(seen.await.is_some(), "node 2 never saw the queue's depth");
+
+    nodes[0].server.kill();
+    let down = eventually(T, || async {
+        let q = api2.ok("/api/queues/%2F/keep").await;
+        (q["state"] == "down").then_some(q)
+    })
+    .await;
+    assert!(down.is_some(), "node 2 never saw the queue down: {}", nodes[1].server.log_text());
+    let listed = api2.ok("/api/queues/%2F").await;
+    let row = listed.as_array().unwrap().iter().find(|q| q["name"] == "keep").cloned().unwrap();
+    assert_eq!(row["state"], "down");
+
+    // Every operation through node 2 (and 3): 404, and the home stays.
+    let expect_404 = |r: Result<(), lapin::Error>, what: &str| {
+        let e = r.expect_err(what);
+        assert_eq!(warren_tests::reply_code(&e), Some(404), "{what}: {e:?}");
+        let text = warren_tests::reply_text(&e);
+        assert!(
+            text.contains(
+                "home node 'warren-1@127.0.0.1' of durable queue 'keep' in vhost '/' is down or inaccessible"
+            ),
+            "{what}: {text}"
+        );
+    };
+    for n in &nodes[1..] {
+        let (_c, ch) = n.server.channel().await;
+        expect_404(
+            ch.queue_declare("keep".into(), durable, FieldTable::default()).await.map(|_| ()),
+            "declare",
+        );
+        let (_c, ch) = n.server.channel().await;
+        let passive = QueueDeclareOptions { passive: true, durable: true, ..Default::default() };
+        expect_404(
+            ch.queue_declare("keep".into(), passive, FieldTable::default()).await.map(|_| ()),
+            "passive",
+        );
+        let (_c, ch) = n.server.channel().await;
+        expect_404(ch.basic_get("keep".into(), BasicGetOptions::default()).await.map(|_| ()), "get");
+        let (_c, ch) = n.server.channel().await;
+        let consume =
+            ch.basic_consume("keep".into(), "".into(), Default::default(), FieldTable::default()).await;
+        expect_404(consume.map(|_| ()), "consume");
+        let (_c, ch) = n.server.channel().await;
+        expect_404(ch.queue_purge("keep".into(), Default::default()).await.map(|_| ()), "purge");
+        let (_c, ch) = n.server.channel().await;
+        expect_404(ch.queue_delete("keep".into(), Default::default()).await.map(|_| ()), "delete");
+        let api = n.api();
+        assert_eq!(api.put("/api/queues/%2F/keep", json!({"durable": true})).await.code(), 404);
+        assert_eq!(api.delete("/api/queues/%2F/keep").await.code(), 404);
+        assert_eq!(api.delete("/api/queues/%2F/keep/contents").await.code(), 404);
+        let get = json!({"count": 1, "ackmode": "ack_requeue_true", "encoding": "auto"});
+        assert_eq!(api.post("/api/queues/%2F/keep/get", get).await.code(), 404);
+        let body =
+            json!({"routing_key": "keep", "payload": "x", "payload_encoding": "string", "properties": {}});
+        assert_eq!(
+            api.post("/api/exchanges/%2F/amq.default/publish", body).await.body,
+            json!({"routed": false})
+        );
+    }
+
+    // Publishes to it through node 2, seen on the wire: one nack each,
+    // and a mandatory one comes back first.
+    let mut r = Raw::open(&nodes[1].server.addr()).await;
+    confirms::select(&mut r).await;
+    confirms::publish(&mut r, "", "keep", true, false).await;
+    confirms::publish(&mut r, "", "keep", true, true).await;
+    let (frames, returns) = confirms::confirms(&mut r, 2).await;
+    assert_eq!(confirms::each_once(&frames, 2), [false, false], "{frames:?}");
+    assert_eq!(returns, 1);
+
+    // The home comes back with every message, served through any node.
+    nodes[0].server.start_again();
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    let back = eventually(T, || async {
+        let q = api2.ok("/api/queues/%2F/keep").await;
+        (q["state"] == "running" && q["node"] == "warren-1@127.0.0.1").then_some(())
+    });
+    assert!(back.await.is_some(), "the queue never came back on its home");
+    // Node 3 sees node 1 again at its next ping; until then, a 404.
+    let (_c3, ch3) = eventually(T, || async {
+        let (c, ch) = nodes[2].server.channel().await;
+        let q = ch.queue_declare("keep".into(), durable, FieldTable::default()).await.ok()?;
+        (q.message_count() as usize == N).then_some((c, ch))
+    })
+    .await
+    .expect("declare through node 3 after the return");
+    let mut got = Vec::new();
+    while let Some(m) = ch3.basic_get("keep".into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+        got.push(String::from_utf8(m.delivery.data.clone()).unwrap());
+    }
+    let want: Vec<String> = (0..N).map(|k| format!("m{k}")).collect();
+    assert_eq!(got, want);
+}

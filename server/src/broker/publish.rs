@@ -27,8 +27,11 @@ pub struct Delivered {
     pub queues: usize,
     /// It went to the persistent store: a confirm must wait for the disk.
     pub stored: bool,
-    /// A queue refused it (a length limit with reject-publish): nack it.
+    /// A queue refused it (a length limit with reject-publish, a home node
+    /// that is down): nack it.
     pub refused: bool,
+    /// Queues it was routed to whose home node is down: it is not in them.
+    pub unreachable: usize,
     /// Queues whose home is another node of the cluster: not enqueued
     /// here; the caller forwards the message to them (`Broker::forward`).
     pub remote: RouteTargets,
@@ -82,7 +85,10 @@ impl VHost {
         if targets.iter().any(|q| q.is_remote()) {
             let (remote, local): (RouteTargets, RouteTargets) =
                 targets.into_iter().partition(|q| q.is_remote());
-            out.remote = remote;
+            let (down, up): (RouteTargets, RouteTargets) = remote.into_iter().partition(|q| q.is_home_down());
+            out.unreachable = down.len();
+            out.refused = !down.is_empty();
+            out.remote = up;
             targets = local;
         }
         let stored = match (stores, msg.persistent) {

@@ -535,6 +535,9 @@ impl RemoteQueues for Arc<Cluster> {
     fn unsubscribe(&self, q: &Queue, c: &Arc<Consumer>) {
         (**self).unsubscribe(q, c)
     }
+    fn is_down(&self, node: &str) -> bool {
+        self.liveness.is_down(node)
+    }
     fn forward(&self, q: &Arc<Queue>, msg: &crate::broker::message::Message) {
         let targets: crate::broker::exchange::RouteTargets = std::iter::once(q.clone()).collect();
         // Nobody waits for the answer of a dead-lettered message.

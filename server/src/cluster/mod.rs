@@ -9,6 +9,8 @@
 //!   metadata Raft group as openraft sees it: its types, its log in
 //!   `definitions.db`, the broker as its state machine, and its RPCs over
 //!   the link.
+//! - [`liveness`]: which members answer; a queue whose home does not is
+//!   down.
 //! - [`forward`], [`consume`]: a queue served through every node:
 //!   publishes forwarded to its home node, and consumers, gets and purges
 //!   served by the home over the link.
@@ -19,6 +21,7 @@
 pub mod consume;
 pub mod forward;
 pub mod link;
+pub mod liveness;
 pub mod log_store;
 pub mod network;
 pub mod node;

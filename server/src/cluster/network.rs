@@ -33,6 +33,8 @@ pub enum Call {
     Info,
     /// The counts of the queues whose home the node is.
     QueueCounts,
+    /// Are you there? (`Reply::Done`; [`super::liveness`])
+    Ping,
     /// A message for queues homed on the called node.
     Publish(super::forward::ForwardedPublish),
     /// Attach a stand-in consumer for a consumer on the caller.

@@ -61,6 +61,7 @@ pub struct Cluster {
     info: parking_lot::RwLock<Option<Arc<dyn Fn() -> NodeInfo + Send + Sync>>>,
     pub(super) forwarders: super::forward::Forwarders,
     pub(super) consuming: super::consume::Consuming,
+    pub(super) liveness: super::liveness::Liveness,
 }
 
 fn raft_config() -> Arc<openraft::Config> {
@@ -100,7 +101,9 @@ impl Cluster {
             info: Default::default(),
             forwarders: Default::default(),
             consuming: Default::default(),
+            liveness: Default::default(),
         });
+        tokio::spawn(super::liveness::watch(Arc::downgrade(&cluster)));
         let _ = broker.remote_hook.set(Arc::new(cluster.clone()));
         let was_clustered = cluster.db.get("vote").await.map_err(|e| e.to_string())?.is_some();
         if was_clustered {
@@ -175,6 +178,23 @@ impl Cluster {
         let running = self.running()?;
         let m = running.raft.metrics().borrow().clone();
         m.membership_config.membership().get_node(&node_id(name)).map(|n| n.addr.clone())
+    }
+
+    /// The members other than this node (none when not clustered).
+    pub(super) fn other_members(&self) -> Vec<Member> {
+        let Some(running) = self.running() else { return Vec::new() };
+        let m = running.raft.metrics().borrow().clone();
+        m.membership_config
+            .membership()
+            .nodes()
+            .filter(|(id, _)| **id != self.id)
+            .map(|(_, n)| n.clone())
+            .collect()
+    }
+
+    /// Whether the member called `name` is down (failed its last ping).
+    pub fn is_down(&self, name: &str) -> bool {
+        self.liveness.is_down(name)
     }
 
     pub(super) fn broker(&self) -> Result<Arc<Broker>> {
@@ -257,6 +277,7 @@ impl Cluster {
                 self.forget(&name).await.map(|_| Reply::Forgotten).map_err(|e| e.to_string())
             }
             Call::Info => Ok(Reply::Info(self.local_info())),
+            Call::Ping => Ok(Reply::Done),
             Call::Publish(p) => self.accept_publish(p).await,
             Call::Subscribe(req) => self.accept_subscribe(from, req).await,
             Call::Unsubscribe { sub } => self.accept_unsubscribe(from, sub).await,
@@ -501,16 +522,11 @@ impl Cluster {
     pub async fn refresh_remote_counts(&self) {
         let Some(running) = self.running() else { return };
         let Ok(broker) = self.broker() else { return };
-        let members: Vec<Member> = {
-            let m = running.raft.metrics().borrow().clone();
-            m.membership_config
-                .membership()
-                .nodes()
-                .filter(|(id, _)| **id != self.id)
-                .map(|(_, n)| n.clone())
-                .collect()
-        };
-        for m in members {
+        drop(running);
+        for m in self.other_members() {
+            if self.liveness.is_down(&m.name) {
+                continue;
+            }
             let Ok(Reply::QueueCounts(counts)) =
                 self.peers.call(&m.addr, Call::QueueCounts, INFO_TIMEOUT).await
             else {

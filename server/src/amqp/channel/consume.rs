@@ -39,6 +39,7 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
+        q.check_available()?;
         let remote = s.broker.clustered().filter(|_| q.is_remote()).cloned();
         if remote.is_none() {
             q.check_local()?;
@@ -161,6 +162,7 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
+        q.check_available()?;
         let got = match s.broker.clustered().filter(|_| q.is_remote()) {
             // The queue lives on another node: that node gets it.
             Some(cluster) => cluster.get_remote(&q, g.no_ack).await?,

@@ -157,13 +157,18 @@ impl Channel {
             self.check_any(s, "queue", &name)?;
             let q = s.vhost.queue_or_404(&name)?;
             check_exclusive(&q, Some(s.conn_id), &vname)?;
+            q.check_available()?;
             let c = q.counts();
             (name, c.ready, c.consumers)
         } else {
             let given = strip_cr_lf(d.queue.as_str());
             let name = if given.is_empty() { generated_name("amq.gen") } else { given };
             self.check(s, Access::Configure, "queue", &name)?;
-            let exists = s.vhost.queue(&name).is_some();
+            let existing = s.vhost.queue(&name);
+            if let Some(q) = &existing {
+                q.check_available()?;
+            }
+            let exists = existing.is_some();
             if !exists && name.starts_with("amq.") && !d.queue.as_str().is_empty() {
                 return Err(BrokerError::access_refused(format!(
                     "queue name '{name}' contains reserved prefix 'amq.*'"
@@ -218,6 +223,7 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
+        q.check_available()?;
         let n = match s.broker.clustered().filter(|_| q.is_remote()) {
             Some(cluster) => cluster.purge_remote(&q).await?,
             None => {
@@ -238,6 +244,9 @@ impl Channel {
         let s = ctx.s;
         let name = self.queue_name(d.queue.as_str())?;
         self.check(s, Access::Configure, "queue", &name)?;
+        if let Some(q) = s.vhost.queue(&name) {
+            q.check_available()?;
+        }
         let applied = s
             .broker
             .apply(DefinitionCommand::DeleteQueue {

@@ -206,17 +206,7 @@ impl Channel {
         x.stats.publish_out.add(targets.len() as u64);
         if targets.is_empty() {
             if mandatory {
-                self.stats.return_unroutable.incr();
-                ctx.out.method(
-                    self.id,
-                    &AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
-                        reply_code: 312,
-                        reply_text: "NO_ROUTE".into(),
-                        exchange: x.name.as_ref().into(),
-                        routing_key: msg.routing_key.as_ref().into(),
-                    })),
-                );
-                ctx.out.content(self.id, &msg.properties, &msg.body);
+                self.return_unroutable(ctx, x, &msg);
             }
             return Ok((Delivered::default(), Vec::new()));
         }
@@ -226,8 +216,28 @@ impl Channel {
             false => msg,
         };
         let delivered = vhost.deliver(targets, msg.clone(), ctx.s.broker.stores.as_ref())?;
+        if mandatory && delivered.unreachable == delivered.queues {
+            // Every queue it was routed to is down: unroutable, as in
+            // RabbitMQ (and nacked, since no queue has it).
+            self.return_unroutable(ctx, x, &msg);
+        }
         let forwarded = ctx.s.broker.forward(&vhost.name, &delivered.remote, &msg);
         Ok((delivered, forwarded))
+    }
+
+    /// basic.return of a mandatory message that reached no queue.
+    fn return_unroutable(&mut self, ctx: &mut Ctx<'_>, x: &Exchange, msg: &Message) {
+        self.stats.return_unroutable.incr();
+        ctx.out.method(
+            self.id,
+            &AMQPClass::Basic(basic::AMQPMethod::Return(basic::Return {
+                reply_code: 312,
+                reply_text: "NO_ROUTE".into(),
+                exchange: x.name.as_ref().into(),
+                routing_key: msg.routing_key.as_ref().into(),
+            })),
+        );
+        ctx.out.content(self.id, &msg.properties, &msg.body);
     }
 
     /// A home node answered for a forwarded publish: confirm it, or nack it.

@@ -188,10 +188,13 @@ impl Queue {
         }
     }
 
-    /// Records the queue's home node, and whether that is another node.
+    /// Records the queue's home node, and whether that is another node. A
+    /// queue's home never moves: declaring an existing queue again through
+    /// another node (which proposes itself as the home) leaves it where its
+    /// messages are.
     pub fn set_home(&self, home: &str, this_node: &str, hook: &remote::RemoteHook) {
-        let _ = self.home.set(home.into());
-        let remote = home != this_node;
+        let home = self.home.get_or_init(|| home.into());
+        let remote = **home != *this_node;
         if remote {
             let _ = self.remote_hook.set(hook.clone());
         }
@@ -235,6 +238,29 @@ impl Queue {
 
     pub fn is_remote(&self) -> bool {
         self.remote.load(Ordering::Relaxed)
+    }
+
+    /// Whether the queue's home is another node, and that node is down:
+    /// nothing can be done with the queue until it is back.
+    pub fn is_home_down(&self) -> bool {
+        match (self.remote_ops(), self.home.get()) {
+            (Some(ops), Some(home)) => ops.is_down(home),
+            _ => false,
+        }
+    }
+
+    /// RabbitMQ's 404 for a queue whose home is down, which every
+    /// operation on the queue through another node gets.
+    pub fn check_available(&self) -> Result<()> {
+        if !self.is_home_down() {
+            return Ok(());
+        }
+        let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
+        let kind = if self.durable { "durable queue" } else { "queue" };
+        Err(BrokerError::not_found(format!(
+            "home node '{home}' of {kind} '{}' in vhost '{}' is down or inaccessible",
+            self.name, self.vhost
+        )))
     }
 
     /// Consuming, getting and purging need the queue's messages, which only

@@ -86,7 +86,7 @@ async fn publish(
     ctx.stats.api_channel(&v).publish.incr();
     x.stats.publish_in.incr();
     x.stats.publish_out.add(targets.len() as u64);
-    let routed = !targets.is_empty();
+    let routed_to = targets.len();
     let msg = match props.headers().as_ref().is_some_and(|h| h.contains_key("BCC")) {
         true => crate::broker::deadletter::strip_bcc(&msg).map(Arc::new).unwrap_or(msg),
         false => msg,
@@ -98,7 +98,8 @@ async fn publish(
             return Err(ApiError::unavailable("a node holding one of the queues did not take the message"));
         }
     }
-    Ok(json(&Routed { routed }))
+    // Queues whose home is down did not get it, as in RabbitMQ.
+    Ok(json(&Routed { routed: routed_to > d.unreachable }))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -174,6 +175,7 @@ async fn get_messages(
     }
     // A queue homed on another node of the cluster: that node gets them,
     // and settles them when asked (requeue, discard) like any delivery.
+    q.check_available()?;
     let cluster = ctx.broker.clustered().filter(|_| q.is_remote()).cloned();
     if cluster.is_none() {
         q.check_local()?;

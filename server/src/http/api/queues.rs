@@ -62,7 +62,7 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
         exclusive: q.is_exclusive(),
         arguments: table_to_json(&q.arguments),
         node: q.home.get().map_or_else(|| node(ctx), |h| h.to_string()),
-        state: "running".into(),
+        state: if q.is_home_down() { "down" } else { "running" }.into(),
         kind: if config.quorum { "quorum" } else { "classic" }.into(),
         consumers: counts.consumers,
         exclusive_consumer_tag,
@@ -149,7 +149,11 @@ async fn declare(
         arguments.insert("x-queue-type".into(), AMQPValue::LongString(t.as_str().into()));
     }
     who.require_access(&v, Access::Configure, "queue", &name)?;
-    let exists = ctx.broker.vhost(&v).and_then(|vh| vh.queue(&name)).is_some();
+    let existing = ctx.broker.vhost(&v).and_then(|vh| vh.queue(&name));
+    if let Some(q) = &existing {
+        q.check_available()?;
+    }
+    let exists = existing.is_some();
     if !exists && name.starts_with("amq.") {
         return Err(ApiError::not_authorised(format!(
             "queue name '{name}' contains reserved prefix 'amq.*'"
@@ -176,8 +180,9 @@ async fn remove(
     lq: ListQuery,
 ) -> ApiResult<Response> {
     who.require_vhost(&v)?;
-    lookup(&ctx, &who, &v, &name)?;
+    let q = lookup(&ctx, &who, &v, &name)?;
     who.require_access(&v, Access::Configure, "queue", &name)?;
+    q.check_available()?;
     ctx.broker
         .apply(DefinitionCommand::DeleteQueue {
             vhost: v,
@@ -212,6 +217,7 @@ async fn purge(
     who.require_vhost(&v)?;
     let q = lookup(&ctx, &who, &v, &name)?;
     who.require_access(&v, Access::Read, "queue", &name)?;
+    q.check_available()?;
     match ctx.broker.clustered().filter(|_| q.is_remote()) {
         Some(c) => {
             c.purge_remote(&q).await?;
