@@ -201,7 +201,7 @@ impl Connection {
                             // and starve the consumers woken meanwhile. Give
                             // them their turn after each batch.
                             tokio::task::yield_now().await;
-                            self.throttle_if_store_behind().await;
+                            self.throttle_if_behind().await;
                         }
                         Ok(false) | Err(_) => return,
                     }
@@ -289,13 +289,17 @@ impl Connection {
     }
 
     /// When the disk is not keeping up with what the stores are asked to
-    /// write, stop reading (the client then feels TCP backpressure) until it
-    /// has caught up, rather than letting the stores' buffers grow.
-    async fn throttle_if_store_behind(&mut self) {
+    /// write, or other nodes of the cluster with the messages forwarded to
+    /// them, stop reading (the client then feels TCP backpressure) until
+    /// they have caught up, rather than letting buffers grow.
+    async fn throttle_if_behind(&mut self) {
         const BEHIND: u64 = 64 * 1024 * 1024;
         let Some(stores) = self.s.broker.stores.clone() else { return };
-        let behind =
-            || stores.paging.stats().pending_bytes + stores.persistent.stats().pending_bytes > BEHIND;
+        let remote = self.s.broker.remote_hook.get().cloned();
+        let behind = || {
+            stores.paging.stats().pending_bytes + stores.persistent.stats().pending_bytes > BEHIND
+                || remote.as_ref().is_some_and(|r| r.forwarding_behind())
+        };
         while behind() {
             // Deliveries and confirms owed so far still go out meanwhile.
             self.pump_outbox();

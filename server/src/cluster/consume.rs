@@ -535,6 +535,9 @@ impl RemoteQueues for Arc<Cluster> {
     fn unsubscribe(&self, q: &Queue, c: &Arc<Consumer>) {
         (**self).unsubscribe(q, c)
     }
+    fn forwarding_behind(&self) -> bool {
+        self.forwarders.backlog() > super::forward::BACKLOG_HIGH
+    }
     fn is_down(&self, node: &str) -> bool {
         self.liveness.is_down(node)
     }

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -27,15 +28,14 @@ use super::node::Cluster;
 use crate::broker::exchange::RouteTargets;
 use crate::broker::message::Message;
 
-/// A message on the link: properties and body as base64 text.
+/// A message on the link: properties and body travel as bytes (sharing
+/// the message's buffers until they are encoded).
 #[derive(Debug, Serialize, Deserialize)]
 pub struct WireMessage {
     exchange: String,
     routing_key: String,
-    #[serde(with = "b64")]
-    properties: Vec<u8>,
-    #[serde(with = "b64")]
-    body: Vec<u8>,
+    properties: Bytes,
+    body: Bytes,
     persistent: bool,
     priority: u8,
     expiration: Option<u64>,
@@ -46,8 +46,8 @@ impl WireMessage {
         WireMessage {
             exchange: m.exchange.to_string(),
             routing_key: m.routing_key.to_string(),
-            properties: m.properties.to_vec(),
-            body: m.body.to_vec(),
+            properties: m.properties.clone(),
+            body: m.body.clone(),
             persistent: m.persistent,
             priority: m.priority,
             expiration: m.expiration,
@@ -58,27 +58,17 @@ impl WireMessage {
         Message {
             exchange: self.exchange.into(),
             routing_key: self.routing_key.into(),
-            properties: Bytes::from(self.properties),
-            body: Bytes::from(self.body),
+            properties: self.properties,
+            body: self.body,
             persistent: self.persistent,
             priority: self.priority,
             expiration: self.expiration,
         }
     }
-}
 
-mod b64 {
-    use base64::Engine;
-    use base64::engine::general_purpose::STANDARD;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&STANDARD.encode(v))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = String::deserialize(d)?;
-        STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+    /// Roughly what the message takes in a queue waiting for the link.
+    fn size(&self) -> u64 {
+        (self.body.len() + self.properties.len() + self.routing_key.len() + 64) as u64
     }
 }
 
@@ -95,13 +85,28 @@ pub type Forwarded = oneshot::Receiver<bool>;
 
 struct Job {
     publish: ForwardedPublish,
+    /// What it counts in the backlog.
+    size: u64,
     done: oneshot::Sender<bool>,
 }
 
-/// The forwarding task of each home node.
+/// The forwarding task of each home node, and the bytes of messages
+/// waiting for one: the publishing connections stop reading while that is
+/// over [`BACKLOG_HIGH`] (`throttle_if_behind` in `amqp::connection`), so a
+/// slow or busy home slows its publishers down instead of growing a queue.
 #[derive(Default)]
 pub struct Forwarders {
     homes: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
+    backlog: AtomicU64,
+}
+
+/// Above this many bytes waiting to be forwarded, publishers wait.
+pub const BACKLOG_HIGH: u64 = 16 * 1024 * 1024;
+
+impl Forwarders {
+    pub fn backlog(&self) -> u64 {
+        self.backlog.load(Ordering::Relaxed)
+    }
 }
 
 impl Cluster {
@@ -117,10 +122,10 @@ impl Cluster {
         let mut out = Vec::with_capacity(by_home.len());
         for (home, queues) in by_home {
             let (done, answer) = oneshot::channel();
-            let job = Job {
-                publish: ForwardedPublish { vhost: vhost.to_owned(), queues, msg: WireMessage::of(msg) },
-                done,
-            };
+            let msg = WireMessage::of(msg);
+            let size = msg.size();
+            let job = Job { publish: ForwardedPublish { vhost: vhost.to_owned(), queues, msg }, size, done };
+            self.forwarders.backlog.fetch_add(size, Ordering::Relaxed);
             let tx = {
                 let mut homes = self.forwarders.homes.lock();
                 homes
@@ -133,6 +138,7 @@ impl Cluster {
                     .clone()
             };
             if let Err(e) = tx.send(job) {
+                self.forwarders.backlog.fetch_sub(size, Ordering::Relaxed);
                 let _ = e.0.done.send(false);
             }
             out.push(answer);
@@ -180,10 +186,14 @@ async fn run_forwarder(
         let Some(c) = cluster.upgrade() else { return };
         let Some(addr) = c.address_of(&home) else {
             tracing::warn!("cannot forward a message to {home}: not a member of the cluster");
+            c.forwarders.backlog.fetch_sub(job.size, Ordering::Relaxed);
             let _ = job.done.send(false);
             continue;
         };
-        match c.peers().to(&addr).start_call(Call::Publish(job.publish)).await {
+        // Waits while the link's queue to the home is full.
+        let sent = c.peers().to(&addr).start_call(Call::Publish(job.publish)).await;
+        c.forwarders.backlog.fetch_sub(job.size, Ordering::Relaxed);
+        match sent {
             Ok(reply) => {
                 tokio::spawn(async move {
                     let ok = matches!(reply.await, Ok(Ok(Reply::Published(true))));

@@ -2,8 +2,9 @@
 //! numbered calls and their replies, so that many calls share one
 //! connection and a slow call does not hold up the others.
 //!
-//! Frames are a 4-byte big-endian length and a JSON body. A connection
-//! opens with a handshake in which each side proves it knows the cluster
+//! Frames are a 4-byte big-endian length (tokio-util's
+//! `LengthDelimitedCodec`) and a MessagePack body, in which message bodies
+//! travel as bytes. A connection opens with a handshake in which each side proves it knows the cluster
 //! secret ([`Secret`]) over the other's fresh nonce; a peer that cannot is
 //! refused and disconnected, and nothing else is read from it. Then the
 //! caller sends [`Wire::Call`]s and the callee answers each with a
@@ -11,7 +12,9 @@
 //!
 //! [`Peer`] is the calling side: it connects on the first call, and again
 //! on the next call after the connection was lost. [`serve`] is the called
-//! side: it runs a handler per call.
+//! side: it runs a handler per call. Each connection's outgoing frames wait
+//! in a bounded queue: when a peer reads slowly, its callers (and the
+//! replies to it) wait, and no buffer grows without bound.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -21,11 +24,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use bytes::{Bytes, BytesMut};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::codec::{Framed, FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use super::secret::Secret;
 
@@ -71,39 +77,73 @@ pub enum Wire<Q, A> {
     Reply { id: u64, body: Result<A, String> },
 }
 
-async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, v: &T) -> std::io::Result<()> {
-    let body = serde_json::to_vec(v).map_err(std::io::Error::other)?;
-    w.write_all(&frame(body)?).await
+/// How many encoded frames may wait for a connection's writer.
+const WRITE_QUEUE: usize = 256;
+
+type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
+type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+
+fn codec(max: usize) -> LengthDelimitedCodec {
+    LengthDelimitedCodec::builder().length_field_length(4).max_frame_length(max).new_codec()
 }
 
-fn frame(body: Vec<u8>) -> std::io::Result<Vec<u8>> {
+fn encode<T: Serialize>(v: &T) -> std::io::Result<Bytes> {
+    let body = rmp_serde::to_vec_named(v).map_err(std::io::Error::other)?;
     if body.len() > MAX_FRAME {
         return Err(std::io::Error::other(format!("a frame of {} bytes is over the limit", body.len())));
     }
-    let mut out = Vec::with_capacity(4 + body.len());
-    out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
-    Ok(out)
+    Ok(Bytes::from(body))
 }
 
-/// Reads one frame of at most `max` bytes; None at a clean end of stream.
-async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
-    r: &mut R,
-    max: usize,
-) -> std::io::Result<Option<T>> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
-        Err(e) => return Err(e),
+async fn write_frame<S, T>(w: &mut S, v: &T) -> std::io::Result<()>
+where
+    S: Sink<Bytes, Error = std::io::Error> + Unpin,
+    T: Serialize,
+{
+    w.send(encode(v)?).await
+}
+
+/// Reads one frame; None at a clean end of stream. The codec refuses a
+/// frame over its limit before buffering it.
+async fn read_frame<S, T>(r: &mut S) -> std::io::Result<Option<T>>
+where
+    S: Stream<Item = std::io::Result<BytesMut>> + Unpin,
+    T: DeserializeOwned,
+{
+    match r.next().await {
+        None => Ok(None),
+        Some(Err(e)) => Err(e),
+        Some(Ok(frame)) => rmp_serde::from_slice(&frame).map(Some).map_err(std::io::Error::other),
     }
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(std::io::Error::other(format!("a frame of {len} bytes is over the limit")));
+}
+
+/// Writes the frames queued for a connection, as many per flush as are
+/// waiting, until the queue closes or the socket fails.
+async fn write_queued(mut w: Writer, mut rx: mpsc::Receiver<Bytes>) {
+    while let Some(f) = rx.recv().await {
+        if w.feed(f).await.is_err() {
+            return;
+        }
+        while let Ok(f) = rx.try_recv() {
+            if w.feed(f).await.is_err() {
+                return;
+            }
+        }
+        if SinkExt::<Bytes>::flush(&mut w).await.is_err() {
+            return;
+        }
     }
-    let mut body = vec![0u8; len];
-    r.read_exact(&mut body).await?;
-    serde_json::from_slice(&body).map(Some).map_err(std::io::Error::other)
+}
+
+/// A stream after its handshake, split into framed halves for the
+/// authenticated link.
+fn split_framed(framed: Framed<TcpStream, LengthDelimitedCodec>) -> Result<(Reader, Writer), String> {
+    let parts = framed.into_parts();
+    if !parts.read_buf.is_empty() {
+        return Err("data arrived before the handshake ended".into());
+    }
+    let (rd, wr) = parts.io.into_split();
+    Ok((FramedRead::new(rd, codec(MAX_FRAME)), FramedWrite::new(wr, codec(MAX_FRAME))))
 }
 
 fn nonce() -> Vec<u8> {
@@ -111,11 +151,15 @@ fn nonce() -> Vec<u8> {
 }
 
 /// The calling side of the handshake. Returns the peer's node name.
-async fn client_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Result<String, String> {
+async fn client_handshake(
+    s: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    me: &str,
+    secret: &Secret,
+) -> Result<String, String> {
     let mine = nonce();
     let io = |e: std::io::Error| e.to_string();
     write_frame(s, &Handshake::Hello { node: me.to_owned(), nonce: mine.clone() }).await.map_err(io)?;
-    let (node, theirs) = match read_frame(s, MAX_HANDSHAKE_FRAME).await.map_err(io)? {
+    let (node, theirs) = match read_frame(s).await.map_err(io)? {
         Some(Handshake::Challenge { node, nonce, proof }) => {
             if !secret.verify("server", &nonce, &mine, &proof) {
                 return Err(format!("{node} does not know the cluster secret"));
@@ -127,7 +171,7 @@ async fn client_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
     };
     let proof = secret.prove("client", &mine, &theirs);
     write_frame(s, &Handshake::Proof { proof }).await.map_err(io)?;
-    match read_frame(s, MAX_HANDSHAKE_FRAME).await.map_err(io)? {
+    match read_frame(s).await.map_err(io)? {
         Some(Handshake::Welcome) => Ok(node),
         Some(Handshake::Refused { reason }) => Err(reason),
         _ => Err("unexpected handshake message".into()),
@@ -135,9 +179,13 @@ async fn client_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
 }
 
 /// The called side of the handshake. Returns the peer's node name.
-async fn server_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Result<String, String> {
+async fn server_handshake(
+    s: &mut Framed<TcpStream, LengthDelimitedCodec>,
+    me: &str,
+    secret: &Secret,
+) -> Result<String, String> {
     let io = |e: std::io::Error| e.to_string();
-    let (node, theirs) = match read_frame(s, MAX_HANDSHAKE_FRAME).await.map_err(io)? {
+    let (node, theirs) = match read_frame(s).await.map_err(io)? {
         Some(Handshake::Hello { node, nonce }) => (node, nonce),
         _ => return Err("unexpected handshake message".into()),
     };
@@ -146,7 +194,7 @@ async fn server_handshake(s: &mut TcpStream, me: &str, secret: &Secret) -> Resul
     write_frame(s, &Handshake::Challenge { node: me.to_owned(), nonce: mine.clone(), proof })
         .await
         .map_err(io)?;
-    match read_frame(s, MAX_HANDSHAKE_FRAME).await.map_err(io)? {
+    match read_frame(s).await.map_err(io)? {
         Some(Handshake::Proof { proof }) if secret.verify("client", &theirs, &mine, &proof) => {
             write_frame(s, &Handshake::Welcome).await.map_err(io)?;
             Ok(node)
@@ -194,7 +242,7 @@ where
 }
 
 async fn serve_one<Q, A>(
-    mut stream: TcpStream,
+    stream: TcpStream,
     peer: SocketAddr,
     me: String,
     secret: Secret,
@@ -205,21 +253,16 @@ where
     A: Serialize + Send + 'static,
 {
     let _ = stream.set_nodelay(true);
-    let from = tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(&mut stream, &me, &secret))
+    let mut framed = Framed::new(stream, codec(MAX_HANDSHAKE_FRAME));
+    let from = tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(&mut framed, &me, &secret))
         .await
         .map_err(|_| "handshake timed out".to_owned())??;
     tracing::debug!("cluster link from {from} ({peer}) authenticated");
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-    let writer = tokio::spawn(async move {
-        while let Some(f) = rx.recv().await {
-            if wr.write_all(&f).await.is_err() {
-                break;
-            }
-        }
-    });
+    let (mut rd, wr) = split_framed(framed)?;
+    let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writer = tokio::spawn(write_queued(wr, rx));
     let result = loop {
-        let wire: Wire<Q, serde::de::IgnoredAny> = match read_frame(&mut rd, MAX_FRAME).await {
+        let wire: Wire<Q, serde::de::IgnoredAny> = match read_frame(&mut rd).await {
             Ok(Some(w)) => w,
             Ok(None) => break Ok(()),
             Err(e) => break Err(e.to_string()),
@@ -232,11 +275,11 @@ where
         let tx = tx.clone();
         tokio::spawn(async move {
             let body = reply.await;
-            if let Ok(f) = serde_json::to_vec(&Wire::<(), A>::Reply { id, body })
-                .map_err(std::io::Error::other)
-                .and_then(frame)
-            {
-                let _ = tx.send(f);
+            match encode(&Wire::<(), A>::Reply { id, body }) {
+                Ok(f) => {
+                    let _ = tx.send(f).await;
+                }
+                Err(e) => tracing::error!("cannot encode a reply for the cluster link: {e}"),
             }
         });
     };
@@ -248,7 +291,7 @@ where
 type Pending<A> = parking_lot::Mutex<Option<HashMap<u64, oneshot::Sender<Result<A, String>>>>>;
 
 struct Conn<A> {
-    tx: mpsc::UnboundedSender<Vec<u8>>,
+    tx: mpsc::Sender<Bytes>,
     /// None once the connection is gone.
     pending: Pending<A>,
 }
@@ -321,11 +364,8 @@ where
             Some(p) => p.insert(id, done),
             None => return Err(LinkError::Lost(self.addr.clone())),
         };
-        let f = serde_json::to_vec(&Wire::<Q, ()>::Call { id, body: q })
-            .map_err(std::io::Error::other)
-            .and_then(frame)
-            .map_err(|e| LinkError::Remote(e.to_string()))?;
-        conn.tx.send(f).map_err(|_| LinkError::Lost(self.addr.clone()))?;
+        let f = encode(&Wire::<Q, ()>::Call { id, body: q }).map_err(|e| LinkError::Remote(e.to_string()))?;
+        conn.tx.send(f).await.map_err(|_| LinkError::Lost(self.addr.clone()))?;
         Ok((conn, id, reply))
     }
 
@@ -334,30 +374,25 @@ where
         if let Some(c) = slot.as_ref().filter(|c| c.pending.lock().is_some() && !c.tx.is_closed()) {
             return Ok(c.clone());
         }
-        let mut stream = TcpStream::connect(&self.addr)
+        let stream = TcpStream::connect(&self.addr)
             .await
             .map_err(|e| LinkError::Unreachable(format!("{}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
+        let mut framed = Framed::new(stream, codec(MAX_HANDSHAKE_FRAME));
         let peer =
-            tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut stream, &self.me, &self.secret))
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut framed, &self.me, &self.secret))
                 .await
                 .map_err(|_| LinkError::Timeout(self.addr.clone()))?
                 .map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
         tracing::debug!("cluster link to {peer} ({}) authenticated", self.addr);
-        let (mut rd, mut wr) = stream.into_split();
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        let (mut rd, wr) = split_framed(framed).map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
+        let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
         let conn = Arc::new(Conn { tx, pending: parking_lot::Mutex::new(Some(HashMap::new())) });
-        tokio::spawn(async move {
-            while let Some(f) = rx.recv().await {
-                if wr.write_all(&f).await.is_err() {
-                    break;
-                }
-            }
-        });
+        tokio::spawn(write_queued(wr, rx));
         let reader_conn = conn.clone();
         tokio::spawn(async move {
             while let Ok(Some(Wire::Reply { id, body })) =
-                read_frame::<_, Wire<serde::de::IgnoredAny, A>>(&mut rd, MAX_FRAME).await
+                read_frame::<_, Wire<serde::de::IgnoredAny, A>>(&mut rd).await
             {
                 let done = reader_conn.pending.lock().as_mut().and_then(|p| p.remove(&id));
                 if let Some(done) = done {
@@ -375,6 +410,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     fn echo() -> Handler<String, String> {
         Arc::new(|from, q: String| {

@@ -25,6 +25,9 @@ pub trait RemoteQueues: Send + Sync {
     fn settle(&self, q: &Queue, op: RemoteSettle, ids: Vec<u64>);
     /// A consumer of `q` on this node goes (cancel, channel close).
     fn unsubscribe(&self, q: &Queue, c: &Arc<Consumer>);
+    /// Whether too many bytes of messages wait to be sent to other nodes:
+    /// publishers then wait.
+    fn forwarding_behind(&self) -> bool;
     /// Whether the member called `node` is down: its queues are then down.
     fn is_down(&self, node: &str) -> bool;
     /// Sends a message to `q`'s home without waiting for its answer
