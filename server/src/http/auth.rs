@@ -2,9 +2,10 @@
 //!
 //! Every `/api` handler but a few public ones takes an [`Authed`], which
 //! authenticates the request:
-//! - HTTP Basic (API clients, `rabbitmqadmin`): the broker's `Auth::login`,
-//!   on a blocking thread because a first login runs argon2; later logins
-//!   hit its cache and cost one HMAC.
+//! - HTTP Basic (API clients, `rabbitmqadmin`): `Broker::login`. A password
+//!   that logged the user in before costs one HMAC and waits for nothing;
+//!   any other waits for the password gate, shared with AMQP logins, which
+//!   runs a few argon2 checks at a time (`broker::password`).
 //! - `Authorization: Bearer <jwt>` (the dashboard): a token from
 //!   `POST /api/login`, HS256-signed with the node's key (random per start
 //!   unless configured), expiring after `login_session_timeout`. The token
