@@ -450,7 +450,7 @@ impl Connection {
     async fn update_secret(&mut self, u: connection::UpdateSecret) {
         let name = self.s.user.name.clone();
         let secret = u.new_secret.as_bytes().to_vec();
-        match self.s.broker.login(&name, secret).await {
+        match self.s.broker.login(&name, secret, Some(self.s.info.peer.ip())).await {
             Ok(user) => {
                 tracing::info!(
                     "connection {}: user '{name}' updated secret, reason: {}",

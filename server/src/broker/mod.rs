@@ -257,12 +257,14 @@ impl Broker {
     /// Checks a login. A password that logged this user in before costs
     /// one HMAC here; any other goes through the password gate (a few
     /// argon2 runs at a time, off the async threads, with memory returned
-    /// to the system after each). An imported RabbitMQ hash is replaced by
-    /// an argon2id one, stored through the definitions path.
+    /// to the system after each), where `peer`, the client's address, picks
+    /// its place in the queue. An imported RabbitMQ hash is replaced by an
+    /// argon2id one, stored through the definitions path.
     pub async fn login(
         self: &Arc<Self>,
         name: &str,
         password: Vec<u8>,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<Arc<auth::User>, auth::LoginError> {
         match self.auth.precheck(name, &password) {
             auth::Precheck::Refused => Err(auth::LoginError::InvalidCredentials),
@@ -272,7 +274,7 @@ impl Broker {
                 let (ok, password) = self
                     .auth
                     .gate
-                    .run(move || (password::verify_argon2(&hash, &password), password))
+                    .run(peer, name, move || (password::verify_argon2(&hash, &password), password))
                     .await
                     .ok_or(auth::LoginError::InvalidCredentials)?;
                 if !ok {
@@ -282,7 +284,8 @@ impl Broker {
                 Ok(user)
             }
             auth::Precheck::Upgrade(user) => {
-                let hash = self.hash_password(password).await;
+                let hash = self.auth.gate.run(peer, name, move || password::hash_argon2id(&password)).await;
+                let hash = hash.unwrap_or_default();
                 if hash.is_empty() {
                     tracing::error!("cannot hash the password of user '{name}' to upgrade its imported hash");
                     return Ok(user);
@@ -298,7 +301,7 @@ impl Broker {
     /// An argon2id hash of a password, made through the password gate.
     /// Empty if hashing failed (such a user cannot log in with a password).
     pub async fn hash_password(&self, password: Vec<u8>) -> String {
-        self.auth.gate.run(move || password::hash_argon2id(&password)).await.unwrap_or_default()
+        self.auth.gate.run(None, "", move || password::hash_argon2id(&password)).await.unwrap_or_default()
     }
 
     /// Writes out what is pending and closes the stores (shutdown).

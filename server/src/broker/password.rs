@@ -10,17 +10,23 @@
 //!   wrong-password logins on many blocking threads left the process
 //!   hundreds of MB to GBs larger, for good.
 //! - Only a few runs happen at once ([`PasswordGate`], one per core by
-//!   default, shared by AMQP logins, HTTP Basic, `connection.update-secret`
-//!   and the hashing of new passwords). The rest wait their turn, in order,
-//!   without holding a thread. A credential that was checked before does not
-//!   come here at all (`Auth`'s cache), so a flood of bad attempts does not
-//!   delay a client that logged in before.
+//!   default, at most 4, shared by AMQP logins, HTTP Basic,
+//!   `connection.update-secret` and the hashing of new passwords). The rest
+//!   wait their turn without holding a thread, taken round the clients'
+//!   addresses and user names so that a flood from one place for one user
+//!   does not hold everyone else up. A credential that was checked before
+//!   does not come here at all (`Auth`'s cache), so a flood of bad attempts
+//!   does not delay a client that logged in before.
 
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
 use std::ptr::NonNull;
 use std::sync::Arc;
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
+use parking_lot::Mutex;
+use tokio::sync::oneshot;
 
 /// A stored hash asking for more memory than this (in KiB) is not checked:
 /// the number of concurrent checks times this bounds what logins may take.
@@ -137,11 +143,88 @@ pub fn verify_argon2(stored: &str, password: &[u8]) -> bool {
 }
 
 /// At most a fixed number of argon2 runs at once, each on a blocking
-/// thread. Waiters queue in arrival order (tokio's semaphore is fair) and
-/// leave the queue when their caller goes away.
+/// thread, handed out fairly: waiters are grouped by the client's address,
+/// then by user name, and slots go round the addresses, and within an
+/// address round its user names, first come first served inside a group. A
+/// flood of wrong passwords for one user from one place then delays another
+/// client's first login by about one run per busy group, not by the whole
+/// flood. A waiter whose caller goes away (a handshake timeout, a closed
+/// HTTP connection) gives its turn up.
 pub struct PasswordGate {
-    permits: Arc<tokio::sync::Semaphore>,
+    state: Arc<Mutex<GateState>>,
     size: usize,
+}
+
+#[derive(Default)]
+struct GateState {
+    free: usize,
+    /// Addresses with waiters, in turn order.
+    turn: VecDeque<Option<IpAddr>>,
+    sources: HashMap<Option<IpAddr>, Source>,
+}
+
+/// The waiters from one address.
+#[derive(Default)]
+struct Source {
+    /// User names with waiters, in turn order.
+    turn: VecDeque<String>,
+    waiting: HashMap<String, VecDeque<oneshot::Sender<Slot>>>,
+}
+
+impl GateState {
+    fn enqueue(&mut self, ip: Option<IpAddr>, user: &str, tx: oneshot::Sender<Slot>) {
+        let source = self.sources.entry(ip).or_insert_with(|| {
+            self.turn.push_back(ip);
+            Source::default()
+        });
+        let queue = source.waiting.entry(user.to_owned()).or_insert_with(|| {
+            source.turn.push_back(user.to_owned());
+            VecDeque::new()
+        });
+        queue.push_back(tx);
+    }
+
+    /// The next waiter in fair order, rotating both turns.
+    fn next(&mut self) -> Option<oneshot::Sender<Slot>> {
+        let ip = self.turn.pop_front()?;
+        let source = self.sources.get_mut(&ip)?;
+        let user = source.turn.pop_front()?;
+        let queue = source.waiting.get_mut(&user)?;
+        let tx = queue.pop_front();
+        if queue.is_empty() {
+            source.waiting.remove(&user);
+        } else {
+            source.turn.push_back(user);
+        }
+        if source.turn.is_empty() {
+            self.sources.remove(&ip);
+        } else {
+            self.turn.push_back(ip);
+        }
+        tx
+    }
+}
+
+/// The right to run one check; given back (to the next waiter, or to the
+/// pool) when dropped.
+struct Slot {
+    state: Option<Arc<Mutex<GateState>>>,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(state) = self.state.take() else { return };
+        let mut st = state.lock();
+        while let Some(tx) = st.next() {
+            match tx.send(Slot { state: Some(state.clone()) }) {
+                Ok(()) => return,
+                // That waiter is gone: disarm its slot (dropping it here
+                // would lock again) and try the next.
+                Err(mut slot) => slot.state = None,
+            }
+        }
+        st.free += 1;
+    }
 }
 
 impl Default for PasswordGate {
@@ -153,25 +236,41 @@ impl Default for PasswordGate {
 
 impl PasswordGate {
     pub fn new(size: usize) -> Self {
-        PasswordGate { permits: Arc::new(tokio::sync::Semaphore::new(size)), size }
+        let state = GateState { free: size, ..Default::default() };
+        PasswordGate { state: Arc::new(Mutex::new(state)), size }
     }
 
     pub fn size(&self) -> usize {
         self.size
     }
 
-    /// Runs `f` on a blocking thread once a slot is free. None if the task
-    /// panicked.
-    pub async fn run<T, F>(&self, f: F) -> Option<T>
+    async fn slot(&self, ip: Option<IpAddr>, user: &str) -> Option<Slot> {
+        let rx = {
+            let mut st = self.state.lock();
+            if st.free > 0 {
+                st.free -= 1;
+                return Some(Slot { state: Some(self.state.clone()) });
+            }
+            let (tx, rx) = oneshot::channel();
+            st.enqueue(ip, user, tx);
+            rx
+        };
+        rx.await.ok()
+    }
+
+    /// Runs `f` on a blocking thread once a slot is free, for a client at
+    /// `ip` (None: no address, e.g. the broker itself) logging in as
+    /// `user`. None if the task panicked.
+    pub async fn run<T, F>(&self, ip: Option<IpAddr>, user: &str, f: F) -> Option<T>
     where
         T: Send + 'static,
         F: FnOnce() -> T + Send + 'static,
     {
-        let permit = self.permits.clone().acquire_owned().await.ok()?;
-        // The permit goes with the work: a caller that stops waiting does
-        // not free the slot before argon2 is done with its memory.
+        let slot = self.slot(ip.map(|a| a.to_canonical()), user).await?;
+        // The slot goes with the work: a caller that stops waiting does not
+        // free it before argon2 is done with its memory.
         tokio::task::spawn_blocking(move || {
-            let _permit = permit;
+            let _slot = slot;
             f()
         })
         .await
@@ -221,7 +320,7 @@ mod tests {
         for _ in 0..12 {
             let (gate, now, most) = (gate.clone(), now.clone(), most.clone());
             tasks.push(tokio::spawn(async move {
-                gate.run(move || {
+                gate.run(None, "u", move || {
                     let n = now.fetch_add(1, Ordering::SeqCst) + 1;
                     most.fetch_max(n, Ordering::SeqCst);
                     std::thread::sleep(std::time::Duration::from_millis(10));
@@ -234,6 +333,48 @@ mod tests {
             assert!(t.await.unwrap().is_some());
         }
         assert_eq!(most.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_gate_takes_turns_by_address_then_user() {
+        use std::time::Duration;
+        let gate = Arc::new(PasswordGate::new(1));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let busy = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(None, "x", move || hold.recv().ok()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "::ffff:10.0.0.2".parse().unwrap();
+        let mut tasks = Vec::new();
+        let waiters = (0..6).map(|_| (a, "victim")).chain([(a, "late"), (b, "other")]);
+        for (ip, user) in waiters {
+            let (gate, order) = (gate.clone(), order.clone());
+            tasks.push(tokio::spawn(async move {
+                gate.run(Some(ip), user, move || order.lock().push(user)).await
+            }));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // One waiter gives up: its turn passes to the next.
+        let quitter = {
+            let gate = gate.clone();
+            tokio::spawn(async move { gate.run(Some(a), "late", || ()).await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        quitter.abort();
+        release.send(()).unwrap();
+        busy.await.unwrap();
+        for t in tasks {
+            assert!(t.await.unwrap().is_some());
+        }
+        let order = order.lock().clone();
+        assert_eq!(order.len(), 8);
+        assert_eq!(&order[..3], ["victim", "other", "late"], "{order:?}");
+        // Every slot came back.
+        assert_eq!(gate.state.lock().free, 1);
+        assert!(gate.state.lock().sources.is_empty());
     }
 
     #[test]
