@@ -63,6 +63,12 @@ impl Scratch {
         if p == libc::MAP_FAILED {
             return None;
         }
+        // Huge pages where the system offers them on request: ten faults
+        // instead of five thousand make a check about a third faster
+        // (26 ms instead of 41 here, against 23-31 ms for the argon2
+        // crate's own allocation). Refusal is harmless.
+        // SAFETY: advice on the mapping just made.
+        unsafe { libc::madvise(p, len, libc::MADV_HUGEPAGE) };
         Some(Scratch { ptr: NonNull::new(p.cast())?, blocks })
     }
 }
@@ -383,5 +389,28 @@ mod tests {
         assert!(!verify_argon2("$argon2id$v=19$m=19456,t=2,p=1$", b"x"));
         let huge = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
         assert!(!verify_argon2(huge, b"x"));
+    }
+}
+/// `cargo test -p warren --lib password::timing -- --ignored --nocapture`
+#[cfg(test)]
+mod timing {
+    #[test]
+    #[ignore]
+    fn a_check_costs_about_what_the_crate_s_own_allocation_costs() {
+        use argon2::password_hash::PasswordVerifier;
+        let h = super::hash_argon2id(b"pw");
+        let parsed = argon2::PasswordHash::new(&h).unwrap();
+        for round in 0..2 {
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                assert!(!super::verify_argon2(&h, b"x"));
+            }
+            let ours = t.elapsed() / 20;
+            let t = std::time::Instant::now();
+            for _ in 0..20 {
+                assert!(argon2::Argon2::default().verify_password(b"x", &parsed).is_err());
+            }
+            eprintln!("round {round}: ours {ours:?}, crate {:?}", t.elapsed() / 20);
+        }
     }
 }
