@@ -39,7 +39,8 @@ async fn still_works(r: &mut Raw) {
 async fn the_right_secret_gets_update_secret_ok_at_the_frame_level() {
     let s = Server::start();
     let mut r = Raw::open(&s.addr()).await;
-    // Twice: the first may run argon2, the second hits the login cache.
+    // Twice: a client may refresh as often as it likes. (The login made
+    // "guest" a cached password; the lapin test below checks a new one.)
     for _ in 0..2 {
         r.send_frame(update_secret("guest")).await;
         let m = r.method(Duration::from_secs(10)).await;
