@@ -200,7 +200,7 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
         consumer_cancel_notify: capability(&start_ok.client_properties, "consumer_cancel_notify"),
         connection_blocked: capability(&start_ok.client_properties, "connection.blocked"),
     };
-    let login = broker.login(&username, password).await;
+    let login = broker.login(&username, password, Some(peer.ip())).await;
     let refusal = match &login {
         Err(_) => Some(format!("user '{username}' - invalid credentials")),
         Ok(_) if broker.config.loopback_users.contains(&username) && !is_loopback(&peer) => {

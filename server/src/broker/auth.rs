@@ -4,23 +4,26 @@
 //! RabbitMQ (`rabbit_password_hashing_sha256`) are accepted and replaced by
 //! argon2id at the next successful login.
 //!
-//! Argon2 is slow by design (tens of milliseconds), which would make every
-//! AMQP connection pay for it. A successful login is therefore remembered as
-//! an HMAC of the password under a key that exists only in this process; the
-//! next login with the same password costs one HMAC. Changing a user drops
-//! its entry.
+//! Argon2 is slow and memory-hungry by design (tens of milliseconds and
+//! 19 MiB per check; `password` bounds both), which would make every AMQP
+//! connection and HTTP Basic request pay for it. A successful login is
+//! therefore remembered as an HMAC of the password under a key that exists
+//! only in this process; the next login with the same password costs one
+//! HMAC and never waits for the password gate. The cache holds at most one
+//! entry per existing user (the last password that worked), written only
+//! after a successful check, so failed attempts can neither grow it nor
+//! evict a good entry. Changing or deleting a user drops its entry.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use argon2::Argon2;
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use base64::Engine;
 use hmac::{Hmac, Mac};
 use parking_lot::{Mutex, RwLock};
 use regex::Regex;
 use sha2::{Digest, Sha256};
+
+use super::password::{self, PasswordGate};
 
 pub const HASH_ARGON2ID: &str = "argon2id";
 pub const HASH_RABBIT_SHA256: &str = "rabbit_password_hashing_sha256";
@@ -116,6 +119,20 @@ pub enum LoginError {
     InvalidCredentials,
 }
 
+/// What a login needs once the cheap checks are done.
+pub enum Precheck {
+    /// Unknown user, no password, or a wrong password for an imported
+    /// sha256 hash.
+    Refused,
+    /// The password of the user's last successful login.
+    Cached(Arc<User>),
+    /// An imported RabbitMQ hash matched: accepted, and to be replaced by
+    /// argon2id.
+    Upgrade(Arc<User>),
+    /// The stored argon2 hash must be checked (through the gate).
+    Argon2(Arc<User>),
+}
+
 #[derive(Default)]
 pub struct Auth {
     users: RwLock<HashMap<String, Arc<User>>>,
@@ -124,8 +141,11 @@ pub struct Auth {
     permissions: RwLock<HashMap<String, HashMap<String, Arc<Permissions>>>>,
     /// vhost → user → topic permissions (one per exchange).
     topic_permissions: RwLock<HashMap<String, HashMap<String, Vec<TopicPermission>>>>,
+    /// user name → HMAC of the last password that logged it in.
     login_cache: Mutex<HashMap<String, [u8; 32]>>,
     cache_key: [u8; 32],
+    /// Bounds the argon2 runs (see `password`).
+    pub gate: PasswordGate,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -233,48 +253,76 @@ impl Auth {
         mac.finalize().into_bytes().into()
     }
 
-    /// Checks a username and password. Call from a blocking-friendly place:
-    /// the first login of a user runs argon2. A user whose hash was imported
-    /// from RabbitMQ comes back with `upgraded`, the same user with an
-    /// argon2id hash, for the caller to store (`Broker::login` does).
-    pub fn login(&self, username: &str, password: &[u8]) -> Result<Login, LoginError> {
-        let user = self.user(username).ok_or(LoginError::InvalidCredentials)?;
+    /// The checks that cost no argon2 run: the user, the cache, an imported
+    /// sha256 hash. Cheap enough for an async thread.
+    pub fn precheck(&self, username: &str, password: &[u8]) -> Precheck {
+        let Some(user) = self.user(username) else { return Precheck::Refused };
         if user.password_hash.is_empty() {
-            return Err(LoginError::InvalidCredentials);
+            return Precheck::Refused;
+        }
+        if user.hashing_algorithm == HASH_RABBIT_SHA256 {
+            return match verify_rabbit_sha256(&user.password_hash, password) {
+                true => Precheck::Upgrade(user),
+                false => Precheck::Refused,
+            };
         }
         let tag = self.cache_tag(&user, password);
         if self.login_cache.lock().get(username) == Some(&tag) {
-            return Ok(Login { user, upgraded: None });
+            return Precheck::Cached(user);
         }
-        if !verify_password(&user.password_hash, &user.hashing_algorithm, password) {
-            return Err(LoginError::InvalidCredentials);
+        Precheck::Argon2(user)
+    }
+
+    /// Records a successful argon2 check of `password` for `user`. Only
+    /// ever called after success: a failed attempt adds nothing.
+    pub fn remember(&self, user: &User, password: &[u8]) {
+        let tag = self.cache_tag(user, password);
+        // A user changed meanwhile keeps no entry for its old hash (the tag
+        // would not match anyway).
+        let current = self.user(&user.name);
+        if current.is_some_and(|u| u.password_hash == user.password_hash) {
+            self.login_cache.lock().insert(user.name.clone(), tag);
         }
-        if user.hashing_algorithm != HASH_ARGON2ID {
-            // Upgrade an imported hash now that we know the password.
-            let upgraded = User {
-                password_hash: hash_password(password),
-                hashing_algorithm: HASH_ARGON2ID.to_owned(),
-                ..(*user).clone()
-            };
-            return Ok(Login { user, upgraded: Some(upgraded) });
+    }
+
+    /// Checks a username and password on the calling thread, without the
+    /// gate (tests, tools). The broker uses `Broker::login`. A user whose
+    /// hash was imported from RabbitMQ comes back with `upgraded`, the same
+    /// user with an argon2id hash, for the caller to store.
+    pub fn login(&self, username: &str, password: &[u8]) -> Result<Login, LoginError> {
+        match self.precheck(username, password) {
+            Precheck::Refused => Err(LoginError::InvalidCredentials),
+            Precheck::Cached(user) => Ok(Login { user, upgraded: None }),
+            Precheck::Upgrade(user) => {
+                let upgraded = upgraded(&user, hash_password(password));
+                Ok(Login { user, upgraded: Some(upgraded) })
+            }
+            Precheck::Argon2(user) => {
+                if !password::verify_argon2(&user.password_hash, password) {
+                    return Err(LoginError::InvalidCredentials);
+                }
+                self.remember(&user, password);
+                Ok(Login { user, upgraded: None })
+            }
         }
-        self.login_cache.lock().insert(username.to_owned(), tag);
-        Ok(Login { user, upgraded: None })
     }
 }
 
-/// An argon2id PHC string for a password, with a random salt.
+/// The user with an imported hash replaced by an argon2id one.
+pub fn upgraded(user: &User, argon2id_hash: String) -> User {
+    User { password_hash: argon2id_hash, hashing_algorithm: HASH_ARGON2ID.to_owned(), ..user.clone() }
+}
+
+/// An argon2id PHC string for a password, with a random salt. Blocking and
+/// memory-hungry: the broker runs it through `Broker::hash_password`.
 pub fn hash_password(password: &[u8]) -> String {
-    Argon2::default().hash_password(password).map(|h| h.to_string()).unwrap_or_default()
+    password::hash_argon2id(password)
 }
 
 pub fn verify_password(stored: &str, algorithm: &str, password: &[u8]) -> bool {
     match algorithm {
         HASH_RABBIT_SHA256 => verify_rabbit_sha256(stored, password),
-        _ => match PasswordHash::new(stored) {
-            Ok(parsed) => Argon2::default().verify_password(password, &parsed).is_ok(),
-            Err(_) => false,
-        },
+        _ => password::verify_argon2(stored, password),
     }
 }
 
@@ -320,6 +368,29 @@ mod tests {
         auth.put_user(user("lqz", "456"));
         assert!(auth.login("lqz", b"123").is_err());
         assert!(auth.login("lqz", b"456").is_ok());
+    }
+
+    #[test]
+    fn failed_logins_never_enter_the_cache() {
+        let auth = Auth::new();
+        auth.put_user(user("lqz", "123"));
+        for i in 0..20 {
+            assert!(auth.login("lqz", format!("wrong-{i}").as_bytes()).is_err());
+            assert!(auth.login(&format!("nobody-{i}"), b"123").is_err());
+        }
+        assert!(auth.login_cache.lock().is_empty(), "a failed attempt added an entry");
+        assert!(auth.login("lqz", b"123").is_ok());
+        assert!(matches!(auth.precheck("lqz", b"123"), Precheck::Cached(_)));
+        // Wrong attempts neither add nor evict: one entry per user, still
+        // the good one.
+        for i in 0..20 {
+            assert!(auth.login("lqz", format!("wrong-{i}").as_bytes()).is_err());
+        }
+        assert_eq!(auth.login_cache.lock().len(), 1);
+        assert!(matches!(auth.precheck("lqz", b"123"), Precheck::Cached(_)));
+        assert!(matches!(auth.precheck("lqz", b"1234"), Precheck::Argon2(_)));
+        auth.delete_user("lqz");
+        assert!(auth.login_cache.lock().is_empty());
     }
 
     #[test]

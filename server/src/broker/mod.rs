@@ -14,6 +14,7 @@ pub mod exchange;
 pub mod field_table;
 pub mod message;
 pub mod parameters;
+pub mod password;
 pub mod policy;
 pub mod props;
 pub mod publish;
@@ -142,9 +143,7 @@ impl Broker {
             tags: vec![],
         })
         .await?;
-        let hash = tokio::task::spawn_blocking(move || auth::hash_password(pass.as_bytes()))
-            .await
-            .map_err(|e| BrokerError::internal(e.to_string()))?;
+        let hash = self.hash_password(pass.into_bytes()).await;
         self.apply(DefinitionCommand::PutUser(auth::User {
             name: user.clone(),
             password_hash: hash,
@@ -256,26 +255,54 @@ impl Broker {
         }
     }
 
-    /// Checks a login off the async threads (argon2 is slow by design), and
-    /// stores an upgraded hash through the definitions path.
+    /// Checks a login. A password that logged this user in before costs
+    /// one HMAC here; any other goes through the password gate (a few
+    /// argon2 runs at a time, off the async threads, with memory returned
+    /// to the system after each), where `peer`, the client's address, picks
+    /// its place in the queue. An imported RabbitMQ hash is replaced by an
+    /// argon2id one, stored through the definitions path.
     pub async fn login(
         self: &Arc<Self>,
         name: &str,
         password: Vec<u8>,
+        peer: Option<std::net::IpAddr>,
     ) -> Result<Arc<auth::User>, auth::LoginError> {
-        let (b, n) = (self.clone(), name.to_owned());
-        let login = tokio::task::spawn_blocking(move || b.auth.login(&n, &password))
-            .await
-            .map_err(|_| auth::LoginError::InvalidCredentials)??;
-        match login.upgraded {
-            None => Ok(login.user),
-            Some(u) => {
-                if let Err(e) = self.apply(DefinitionCommand::PutUser(u)).await {
+        match self.auth.precheck(name, &password) {
+            auth::Precheck::Refused => Err(auth::LoginError::InvalidCredentials),
+            auth::Precheck::Cached(user) => Ok(user),
+            auth::Precheck::Argon2(user) => {
+                let hash = user.password_hash.clone();
+                let (ok, password) = self
+                    .auth
+                    .gate
+                    .run(peer, name, move || (password::verify_argon2(&hash, &password), password))
+                    .await
+                    .ok_or(auth::LoginError::InvalidCredentials)?;
+                if !ok {
+                    return Err(auth::LoginError::InvalidCredentials);
+                }
+                self.auth.remember(&user, &password);
+                Ok(user)
+            }
+            auth::Precheck::Upgrade(user) => {
+                let hash = self.auth.gate.run(peer, name, move || password::hash_argon2id(&password)).await;
+                let hash = hash.unwrap_or_default();
+                if hash.is_empty() {
+                    tracing::error!("cannot hash the password of user '{name}' to upgrade its imported hash");
+                    return Ok(user);
+                }
+                if let Err(e) = self.apply(DefinitionCommand::PutUser(auth::upgraded(&user, hash))).await {
                     tracing::error!("cannot store the upgraded password hash of user '{name}': {e}");
                 }
-                Ok(self.auth.user(name).unwrap_or(login.user))
+                Ok(self.auth.user(name).unwrap_or(user))
             }
         }
+    }
+
+    /// An argon2id hash of a password, made through the password gate.
+    /// Empty if hashing failed (such a user cannot log in with a password).
+    pub async fn hash_password(&self, password: Vec<u8>) -> String {
+        self.auth.gate.run(None, "", move || password::hash_argon2id(&password)).await.unwrap_or_default()
     }
 
     /// Writes out what is pending and closes the stores (shutdown).

@@ -2,9 +2,10 @@
 //!
 //! Every `/api` handler but a few public ones takes an [`Authed`], which
 //! authenticates the request:
-//! - HTTP Basic (API clients, `rabbitmqadmin`): the broker's `Auth::login`,
-//!   on a blocking thread because a first login runs argon2; later logins
-//!   hit its cache and cost one HMAC.
+//! - HTTP Basic (API clients, `rabbitmqadmin`): `Broker::login`. A password
+//!   that logged the user in before costs one HMAC and waits for nothing;
+//!   any other waits for the password gate, shared with AMQP logins, which
+//!   runs a few argon2 checks at a time (`broker::password`).
 //! - `Authorization: Bearer <jwt>` (the dashboard): a token from
 //!   `POST /api/login`, HS256-signed with the node's key (random per start
 //!   unless configured), expiring after `login_session_timeout`. The token
@@ -191,8 +192,16 @@ fn credentials(parts: &Parts) -> ApiResult<Option<Credentials>> {
     Ok(None)
 }
 
-async fn basic_login(ctx: &Ctx, user: String, pass: String) -> ApiResult<Arc<User>> {
-    ctx.broker.login(&user, pass.into_bytes()).await.map_err(|_| ApiError::not_authenticated(true))
+async fn basic_login(
+    ctx: &Ctx,
+    user: String,
+    pass: String,
+    peer: Option<SocketAddr>,
+) -> ApiResult<Arc<User>> {
+    ctx.broker
+        .login(&user, pass.into_bytes(), peer.map(|p| p.ip()))
+        .await
+        .map_err(|_| ApiError::not_authenticated(true))
 }
 
 fn bearer_login(ctx: &Ctx, token: &str) -> ApiResult<Arc<User>> {
@@ -241,7 +250,7 @@ impl FromRequestParts<Ctx> for Authed {
     async fn from_request_parts(parts: &mut Parts, ctx: &Ctx) -> Result<Self, Self::Rejection> {
         let user = match credentials(parts)? {
             None => return Err(ApiError::not_authenticated(true)),
-            Some(Credentials::Basic(u, p)) => basic_login(ctx, u, p).await?,
+            Some(Credentials::Basic(u, p)) => basic_login(ctx, u, p, peer(parts)).await?,
             Some(Credentials::Bearer(t)) => bearer_login(ctx, &t)?,
         };
         admit(ctx, &user, peer(parts))?;
@@ -256,7 +265,7 @@ pub fn router() -> Router<Ctx> {
 /// `POST /api/login` with `{"username", "password"}` (JSON): a token for
 /// `Authorization: Bearer`. The same checks as Basic apply.
 async fn login(State(ctx): State<Ctx>, Peer(peer): Peer, Body(body): Body<Login>) -> ApiResult<Response> {
-    let user = basic_login(&ctx, body.username, body.password).await?;
+    let user = basic_login(&ctx, body.username, body.password, peer).await?;
     admit(&ctx, &user, peer)?;
     let ttl = ctx.broker.config.login_session_timeout.as_secs().max(1);
     let iat = now_secs();

@@ -242,7 +242,7 @@ async fn authenticate(
     Body(body): Body<Credentials>,
 ) -> ApiResult<Response> {
     who.require_admin()?;
-    let user = ctx.broker.login(&body.username, body.password.into_bytes()).await.ok();
+    let user = ctx.broker.login(&body.username, body.password.into_bytes(), None).await.ok();
     Ok(json(&j!({
         "user": body.username,
         "authenticated": user.is_some(),

@@ -18,7 +18,7 @@ use warren_api_types::requests::PutUser;
 
 use super::{limits, permissions};
 use crate::broker::DefinitionCommand;
-use crate::broker::auth::{self, HASH_ARGON2ID, HASH_RABBIT_SHA256, User};
+use crate::broker::auth::{HASH_ARGON2ID, HASH_RABBIT_SHA256, User};
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};
@@ -112,10 +112,10 @@ async fn upsert(
             return Err(ApiError::bad_request("give either password or password_hash, not both"));
         }
         (Some(p), None) => {
-            let p = p.clone();
-            let hash = tokio::task::spawn_blocking(move || auth::hash_password(p.as_bytes()))
-                .await
-                .map_err(ApiError::internal)?;
+            let hash = ctx.broker.hash_password(p.clone().into_bytes()).await;
+            if hash.is_empty() {
+                return Err(ApiError::internal("cannot hash the password"));
+            }
             (hash, HASH_ARGON2ID.to_owned())
         }
         (None, Some(h)) => given_hash(h, body.hashing_algorithm.as_deref())?,
