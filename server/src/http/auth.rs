@@ -149,6 +149,7 @@ impl Authed {
     /// A resource permission, as the AMQP side checks it. Administrators
     /// need permissions too, as in RabbitMQ.
     pub fn require_access(&self, vhost: &str, access: Access, kind: &str, name: &str) -> ApiResult<()> {
+        let name = crate::broker::auth::permission_name(kind, name);
         if self.ctx.broker.auth.check(vhost, &self.user.name, access, name) {
             return Ok(());
         }

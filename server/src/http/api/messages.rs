@@ -74,7 +74,10 @@ async fn publish(
             payload.len()
         )));
     }
-    who.require_access(&v, Access::Write, "exchange", &x.name)?;
+    // RabbitMQ publishes on a channel and answers its close as a 400 with
+    // the AMQP code and text (rabbit_mgmt_wm_exchange_publish).
+    who.require_access(&v, Access::Write, "exchange", &x.name)
+        .map_err(|e| ApiError::bad_request(format!("403 ACCESS_REFUSED - {}", e.reason)))?;
     if x.internal {
         return Err(ApiError::not_authorised(format!("cannot publish to internal exchange '{}'", x.name)));
     }
