@@ -1,0 +1,143 @@
+//! What RabbitMQ's own tools read from and send to the management API:
+//! every field of a node, the deprecated `/api/healthchecks/node`, and the
+//! refusals of malformed bodies (not an object, ill-typed policy values,
+//! incomplete publishes, bodies over `management.http.max_body_size`).
+
+use serde_json::Value;
+use warren_tests::Server;
+use warren_tests::http::{Api, json};
+
+/// Every field RabbitMQ 3.10's `/api/nodes/{name}` has, with its JSON type.
+const NODE_FIELDS: &[(&str, &str)] = &[
+    ("name", "string"),
+    ("type", "string"),
+    ("running", "bool"),
+    ("os_pid", "string"),
+    ("partitions", "array"),
+    ("fd_used", "number"),
+    ("fd_total", "number"),
+    ("sockets_used", "number"),
+    ("sockets_total", "number"),
+    ("mem_used", "number"),
+    ("mem_limit", "number"),
+    ("mem_alarm", "bool"),
+    ("mem_calculation_strategy", "string"),
+    ("disk_free", "number"),
+    ("disk_free_limit", "number"),
+    ("disk_free_alarm", "bool"),
+    ("proc_used", "number"),
+    ("proc_total", "number"),
+    ("rates_mode", "string"),
+    ("uptime", "number"),
+    ("run_queue", "number"),
+    ("processors", "number"),
+    ("exchange_types", "array"),
+    ("auth_mechanisms", "array"),
+    ("applications", "array"),
+    ("contexts", "array"),
+    ("log_files", "array"),
+    ("db_dir", "string"),
+    ("config_files", "array"),
+    ("net_ticktime", "number"),
+    ("enabled_plugins", "array"),
+    ("ra_open_file_metrics", "object"),
+    ("cluster_links", "array"),
+    ("metrics_gc_queue_length", "object"),
+    ("fd_used_details", "object"),
+    ("sockets_used_details", "object"),
+    ("mem_used_details", "object"),
+    ("disk_free_details", "object"),
+    ("proc_used_details", "object"),
+    ("gc_num", "number"),
+    ("gc_num_details", "object"),
+    ("gc_bytes_reclaimed", "number"),
+    ("gc_bytes_reclaimed_details", "object"),
+    ("context_switches", "number"),
+    ("context_switches_details", "object"),
+    ("io_read_count", "number"),
+    ("io_read_bytes", "number"),
+    ("io_read_avg_time", "number"),
+    ("io_write_count", "number"),
+    ("io_write_bytes", "number"),
+    ("io_write_avg_time", "number"),
+    ("io_sync_count", "number"),
+    ("io_sync_avg_time", "number"),
+    ("io_seek_count", "number"),
+    ("io_seek_avg_time", "number"),
+    ("io_reopen_count", "number"),
+    ("mnesia_ram_tx_count", "number"),
+    ("mnesia_disk_tx_count", "number"),
+    ("msg_store_read_count", "number"),
+    ("msg_store_write_count", "number"),
+    ("queue_index_write_count", "number"),
+    ("queue_index_read_count", "number"),
+    ("io_read_count_details", "object"),
+    ("io_write_bytes_details", "object"),
+    ("connection_created", "number"),
+    ("connection_created_details", "object"),
+    ("connection_closed", "number"),
+    ("channel_created", "number"),
+    ("channel_closed", "number"),
+    ("queue_declared", "number"),
+    ("queue_created", "number"),
+    ("queue_deleted", "number"),
+    ("queue_deleted_details", "object"),
+];
+
+fn type_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn check_node(n: &Value) {
+    let missing: Vec<String> = NODE_FIELDS
+        .iter()
+        .filter(|(k, t)| type_of(&n[*k]) != *t)
+        .map(|(k, t)| format!("{k}: want {t}, got {}", n[*k]))
+        .collect();
+    assert!(missing.is_empty(), "node fields missing or mistyped:\n{}\n{n:#}", missing.join("\n"));
+}
+
+#[tokio::test]
+async fn nodes_have_every_field_rabbitmq_returns() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let (_c, _ch) = s.channel().await;
+    let nodes = api.ok("/api/nodes").await;
+    check_node(&nodes[0]);
+    let name = nodes[0]["name"].as_str().unwrap().to_owned();
+    let n = api.ok(&format!("/api/nodes/{name}")).await;
+    check_node(&n);
+    // Figures with a meaning here are real ones.
+    assert!(n["proc_used"].as_u64().unwrap() >= 2, "{n}");
+    assert!(n["proc_total"].as_u64().unwrap() >= n["proc_used"].as_u64().unwrap());
+    assert!(n["sockets_used"].as_u64().unwrap() >= 1);
+    assert!(n["sockets_total"].as_u64().unwrap() >= n["sockets_used"].as_u64().unwrap());
+    assert!(n["os_pid"].as_str().unwrap().parse::<u32>().is_ok());
+    assert_eq!(n["rates_mode"], "basic");
+    assert!(n["processors"].as_u64().unwrap() >= 1);
+    assert_eq!(n["connection_created"], 1, "{n}");
+    assert_eq!(n["partitions"], json!([]));
+    let mechs: Vec<&str> =
+        n["auth_mechanisms"].as_array().unwrap().iter().filter_map(|m| m["name"].as_str()).collect();
+    assert!(mechs.contains(&"PLAIN") && mechs.contains(&"AMQPLAIN"), "{mechs:?}");
+    assert!(n["db_dir"].as_str().unwrap().contains(s.data_dir.to_str().unwrap()), "{}", n["db_dir"]);
+    assert!(n["exchange_types"].as_array().unwrap().iter().any(|x| x["name"] == "topic"));
+}
+
+#[tokio::test]
+async fn deprecated_node_healthcheck_is_served() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    assert_eq!(api.ok("/api/healthchecks/node").await, json!({"status": "ok"}));
+    let name = api.ok("/api/overview").await["node"].as_str().unwrap().to_owned();
+    assert_eq!(api.ok(&format!("/api/healthchecks/node/{name}")).await, json!({"status": "ok"}));
+    assert_eq!(api.get("/api/healthchecks/node/rabbit@elsewhere").await.code(), 404);
+    assert_eq!(Api::anonymous(&s).get("/api/healthchecks/node").await.code(), 401);
+}
