@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 use warren_tests::Server;
-use warren_tests::http::{Api, json};
+use warren_tests::http::{Api, json, reqwest::Method};
 
 /// Every field RabbitMQ 3.10's `/api/nodes/{name}` has, with its JSON type.
 const NODE_FIELDS: &[(&str, &str)] = &[
@@ -140,4 +140,75 @@ async fn deprecated_node_healthcheck_is_served() {
     assert_eq!(api.ok(&format!("/api/healthchecks/node/{name}")).await, json!({"status": "ok"}));
     assert_eq!(api.get("/api/healthchecks/node/rabbit@elsewhere").await.code(), 404);
     assert_eq!(Api::anonymous(&s).get("/api/healthchecks/node").await.code(), 401);
+}
+
+/// Request bodies that are JSON but not an object are refused as RabbitMQ
+/// refuses them (`not_json`), instead of reading as an empty object.
+#[tokio::test]
+async fn bodies_that_are_not_objects_are_refused() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let endpoints = [
+        (Method::PUT, "/api/queues/%2F/q-array"),
+        (Method::PUT, "/api/users/u-array"),
+        (Method::PUT, "/api/exchanges/%2F/x-array"),
+        (Method::PUT, "/api/vhosts/v-array"),
+        (Method::PUT, "/api/permissions/%2F/guest"),
+        (Method::PUT, "/api/policies/%2F/p-array"),
+        (Method::POST, "/api/exchanges/%2F/amq.default/publish"),
+        (Method::POST, "/api/definitions"),
+    ];
+    for (method, path) in endpoints {
+        for body in ["[]", "3", "[{\"password\": \"x\"}]"] {
+            let r = api.raw(method.clone(), path, Some(body.into())).await;
+            assert_eq!(r.code(), 400, "{method} {path} {body}: {:?}", r.body);
+            assert_eq!(
+                r.body,
+                json!({"error": "bad_request", "reason": "not_json"}),
+                "{method} {path} {body}"
+            );
+        }
+        let r = api.raw(method.clone(), path, Some("\"x\"".into())).await;
+        assert_eq!(r.code(), 400, "{method} {path}: {:?}", r.body);
+        assert!(r.reason().contains("JSON-decoded to a string"), "{:?}", r.body);
+    }
+    assert_eq!(api.get("/api/users/u-array").await.code(), 404, "no user made from []");
+    assert_eq!(api.get("/api/queues/%2F/q-array").await.code(), 404);
+}
+
+#[tokio::test]
+async fn request_bodies_are_capped_by_max_body_size() {
+    let dir = std::env::temp_dir().join(warren_tests::unique("warren-body-limit"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("warren.conf");
+    std::fs::write(&conf, "management.http.max_body_size = 4096\n").unwrap();
+    let s = Server::start_with(&["--config", conf.to_str().unwrap()]);
+    let api = Api::new(&s);
+    // Just under the limit passes; one byte over is refused, on every
+    // endpoint that reads a body, definitions included.
+    let body = |size: usize| {
+        // `{"description":"` and `","tags":""}` around the padding.
+        format!("{{\"description\":\"{}\",\"tags\":\"\"}}", "d".repeat(size - 28))
+    };
+    let (ok, over) = (body(4096), body(4097));
+    assert_eq!((ok.len(), over.len()), (4096, 4097));
+    assert_eq!(api.raw(Method::PUT, "/api/vhosts/small", Some(ok)).await.code(), 201);
+    for (method, path) in [
+        (Method::PUT, "/api/vhosts/big"),
+        (Method::POST, "/api/definitions"),
+        (Method::PUT, "/api/queues/%2F/big"),
+        (Method::POST, "/api/exchanges/%2F/amq.default/publish"),
+    ] {
+        let r = api.raw(method.clone(), path, Some(over.clone())).await;
+        assert_eq!(
+            (r.code(), &r.body),
+            (400, &json!({"error": "bad_request", "reason": "Exceeded HTTP request body size limit"})),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(api.get("/api/vhosts/big").await.code(), 404);
+    // The setting is shown by `environment`.
+    let env = api.ok("/api/node/environment").await;
+    assert!(env.to_string().contains("management.http.max_body_size"), "{env}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
