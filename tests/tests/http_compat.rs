@@ -177,6 +177,62 @@ async fn bodies_that_are_not_objects_are_refused() {
 }
 
 #[tokio::test]
+async fn policy_values_are_validated_per_key() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    let put = |def: Value| {
+        let api = api.clone();
+        async move { api.put("/api/policies/%2F/p", json!({"pattern": ".*", "definition": def})).await }
+    };
+    let refused = [
+        (json!({"max-length": "ten"}), "<<\"ten\">> is not a valid maximum length"),
+        (json!({"max-length": -1}), "-1 is not a valid maximum length"),
+        (json!({"max-length-bytes": 1.5}), "1.5 is not a valid maximum length in bytes"),
+        (json!({"message-ttl": "1000"}), "<<\"1000\">> is not a valid message TTL"),
+        (json!({"expires": 0}), "0 is not a valid queue expiry"),
+        (json!({"delivery-limit": -3}), "-3 is not a valid delivery limit"),
+        (json!({"overflow": "drop-tail"}), "<<\"drop-tail\">> is not a valid overflow value"),
+        (json!({"dead-letter-exchange": 5}), "5 is not a valid dead letter exchange name"),
+        (json!({"dead-letter-routing-key": true}), "true is not a valid dead letter routing key"),
+        (json!({"alternate-exchange": ["x"]}), "[<<\"x\">>] is not a valid alternate exchange name"),
+        (json!({"queue-mode": "eager"}), "<<\"eager\">> is not a valid queue-mode value"),
+        (json!({"ha-mode": "some"}), "<<\"some\">> is not a valid ha-mode value"),
+        (
+            json!({"ha-mode": "exactly", "ha-params": "2"}),
+            "ha-mode=\"exactly\" takes an integer, <<\"2\">> given",
+        ),
+        (json!({"ha-mode": "all", "ha-params": 2}), "ha-mode=\"all\" does not take parameters"),
+        (
+            json!({"ha-params": 2}),
+            "ha-mode must be specified to specify ha-params, ha-sync-mode or ha-promote-on-shutdown",
+        ),
+    ];
+    for (def, why) in refused {
+        let r = put(def.clone()).await;
+        assert_eq!(r.code(), 400, "{def}: {:?}", r.body);
+        assert_eq!(r.body["error"], "bad_request");
+        assert_eq!(r.reason(), format!("Validation failed\n\n{why}\n"), "{def}");
+    }
+    assert_eq!(api.get("/api/policies/%2F/p").await.code(), 404);
+    // What was valid stays valid.
+    for def in [
+        json!({"max-length": 10, "overflow": "reject-publish", "dead-letter-exchange": "dlx"}),
+        json!({"message-ttl": 0, "expires": 1, "queue-mode": "lazy", "delivery-limit": 0}),
+        json!({"ha-mode": "exactly", "ha-params": 2, "ha-sync-mode": "automatic"}),
+        json!({"ha-mode": "nodes", "ha-params": ["warren@a"]}),
+        json!({"max-age": "7D", "queue-version": 2, "queue-leader-locator": "balanced"}),
+    ] {
+        assert!([201, 204].contains(&put(def.clone()).await.code()), "{def}");
+    }
+    // Operator policies too.
+    let r = api
+        .put("/api/operator-policies/%2F/op", json!({"pattern": ".*", "definition": {"max-length": "ten"}}))
+        .await;
+    assert_eq!(r.code(), 400);
+    assert_eq!(r.reason(), "Validation failed\n\n<<\"ten\">> is not a valid maximum length\n");
+}
+
+#[tokio::test]
 async fn request_bodies_are_capped_by_max_body_size() {
     let dir = std::env::temp_dir().join(warren_tests::unique("warren-body-limit"));
     std::fs::create_dir_all(&dir).unwrap();
