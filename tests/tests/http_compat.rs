@@ -233,6 +233,39 @@ async fn policy_values_are_validated_per_key() {
 }
 
 #[tokio::test]
+async fn publish_needs_every_field_and_a_valid_delivery_mode() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    assert_eq!(api.put("/api/queues/%2F/pq", json!({})).await.code(), 201);
+    let path = "/api/exchanges/%2F/amq.default/publish";
+    let r = api.post(path, json!({"routing_key": "pq", "payload": "x", "payload_encoding": "string"})).await;
+    assert_eq!((r.code(), r.reason()), (400, "[{key_missing,properties}]"), "{:?}", r.body);
+    let r = api.post(path, json!({"payload": "x", "properties": {}})).await;
+    assert_eq!(
+        (r.code(), r.reason()),
+        (400, "[{key_missing,routing_key},{key_missing,payload_encoding}]"),
+        "{:?}",
+        r.body
+    );
+    for mode in [0, 3, 9] {
+        let body = json!({"routing_key": "pq", "payload": "x", "payload_encoding": "string",
+                          "properties": {"delivery_mode": mode}});
+        let r = api.post(path, body).await;
+        assert_eq!(r.code(), 400, "{mode}: {:?}", r.body);
+        assert_eq!(
+            r.reason(),
+            format!("406 PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{mode}}}")
+        );
+    }
+    assert_eq!(api.ok("/api/queues/%2F/pq").await["messages"], 0);
+    for mode in [1, 2] {
+        let body = json!({"routing_key": "pq", "payload": "x", "payload_encoding": "string",
+                          "properties": {"delivery_mode": mode}});
+        assert_eq!(api.post(path, body).await.body, json!({"routed": true}));
+    }
+}
+
+#[tokio::test]
 async fn request_bodies_are_capped_by_max_body_size() {
     let dir = std::env::temp_dir().join(warren_tests::unique("warren-body-limit"));
     std::fs::create_dir_all(&dir).unwrap();
