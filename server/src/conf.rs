@@ -87,6 +87,7 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
         "management.tcp.ip" | "management.listener.ip" => {
             c.http_bind = Some(value.parse().map_err(|_| expected(key, value, "an IP address"))?)
         }
+        "management.http.max_body_size" => c.max_body_size = bytes(value, key)? as usize,
         "management.login_session_timeout" => {
             c.login_session_timeout = std::time::Duration::from_secs(number::<u64>(value, key)? * 60)
         }
@@ -160,6 +161,7 @@ const KEYS: &[&str] = &[
     "management.tcp.port",
     "management.tcp.ip",
     "management.login_session_timeout",
+    "management.http.max_body_size",
     "loopback_users",
     "default_user",
     "default_pass",
@@ -312,6 +314,7 @@ mod tests {
              disk_free_limit.absolute = 50MB\n\
              heartbeat = 30\n\
              log.console.level = debug\n\
+             management.http.max_body_size = 1000000\n\
              cluster_name = tutorial\n",
             &mut c,
         )
@@ -326,6 +329,7 @@ mod tests {
         assert_eq!(c.heartbeat, 30);
         assert_eq!(c.log_level, "debug");
         assert_eq!(c.cluster_name, "tutorial");
+        assert_eq!(c.max_body_size, 1_000_000);
     }
 
     #[test]

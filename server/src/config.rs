@@ -45,6 +45,9 @@ pub struct Config {
     /// How long a dashboard login token (`POST /api/login`) stays valid
     /// (`management.login_session_timeout`, in minutes in warren.conf).
     pub login_session_timeout: Duration,
+    /// The largest request body the management API reads, in bytes
+    /// (`management.http.max_body_size`); larger ones are answered 400.
+    pub max_body_size: usize,
     /// The key that signs login tokens. None: a random key per node start,
     /// so a restart logs everybody out.
     pub jwt_secret: Option<String>,
@@ -92,6 +95,8 @@ impl Default for Config {
             log_level: "info".into(),
             log_file: None,
             login_session_timeout: Duration::from_secs(480 * 60),
+            // RabbitMQ's default (MANAGEMENT_DEFAULT_HTTP_MAX_BODY_SIZE).
+            max_body_size: 20_000_000,
             jwt_secret: None,
             stats_interval: Duration::from_secs(5),
             config_file: None,

@@ -18,7 +18,8 @@
 //! - [`cluster`]: several nodes as one cluster (docs/cluster.md): the
 //!   authenticated inter-node link, the metadata Raft group behind
 //!   `Broker::apply`, and queues served through every node.
-//! - [`server`]: starts the listeners and stops them on a signal.
+//! - [`server`]: starts the listeners and stops them on a signal; [`net`]
+//!   puts peer addresses in the form RabbitMQ shows (IPv4-mapped as IPv4).
 
 pub mod amqp;
 pub mod broker;
@@ -26,5 +27,6 @@ pub mod cluster;
 pub mod conf;
 pub mod config;
 pub mod http;
+pub mod net;
 pub mod server;
 pub mod store;

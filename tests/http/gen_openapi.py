@@ -52,6 +52,15 @@ RATE = obj({"rate": NUM}, {"samples": arr(obj({"sample": INT, "timestamp": INT})
 MSG_FIELDS = ["publish", "publish_in", "publish_out", "confirm", "return_unroutable", "deliver",
               "deliver_no_ack", "get", "get_no_ack", "get_empty", "deliver_get", "ack", "redeliver"]
 MESSAGE_STATS = obj({}, {**{f: INT for f in MSG_FIELDS}, **{f + "_details": ref("Rate") for f in MSG_FIELDS}})
+# RabbitMQ 3.10's node counters (node_coarse_stats, node_persister_stats,
+# connection churn), each with its _details, and the gauges with a rate.
+NODE_GAUGES = ["fd_used", "sockets_used", "mem_used", "disk_free", "proc_used"]
+NODE_COUNTERS = ["gc_num", "gc_bytes_reclaimed", "context_switches", "io_read_count", "io_read_bytes",
+                 "io_write_count", "io_write_bytes", "io_sync_count", "io_seek_count", "io_reopen_count",
+                 "mnesia_ram_tx_count", "mnesia_disk_tx_count", "msg_store_read_count", "msg_store_write_count",
+                 "queue_index_write_count", "queue_index_read_count", "connection_created", "connection_closed",
+                 "channel_created", "channel_closed", "queue_declared", "queue_created", "queue_deleted"]
+NODE_AVERAGES = ["io_read_avg_time", "io_write_avg_time", "io_sync_avg_time", "io_seek_avg_time"]
 TOTALS = {
     "messages": INT, "messages_details": ref("Rate"),
     "messages_ready": INT, "messages_ready_details": ref("Rate"),
@@ -106,9 +115,19 @@ SCHEMAS = {
                      "queue_totals": obj(TOTALS), "message_stats": ref("MessageStats"),
                      "statistics_db_event_queue": INT, "disable_stats": BOOL, "enable_queue_totals": BOOL}),
     "Node": obj({"name": STR, "type": STR, "running": BOOL, "uptime": INT, "processors": INT, "os_pid": STR,
-                 "mem_alarm": BOOL, "sockets_used": INT, "disk_free_alarm": BOOL, "exchange_types": arr(OBJ)},
+                 "mem_alarm": BOOL, "sockets_used": INT, "disk_free_alarm": BOOL, "exchange_types": arr(OBJ),
+                 "partitions": arr(STR), "cluster_links": arr(OBJ)},
                 {"mem_used": INT, "mem_limit": INT, "fd_used": INT, "fd_total": INT, "sockets_total": INT,
                  "disk_free": INT, "disk_free_limit": INT,
+                 "proc_used": INT, "proc_total": INT, "run_queue": INT, "mem_calculation_strategy": STR,
+                 "rates_mode": STR, "auth_mechanisms": arr(obj({"name": STR, "description": STR, "enabled": BOOL})),
+                 "applications": arr(obj({"name": STR, "description": STR, "version": STR})),
+                 "contexts": arr(obj({"description": STR, "path": STR, "port": STR}, {"ip": STR})),
+                 "log_files": arr(STR), "db_dir": STR, "config_files": arr(STR), "net_ticktime": INT,
+                 "enabled_plugins": arr(STR), "ra_open_file_metrics": OBJ, "metrics_gc_queue_length": OBJ,
+                 **{f + "_details": ref("Rate") for f in NODE_GAUGES},
+                 **{f: INT for f in NODE_COUNTERS}, **{f + "_details": ref("Rate") for f in NODE_COUNTERS},
+                 **{f: NUM for f in NODE_AVERAGES}, **{f + "_details": ref("Rate") for f in NODE_AVERAGES},
                  "queue_totals": obj({"queues": INT, "messages": INT, "messages_ready": INT,
                                       "messages_unacknowledged": INT})}),
     "Health": obj({"status": STR}, {"reason": STR}),
@@ -140,8 +159,8 @@ BODIES = {
     "PutPolicy": obj({"pattern": STR, "definition": OBJ}, {"priority": LINT, "apply-to": STR, "name": STR,
                                                            "vhost": STR}, closed=True),
     "PutLimit": obj({"value": LINT}, {"vhost": STR, "user": STR, "name": STR}, closed=True),
-    "Publish": obj({"routing_key": STR, "payload": STR, "payload_encoding": STR},
-                   {"properties": OBJ, "vhost": STR, "exchange": STR, "name": STR}, closed=True),
+    "Publish": obj({"routing_key": STR, "payload": STR, "payload_encoding": STR, "properties": OBJ},
+                   {"vhost": STR, "exchange": STR, "name": STR}, closed=True),
     "GetMessages": obj({"count": LINT, "ackmode": STR, "encoding": STR},
                        {"truncate": LINT, "vhost": STR, "queue": STR, "name": STR, "payload_file": STR}, closed=True),
     "Login": obj({"username": STR, "password": STR}, closed=True),
@@ -312,6 +331,9 @@ op("get", "/api/aliveness-test/{vhost}", "Publish and get a message", {**ok(ref(
 for check in ["alarms", "local-alarms", "virtual-hosts", "node-is-quorum-critical", "node-is-mirror-sync-critical",
               "ready-to-serve-clients", "port-listener/{port}", "protocol-listener/{protocol}"]:
     op("get", f"/api/health/checks/{check}", f"Health check: {check}", {**ok(ref("Health")), **unavailable})
+for path in ["/api/healthchecks/node", "/api/healthchecks/node/{node}"]:
+    op("get", path, "Node health check (deprecated in RabbitMQ 3.10, still served)",
+       {**ok(ref("Health")), **unavailable})
 # Outside the JSON API
 op("get", "/metrics", "Prometheus metrics", {"200": {"description": "Prometheus text",
                                                        "content": {"text/plain": {"schema": STR}}}}, public=True)

@@ -55,6 +55,10 @@ async fn policies_operator_policies_and_parameters() {
     ctl(&s, &["set_policy", "bad", ".*", "{max-length: 2}"]).fails(65, "not valid JSON");
     ctl(&s, &["set_policy", "bad", ".*", "[1]"]).fails(65, "must be a JSON object");
     ctl(&s, &["set_policy", "bad", ".*", r#"{"max-lenght": 2}"#]).fails(65, "max-lenght");
+    ctl(&s, &["set_policy", "bad", ".*", r#"{"max-length": "ten"}"#])
+        .fails(65, r#"<<"ten">> is not a valid maximum length"#);
+    ctl(&s, &["set_operator_policy", "bad", ".*", r#"{"message-ttl": -1}"#])
+        .fails(65, "-1 is not a valid message TTL");
     ctl(&s, &["set_policy", "--apply-to", "tables", "bad", ".*", r#"{"max-length": 2}"#])
         .fails(65, "apply-to");
     ctl(&s, &["set_policy", "-p", "nowhere", "bad", ".*", r#"{"max-length": 2}"#])

@@ -62,3 +62,77 @@ async fn permissions_set_over_http_apply_to_amqp() {
     assert_eq!(app.put("/api/queues/%2F/app-two", json!({})).await.code(), 201);
     assert_eq!(api.get("/api/queues/%2F/other").await.code(), 404);
 }
+
+/// Publishes one message to the default exchange and waits for its confirm;
+/// a refused publish closes the channel, which is the error returned.
+async fn publish_default(c: &Connection, queue: &str) -> Result<(), lapin::Error> {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+    let ch = c.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let confirm = ch
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            BasicPublishOptions::default(),
+            b"m",
+            lapin::BasicProperties::default(),
+        )
+        .await?;
+    confirm.await?;
+    // Any synchronous method brings the channel close out, should the
+    // publish have been refused.
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions { passive: true, ..Default::default() },
+        FieldTable::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// RabbitMQ checks permissions on the default exchange against the name
+/// `amq.default`: a write pattern naming it grants publishing there, over
+/// AMQP and over HTTP, and a refusal names `exchange 'amq.default'`.
+#[tokio::test]
+async fn the_default_exchange_is_checked_as_amq_default() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    for user in ["named", "other"] {
+        api.put(&format!("/api/users/{user}"), json!({"password": "pw", "tags": "management"})).await;
+    }
+    let granted = json!({"configure": "^myapp.*", "write": r"^(myapp.*|amq\.default)$", "read": ".*"});
+    assert_eq!(api.put("/api/permissions/%2F/named", granted).await.code(), 201);
+    let without = json!({"configure": "^myapp.*", "write": "^myapp.*", "read": ".*"});
+    assert_eq!(api.put("/api/permissions/%2F/other", without).await.code(), 201);
+    assert_eq!(api.put("/api/queues/%2F/myapp-q", json!({})).await.code(), 201);
+
+    let named =
+        Connection::connect(&s.uri_as("named", "pw", "%2f"), ConnectionProperties::default()).await.unwrap();
+    publish_default(&named, "myapp-q")
+        .await
+        .expect("amq.default in the write pattern grants the default exchange");
+    let other =
+        Connection::connect(&s.uri_as("other", "pw", "%2f"), ConnectionProperties::default()).await.unwrap();
+    let err = publish_default(&other, "myapp-q").await.unwrap_err();
+    assert_eq!(reply_code(&err), Some(403), "{err:?}");
+    assert_eq!(
+        reply_text(&err),
+        "ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'other'"
+    );
+    assert_eq!(api.ok("/api/queues/%2F/myapp-q").await["messages"], 1);
+
+    // The same rule over HTTP.
+    let body =
+        json!({"routing_key": "myapp-q", "payload": "h", "payload_encoding": "string", "properties": {}});
+    let r =
+        Api::as_user(&s, "named", "pw").post("/api/exchanges/%2F/amq.default/publish", body.clone()).await;
+    assert_eq!((r.code(), &r.body), (200, &json!({"routed": true})));
+    // RabbitMQ's API publishes on a channel and reports the channel's
+    // close: 400 with the AMQP code and text.
+    let r = Api::as_user(&s, "other", "pw").post("/api/exchanges/%2F/amq.default/publish", body).await;
+    assert_eq!(r.code(), 400, "{:?}", r.body);
+    assert_eq!(
+        r.reason(),
+        "403 ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'other'"
+    );
+}

@@ -165,3 +165,28 @@ async fn delete_closes_a_connection_with_the_reason() {
         .await
         .expect("the connection goes away");
 }
+
+/// A client reaching the dual-stack listener (`[::]`) over IPv4 has an
+/// IPv4-mapped address (`::ffff:127.0.0.1`) on the socket; RabbitMQ shows
+/// the IPv4 address, in `peer_host`, `host` and the connection's name.
+#[tokio::test]
+async fn ipv4_clients_of_the_dual_stack_listener_show_as_ipv4() {
+    let s = Server::start_with(&["--bind", "::"]);
+    let marker = "started AMQP 0-9-1 listener on [::]:";
+    assert!(s.wait_for_log(marker, T), "{}", s.log_text());
+    let log = s.log_text();
+    let port: u16 = log.lines().find_map(|l| l.split(marker).nth(1)).unwrap().trim().parse().unwrap();
+    let uri = format!("amqp://guest:guest@127.0.0.1:{port}/%2f");
+    // guest is loopback-only: a mapped loopback address must count as one.
+    let _c = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default()).await.unwrap();
+    let api = Api::new(&s);
+    let conns = api.ok("/api/connections").await;
+    let conn = &conns[0];
+    assert_eq!(conn["peer_host"], "127.0.0.1", "{conn}");
+    assert_eq!(conn["host"], "127.0.0.1", "{conn}");
+    assert_eq!(conn["port"], port);
+    let name = conn["name"].as_str().unwrap();
+    let peer_port = conn["peer_port"].as_u64().unwrap();
+    assert_eq!(name, format!("127.0.0.1:{peer_port} -> 127.0.0.1:{port}"));
+    assert_eq!(api.ok(&format!("/api/connections/{}", enc(name))).await["peer_host"], "127.0.0.1");
+}

@@ -278,6 +278,10 @@ pub struct Overview {
     pub enable_queue_totals: bool,
 }
 
+/// A node, with every field RabbitMQ 3.10's `/api/nodes` has. Figures this
+/// node cannot know of another member of the cluster are left out for
+/// that member (`None`), as RabbitMQ leaves them out for a stopped node;
+/// for the node answering they are all present.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub name: String,
@@ -305,11 +309,125 @@ pub struct Node {
     pub disk_free_limit: Option<u64>,
     pub disk_free_alarm: bool,
     pub exchange_types: Vec<ExchangeTypeInfo>,
+    /// Network partitions seen (always empty: Raft has none to report).
+    #[serde(default)]
+    pub partitions: Vec<String>,
+    /// Links to the other members, as RabbitMQ's distribution links.
+    #[serde(default)]
+    pub cluster_links: Vec<Value>,
+    #[serde(flatten)]
+    pub details: NodeDetails,
     /// Warren's addition (RabbitMQ's node object has no such field): the
     /// queues this node holds and their messages, so the dashboard can show
     /// depths per node without listing every queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub queue_totals: Option<NodeQueueTotals>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Application {
+    pub name: String,
+    pub description: String,
+    pub version: String,
+}
+
+/// A web context (`contexts`): the management listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebContext {
+    pub description: String,
+    pub path: String,
+    /// A string, as RabbitMQ shows its listener options.
+    pub port: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+}
+
+macro_rules! node_details {
+    (
+        figures { $($fig:ident: $fty:ty,)* }
+        counters { $($field:ident, $details:ident;)* }
+        averages { $($avg:ident, $avg_details:ident;)* }
+    ) => {
+        /// The rest of RabbitMQ's node fields: settings and figures of the
+        /// process, then counters (each with its `_details` rate) as in
+        /// RabbitMQ's `node_coarse_stats`, `node_persister_stats` and
+        /// connection churn. All are present for the node answering.
+        #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+        pub struct NodeDetails {
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $fig: Option<$fty>,
+            )*
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $field: Option<u64>,
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $details: Option<RateDetails>,
+            )*
+            $(
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $avg: Option<f64>,
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub $avg_details: Option<RateDetails>,
+            )*
+        }
+    };
+}
+
+node_details! {
+    figures {
+        proc_used: u64,
+        proc_total: u64,
+        run_queue: u64,
+        mem_calculation_strategy: String,
+        rates_mode: String,
+        auth_mechanisms: Vec<ExchangeTypeInfo>,
+        applications: Vec<Application>,
+        contexts: Vec<WebContext>,
+        log_files: Vec<String>,
+        db_dir: String,
+        config_files: Vec<String>,
+        net_ticktime: u64,
+        enabled_plugins: Vec<String>,
+        ra_open_file_metrics: std::collections::BTreeMap<String, u64>,
+        metrics_gc_queue_length: std::collections::BTreeMap<String, u64>,
+        fd_used_details: RateDetails,
+        sockets_used_details: RateDetails,
+        mem_used_details: RateDetails,
+        disk_free_details: RateDetails,
+        proc_used_details: RateDetails,
+    }
+    counters {
+        gc_num, gc_num_details;
+        gc_bytes_reclaimed, gc_bytes_reclaimed_details;
+        context_switches, context_switches_details;
+        io_read_count, io_read_count_details;
+        io_read_bytes, io_read_bytes_details;
+        io_write_count, io_write_count_details;
+        io_write_bytes, io_write_bytes_details;
+        io_sync_count, io_sync_count_details;
+        io_seek_count, io_seek_count_details;
+        io_reopen_count, io_reopen_count_details;
+        mnesia_ram_tx_count, mnesia_ram_tx_count_details;
+        mnesia_disk_tx_count, mnesia_disk_tx_count_details;
+        msg_store_read_count, msg_store_read_count_details;
+        msg_store_write_count, msg_store_write_count_details;
+        queue_index_write_count, queue_index_write_count_details;
+        queue_index_read_count, queue_index_read_count_details;
+        connection_created, connection_created_details;
+        connection_closed, connection_closed_details;
+        channel_created, channel_created_details;
+        channel_closed, channel_closed_details;
+        queue_declared, queue_declared_details;
+        queue_created, queue_created_details;
+        queue_deleted, queue_deleted_details;
+    }
+    averages {
+        io_read_avg_time, io_read_avg_time_details;
+        io_write_avg_time, io_write_avg_time_details;
+        io_sync_avg_time, io_sync_avg_time_details;
+        io_seek_avg_time, io_seek_avg_time_details;
+    }
 }
 
 /// Queues held by one node, and the messages in them.

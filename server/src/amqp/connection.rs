@@ -528,6 +528,7 @@ impl Connection {
         }
         let channel = Channel::new(ch, self.s.broker.next_id());
         self.s.info.channel_stats.lock().insert(ch, channel.stats.clone());
+        self.s.broker.connections.churn.channel_opened();
         self.channels.insert(ch, channel);
         self.s.info.channels.store(self.channels.len() as u32, Ordering::Relaxed);
         self.io.out.method(ch, &AMQPClass::Channel(channel::AMQPMethod::OpenOk(channel::OpenOk {})));
@@ -562,7 +563,9 @@ impl Connection {
 
     fn remove_channel(&mut self, ch: u16) {
         self.channels.remove(&ch);
-        self.s.info.channel_stats.lock().remove(&ch);
+        if self.s.info.channel_stats.lock().remove(&ch).is_some() {
+            self.s.broker.connections.churn.channel_closed();
+        }
         self.confirms.retain(|c| *c != ch);
         self.s.info.channels.store(self.channels.len() as u32, Ordering::Relaxed);
     }

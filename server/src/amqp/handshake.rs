@@ -106,15 +106,6 @@ async fn expect(io: &mut Io, frame_max: u32, state: &str) -> Result<connection::
     }
 }
 
-fn is_loopback(addr: &SocketAddr) -> bool {
-    match addr.ip() {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
-    }
-}
-
 fn capability(props: &FieldTable, name: &str) -> bool {
     match props.inner().get("capabilities") {
         Some(AMQPValue::FieldTable(t)) => {
@@ -203,7 +194,7 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
     let login = broker.login(&username, password, Some(peer.ip())).await;
     let refusal = match &login {
         Err(_) => Some(format!("user '{username}' - invalid credentials")),
-        Ok(_) if broker.config.loopback_users.contains(&username) && !is_loopback(&peer) => {
+        Ok(_) if broker.config.loopback_users.contains(&username) && !crate::net::is_loopback(peer.ip()) => {
             Some(format!("user '{username}' can only connect via localhost"))
         }
         Ok(_) => None,

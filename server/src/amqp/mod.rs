@@ -25,7 +25,10 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
         match listener.accept().await {
             Ok((stream, peer)) => {
                 backoff = Duration::from_millis(10);
-                let local = stream.local_addr().unwrap_or(peer);
+                // IPv4 clients of a dual-stack listener as IPv4, everywhere
+                // from here on (names, the API, the loopback rule).
+                let peer = crate::net::canonical(peer);
+                let local = stream.local_addr().map(crate::net::canonical).unwrap_or(peer);
                 tokio::spawn(connection::serve(broker.clone(), stream, peer, local));
             }
             Err(e) => {

@@ -54,6 +54,14 @@ pub enum Access {
     Read,
 }
 
+/// The name a permission is checked against. RabbitMQ checks the default
+/// exchange, whose name is empty, as `amq.default` (for every kind of
+/// access), so a pattern such as `^(app.*|amq\.default)$` grants it and the
+/// refusal names it `exchange 'amq.default'`.
+pub fn permission_name<'a>(kind: &str, name: &'a str) -> &'a str {
+    if kind == "exchange" && name.is_empty() { "amq.default" } else { name }
+}
+
 #[derive(Debug, Clone)]
 pub struct Permissions {
     pub configure: String,
@@ -64,8 +72,9 @@ pub struct Permissions {
 
 impl Permissions {
     pub fn new(configure: &str, write: &str, read: &str) -> Result<Self, String> {
-        // RabbitMQ reads an empty pattern as "^$": it grants only the
-        // resource with the empty name (the default exchange).
+        // RabbitMQ reads an empty pattern as "^$", which grants nothing: no
+        // resource has the empty name (the default exchange is checked as
+        // `amq.default`, see `permission_name`).
         let compile = |p: &str| {
             let p = if p.is_empty() { "^$" } else { p };
             Regex::new(p).map_err(|e| format!("invalid regular expression '{p}': {e}"))

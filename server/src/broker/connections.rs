@@ -74,15 +74,41 @@ impl ConnectionInfo {
 #[derive(Default)]
 pub struct Connections {
     map: RwLock<FxHashMap<u64, Arc<ConnectionInfo>>>,
+    pub churn: Churn,
+}
+
+/// Connections and channels opened and closed since the node started:
+/// RabbitMQ's churn counters (`connection_created`, ... in `/api/nodes`).
+#[derive(Default)]
+pub struct Churn {
+    pub connection_created: AtomicU64,
+    pub connection_closed: AtomicU64,
+    pub channel_created: AtomicU64,
+    pub channel_closed: AtomicU64,
+}
+
+impl Churn {
+    pub fn channel_opened(&self) {
+        self.channel_created.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn channel_closed(&self) {
+        self.channel_closed.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 impl Connections {
     pub fn register(&self, info: Arc<ConnectionInfo>) {
+        self.churn.connection_created.fetch_add(1, Ordering::Relaxed);
         self.map.write().insert(info.id, info);
     }
 
     pub fn unregister(&self, id: u64) {
-        self.map.write().remove(&id);
+        if let Some(gone) = self.map.write().remove(&id) {
+            self.churn.connection_closed.fetch_add(1, Ordering::Relaxed);
+            // Channels still open close with their connection.
+            let open = gone.channel_stats.lock().len() as u64;
+            self.churn.channel_closed.fetch_add(open, Ordering::Relaxed);
+        }
     }
 
     pub fn get(&self, id: u64) -> Option<Arc<ConnectionInfo>> {

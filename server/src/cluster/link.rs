@@ -225,7 +225,7 @@ where
 {
     loop {
         let (stream, peer) = match listener.accept().await {
-            Ok(x) => x,
+            Ok((s, p)) => (s, crate::net::canonical(p)),
             Err(e) => {
                 tracing::warn!("cluster listener: {e}");
                 tokio::time::sleep(Duration::from_millis(100)).await;

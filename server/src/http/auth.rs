@@ -150,6 +150,7 @@ impl Authed {
     /// A resource permission, as the AMQP side checks it. Administrators
     /// need permissions too, as in RabbitMQ.
     pub fn require_access(&self, vhost: &str, access: Access, kind: &str, name: &str) -> ApiResult<()> {
+        let name = crate::broker::auth::permission_name(kind, name);
         if self.ctx.broker.auth.check(vhost, &self.user.name, access, name) {
             return Ok(());
         }
@@ -157,15 +158,6 @@ impl Authed {
             "access to {kind} '{name}' in vhost '{vhost}' refused for user '{}'",
             self.user.name
         )))
-    }
-}
-
-fn is_loopback(addr: &SocketAddr) -> bool {
-    match addr.ip() {
-        std::net::IpAddr::V4(v4) => v4.is_loopback(),
-        std::net::IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
     }
 }
 
@@ -218,7 +210,7 @@ fn bearer_login(ctx: &Ctx, token: &str) -> ApiResult<Arc<User>> {
 
 /// The loopback rule and the management tags, common to both schemes.
 fn admit(ctx: &Ctx, user: &User, peer: Option<SocketAddr>) -> ApiResult<()> {
-    let remote = peer.is_none_or(|p| !is_loopback(&p));
+    let remote = peer.is_none_or(|p| !crate::net::is_loopback(p.ip()));
     if remote && ctx.broker.config.loopback_users.contains(&user.name) {
         return Err(ApiError::not_authorised("User can only log in via localhost"));
     }
@@ -229,8 +221,9 @@ fn admit(ctx: &Ctx, user: &User, peer: Option<SocketAddr>) -> ApiResult<()> {
     Ok(())
 }
 
+/// The client's address, IPv4-mapped ones as IPv4.
 fn peer(parts: &Parts) -> Option<SocketAddr> {
-    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0)
+    parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| crate::net::canonical(c.0))
 }
 
 /// The client's address, when the server recorded it.
@@ -278,16 +271,6 @@ async fn login(State(ctx): State<Ctx>, Peer(peer): Peer, Body(body): Body<Login>
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn loopback_covers_v4_v6_and_mapped() {
-        for a in ["127.0.0.1:1", "127.1.2.3:1", "[::1]:1", "[::ffff:127.0.0.1]:1"] {
-            assert!(is_loopback(&a.parse().unwrap()), "{a}");
-        }
-        for a in ["10.0.0.1:1", "[::ffff:10.0.0.1]:1", "[2001:db8::1]:1"] {
-            assert!(!is_loopback(&a.parse().unwrap()), "{a}");
-        }
-    }
 
     #[test]
     fn tokens_are_bound_to_the_password_hash() {

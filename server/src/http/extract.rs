@@ -3,8 +3,14 @@
 //!
 //! - [`Body`]: a JSON request body, whatever its `Content-Type` (RabbitMQ
 //!   does not insist on one, and `rabbitmqadmin` sends none with an empty
-//!   body). An empty body reads as `{}`. Malformed JSON, unknown fields and
-//!   wrong types are a 400 with serde's explanation.
+//!   body). An empty body reads as `{}`, and so do `null`, `true` and
+//!   `false`, as in RabbitMQ. Any other body that is not a JSON object
+//!   (`[]`, `3`) is a 400 `not_json`, a string one saying so; malformed
+//!   JSON, unknown fields and wrong types are a 400 with serde's
+//!   explanation. Every request body is capped by
+//!   `management.http.max_body_size` (the layer in `http::router`); above
+//!   it the answer is RabbitMQ's 400 `Exceeded HTTP request body size
+//!   limit`.
 //! - [`P`]: path parameters, percent-decoded (`%2F` is the vhost `/`).
 //! - [`json`]: serializes once into a byte buffer and answers it.
 
@@ -55,9 +61,27 @@ impl<S: Send + Sync> FromRequest<S> for RawBody {
     }
 }
 
-/// Parses a request body; empty means `{}`.
+/// RabbitMQ's answer to a body that is JSON but not an object.
+pub const NOT_JSON: &str = "not_json";
+const DOUBLY_ENCODED: &str =
+    "invalid payload: the request body JSON-decoded to a string. Is the input doubly-JSON-encoded?";
+
+/// Parses a request body, which must be a JSON object (every body the API
+/// takes is one); empty, `null`, `true` and `false` mean `{}`, as RabbitMQ
+/// reads them. Anything else that is not an object is refused before serde
+/// sees it: serde would read a struct from an array (`[]` as a user with
+/// every field defaulted, an empty password among them).
 pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    let text: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) { b"{}" } else { bytes };
+    let trimmed = bytes.trim_ascii();
+    let text: &[u8] = match trimmed.first() {
+        None => b"{}",
+        Some(b'{') => bytes,
+        Some(b'"') => return Err(ApiError::bad_request(DOUBLY_ENCODED)),
+        Some(b'[' | b'-' | b'0'..=b'9') => return Err(ApiError::bad_request(NOT_JSON)),
+        Some(_) if matches!(trimmed, b"null" | b"true" | b"false") => b"{}",
+        // Not JSON at all: serde says where.
+        Some(_) => bytes,
+    };
     serde_json::from_slice(text).map_err(|e| {
         let what = match e.classify() {
             serde_json::error::Category::Data => "invalid request body",

@@ -34,6 +34,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, HeaderValue, header};
 use tokio::net::TcpListener;
 use tower_http::set_header::SetResponseHeaderLayer;
@@ -59,6 +60,7 @@ pub fn router(ctx: Ctx) -> Router {
     // Checks the embedded dashboard now, so that a missing or stale one is
     // logged at start.
     let _ = shell::bundle();
+    let max_body = ctx.broker.config.max_body_size;
     let header = |name: HeaderName, value: &'static str| {
         SetResponseHeaderLayer::if_not_present(name, HeaderValue::from_static(value))
     };
@@ -69,6 +71,9 @@ pub fn router(ctx: Ctx) -> Router {
         .merge(openapi::router())
         .merge(assets::router())
         .fallback(assets::fallback)
+        // Every body extractor reads at most this much; above it the
+        // extractors answer RabbitMQ's 400 (`extract`).
+        .layer(DefaultBodyLimit::max(max_body))
         .layer(axum::middleware::from_fn(assets::no_challenge_for_dashboard))
         .layer(header(header::CONTENT_SECURITY_POLICY, shell::CSP))
         .layer(header(header::X_CONTENT_TYPE_OPTIONS, "nosniff"))

@@ -166,6 +166,7 @@ impl Channel {
     // ----- permissions -------------------------------------------------
 
     fn check(&mut self, s: &Session, access: Access, kind: &str, name: &str) -> Result<()> {
+        let name = crate::broker::auth::permission_name(kind, name);
         if self.granted.iter().any(|(a, n)| *a == access && n.as_ref() == name) {
             return Ok(());
         }

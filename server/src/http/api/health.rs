@@ -1,7 +1,8 @@
 //! Health: `/api/aliveness-test/{vhost}` (declares a queue, publishes a
 //! message to it and gets it back, for real) and RabbitMQ's
 //! `/api/health/checks/*`, answering 200 `{"status":"ok"}` or 503 with a
-//! reason.
+//! reason; and the deprecated `/api/healthchecks/node[/{node}]`, which
+//! RabbitMQ 3.10 still serves and monitoring scripts still call.
 //!
 //! Warren has no memory or disk alarms yet, so the alarm checks pass; they
 //! will read the alarms once the broker raises them.
@@ -23,7 +24,7 @@ use crate::broker::message::Message;
 use crate::broker::{Applied, DefinitionCommand};
 use crate::http::Ctx;
 use crate::http::auth::Authed;
-use crate::http::error::ApiResult;
+use crate::http::error::{ApiError, ApiResult};
 use crate::http::extract::{P, json, json_bytes};
 
 const ALIVENESS_QUEUE: &str = "aliveness-test";
@@ -39,6 +40,8 @@ pub fn router() -> Router<Ctx> {
         .route("/api/health/checks/node-is-quorum-critical", get(ok))
         .route("/api/health/checks/node-is-mirror-sync-critical", get(ok))
         .route("/api/health/checks/ready-to-serve-clients", get(ready))
+        .route("/api/healthchecks/node", get(|s, w| node_check(s, w, None)))
+        .route("/api/healthchecks/node/{node}", get(|s, w, P(n): P<String>| node_check(s, w, Some(n))))
 }
 
 fn failed(body: serde_json::Value) -> Response {
@@ -144,4 +147,38 @@ async fn ready(State(ctx): State<Ctx>, _who: Authed) -> Response {
     } else {
         status_ok()
     }
+}
+
+/// RabbitMQ's node health check (`rabbit_health_check:local`): the node
+/// answers, lists its channels and queues, and has no alarm. Here: the
+/// node's AMQP side runs and no alarm is on; another member of the cluster
+/// must say it runs. A node that is not a member is 404.
+async fn node_check(State(ctx): State<Ctx>, _who: Authed, name: Option<String>) -> ApiResult<Response> {
+    let me = super::node(&ctx);
+    let name = name.unwrap_or_else(|| me.clone());
+    if name != me {
+        let member = super::overview::all_nodes(&ctx).await.into_iter().find(|n| n.name == name);
+        return match member {
+            None => Err(ApiError::object_not_found()),
+            Some(n) if n.running => Ok(status_ok()),
+            Some(_) => Ok(failed(j!({"status": "failed", "reason": "nodedown"}))),
+        };
+    }
+    if !ctx.app.is_running() {
+        return Ok(failed(
+            j!({"status": "failed", "reason": "the AMQP application is not running (stop_app)"}),
+        ));
+    }
+    let a = ctx.broker.alarms.state();
+    if a.any() {
+        let mut alarms = Vec::new();
+        for (on, resource) in [(a.memory, "memory"), (a.disk, "disk")] {
+            if on {
+                alarms.push(format!("{{{{resource_limit,{resource},'{me}'}},[]}}"));
+            }
+        }
+        let reason = format!("resource alarm(s) in effect:[{}]", alarms.join(","));
+        return Ok(failed(j!({"status": "failed", "reason": reason})));
+    }
+    Ok(status_ok())
 }

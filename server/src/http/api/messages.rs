@@ -55,12 +55,29 @@ async fn publish(
 ) -> ApiResult<Response> {
     who.require_vhost(&v)?;
     let x = exchanges::lookup(&ctx, &who, &v, &name)?;
-    let body: Publish = parse_body(&raw)?;
+    let body: serde_json::Map<String, serde_json::Value> = parse_body(&raw)?;
+    // RabbitMQ requires these four and names every one missing.
+    let missing: Vec<String> = ["routing_key", "properties", "payload", "payload_encoding"]
+        .into_iter()
+        .filter(|k| !body.contains_key(*k))
+        .map(|k| format!("{{key_missing,{k}}}"))
+        .collect();
+    if !missing.is_empty() {
+        return Err(ApiError::bad_request(format!("[{}]", missing.join(","))));
+    }
+    let body: Publish = serde_json::from_value(body.into())
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
     check_echo("vhost", body.vhost.as_deref(), &v)?;
     if body.routing_key.len() > 255 {
         return Err(ApiError::bad_request("routing_key is longer than 255 bytes"));
     }
     let props = json_to_properties(&body.properties)?;
+    // RabbitMQ's channel refuses any other delivery mode (rabbit_basic).
+    if let Some(mode) = props.delivery_mode().filter(|m| !matches!(m, 1 | 2)) {
+        return Err(ApiError::bad_request(format!(
+            "406 PRECONDITION_FAILED - invalid message: {{delivery_mode_unknown,{mode}}}"
+        )));
+    }
     if let Some(exp) = props.expiration()
         && exp.as_str().parse::<u64>().is_err()
     {
@@ -74,7 +91,10 @@ async fn publish(
             payload.len()
         )));
     }
-    who.require_access(&v, Access::Write, "exchange", &x.name)?;
+    // RabbitMQ publishes on a channel and answers its close as a 400 with
+    // the AMQP code and text (rabbit_mgmt_wm_exchange_publish).
+    who.require_access(&v, Access::Write, "exchange", &x.name)
+        .map_err(|e| ApiError::bad_request(format!("403 ACCESS_REFUSED - {}", e.reason)))?;
     if x.internal {
         return Err(ApiError::not_authorised(format!("cannot publish to internal exchange '{}'", x.name)));
     }

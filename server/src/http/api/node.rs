@@ -173,6 +173,7 @@ pub fn environment_of(ctx: &Ctx) -> serde_json::Map<String, Value> {
     put("management.tcp.port", j!(c.http_port));
     put("management.tcp.ip", j!(c.http_bind.map(|ip| ip.to_string())));
     put("management.login_session_timeout", j!(c.login_session_timeout.as_secs() / 60));
+    put("management.http.max_body_size", j!(c.max_body_size));
     put("loopback_users", j!(c.loopback_users));
     put("default_user", j!(c.default_user));
     put("default_vhost", j!(c.default_vhost));

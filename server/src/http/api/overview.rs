@@ -3,8 +3,14 @@
 //!
 //! Node figures come from the operating system: resident memory from
 //! `/proc/self/status`, open descriptors from `/proc/self/fd` and
-//! `getrlimit`, free disk space of the data directory from `statvfs`.
-//! A figure that cannot be read is left out rather than guessed.
+//! `getrlimit`, free disk space of the data directory from `statvfs`,
+//! context switches from `/proc/self/task/*/status`, disk bytes from
+//! `/proc/self/io`. RabbitMQ's Erlang processes are tokio tasks here
+//! (`proc_used`, and `run_queue` the tasks waiting in the scheduler's global
+//! queue). A figure that cannot be read is left out rather than guessed.
+//! Figures with no counterpart in Warren (garbage collection, Mnesia, the
+//! queue index, file handle cache seeks and reopens) are 0, and their rates
+//! 0, so that tools reading them find RabbitMQ's whole node object.
 
 use std::net::SocketAddr;
 
@@ -13,7 +19,10 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
 use serde_json::Value;
-use warren_api_types::objects::{self, ExchangeTypeInfo, Listener, ObjectTotals};
+use warren_api_types::objects::{
+    self, Application, ExchangeTypeInfo, Listener, NodeDetails, ObjectTotals, WebContext,
+};
+use warren_api_types::stats::RateDetails;
 
 use super::{node, vhosts};
 use crate::broker::DefinitionCommand;
@@ -163,6 +172,173 @@ fn fd_total() -> Option<u64> {
     (rc == 0).then_some(cur)
 }
 
+/// RabbitMQ's default Erlang process limit, reported as `proc_total`:
+/// Warren has no limit on tasks, and tools compare `proc_used` with it.
+const PROC_TOTAL: u64 = 1_048_576;
+
+/// Context switches of every thread of the process.
+fn context_switches() -> Option<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir("/proc/self/task").ok()? {
+        let Ok(text) = std::fs::read_to_string(task.ok()?.path().join("status")) else { continue };
+        for line in text.lines() {
+            if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Some(total)
+}
+
+/// Bytes the process read from and wrote to storage (`/proc/self/io`).
+fn disk_io() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/io").ok()?;
+    let field = |name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(name)).and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    Some((field("read_bytes:")?, field("write_bytes:")?))
+}
+
+fn auth_mechanisms() -> Vec<ExchangeTypeInfo> {
+    [
+        ("AMQPLAIN", "QPid AMQPLAIN mechanism", true),
+        ("PLAIN", "SASL PLAIN authentication mechanism", true),
+        ("EXTERNAL", "SASL EXTERNAL authentication mechanism (not supported)", false),
+    ]
+    .into_iter()
+    .map(|(n, d, enabled)| ExchangeTypeInfo { name: n.into(), description: d.into(), enabled })
+    .collect()
+}
+
+/// The fields RabbitMQ adds to a node beyond the basic figures, for this
+/// node.
+fn node_details(ctx: &Ctx) -> NodeDetails {
+    let c = &ctx.broker.config;
+    let rate = || Some(RateDetails::default());
+    let tokio = tokio::runtime::Handle::current().metrics();
+    let proc_used = tokio.num_alive_tasks() as u64;
+    let (read_bytes, write_bytes) = disk_io().unwrap_or_default();
+    let churn = &ctx.broker.connections.churn;
+    let load = |a: &std::sync::atomic::AtomicU64| Some(a.load(std::sync::atomic::Ordering::Relaxed));
+    let db_dir = std::path::absolute(&c.data_dir).unwrap_or_else(|_| c.data_dir.clone());
+    let gc_queues = [
+        "connection_closed",
+        "channel_closed",
+        "consumer_deleted",
+        "exchange_deleted",
+        "queue_deleted",
+        "vhost_deleted",
+        "node_node_deleted",
+        "channel_consumer_deleted",
+    ];
+    NodeDetails {
+        proc_used: Some(proc_used),
+        proc_total: Some(PROC_TOTAL),
+        run_queue: Some(tokio.global_queue_depth() as u64),
+        mem_calculation_strategy: Some("rss".into()),
+        rates_mode: Some(if c.stats_interval.is_zero() { "none" } else { "basic" }.into()),
+        auth_mechanisms: Some(auth_mechanisms()),
+        applications: Some(vec![
+            Application {
+                name: "rabbitmq_management".into(),
+                description: "RabbitMQ Management Console (as served by Warren)".into(),
+                version: RABBITMQ_VERSION.into(),
+            },
+            Application {
+                name: "warren".into(),
+                description: "Warren, an AMQP 0-9-1 broker".into(),
+                version: env!("CARGO_PKG_VERSION").into(),
+            },
+        ]),
+        contexts: Some(
+            ctx.http_addrs
+                .iter()
+                .map(|a| WebContext {
+                    description: "RabbitMQ Management".into(),
+                    path: "/".into(),
+                    port: a.port().to_string(),
+                    ip: (!a.ip().is_unspecified()).then(|| a.ip().to_string()),
+                })
+                .collect(),
+        ),
+        log_files: Some(vec![
+            c.log_file.as_ref().map_or_else(|| "<stdout>".to_owned(), |p| p.display().to_string()),
+        ]),
+        db_dir: Some(db_dir.display().to_string()),
+        config_files: Some(c.config_file.iter().map(|p| p.display().to_string()).collect()),
+        // RabbitMQ's default; the cluster link has its own heartbeats.
+        net_ticktime: Some(60),
+        // The management API is built in, the only "plugin" there is.
+        enabled_plugins: Some(vec!["rabbitmq_management".into()]),
+        ra_open_file_metrics: Some(
+            [("ra_log_segment_writer", 0), ("ra_log_wal", 0)].map(|(k, v)| (k.into(), v)).into(),
+        ),
+        metrics_gc_queue_length: Some(gc_queues.iter().map(|k| ((*k).to_owned(), 0)).collect()),
+        fd_used_details: rate(),
+        sockets_used_details: rate(),
+        mem_used_details: rate(),
+        disk_free_details: rate(),
+        proc_used_details: rate(),
+        gc_num: Some(0),
+        gc_num_details: rate(),
+        gc_bytes_reclaimed: Some(0),
+        gc_bytes_reclaimed_details: rate(),
+        context_switches: context_switches(),
+        context_switches_details: rate(),
+        io_read_count: Some(0),
+        io_read_count_details: rate(),
+        io_read_bytes: Some(read_bytes),
+        io_read_bytes_details: rate(),
+        io_write_count: Some(0),
+        io_write_count_details: rate(),
+        io_write_bytes: Some(write_bytes),
+        io_write_bytes_details: rate(),
+        io_sync_count: Some(0),
+        io_sync_count_details: rate(),
+        io_seek_count: Some(0),
+        io_seek_count_details: rate(),
+        io_reopen_count: Some(0),
+        io_reopen_count_details: rate(),
+        mnesia_ram_tx_count: Some(0),
+        mnesia_ram_tx_count_details: rate(),
+        mnesia_disk_tx_count: Some(0),
+        mnesia_disk_tx_count_details: rate(),
+        msg_store_read_count: Some(0),
+        msg_store_read_count_details: rate(),
+        msg_store_write_count: Some(0),
+        msg_store_write_count_details: rate(),
+        queue_index_write_count: Some(0),
+        queue_index_write_count_details: rate(),
+        queue_index_read_count: Some(0),
+        queue_index_read_count_details: rate(),
+        connection_created: load(&churn.connection_created),
+        connection_created_details: rate(),
+        connection_closed: load(&churn.connection_closed),
+        connection_closed_details: rate(),
+        channel_created: load(&churn.channel_created),
+        channel_created_details: rate(),
+        channel_closed: load(&churn.channel_closed),
+        channel_closed_details: rate(),
+        queue_declared: Some(0),
+        queue_declared_details: rate(),
+        queue_created: Some(0),
+        queue_created_details: rate(),
+        queue_deleted: Some(0),
+        queue_deleted_details: rate(),
+        io_read_avg_time: Some(0.0),
+        io_read_avg_time_details: rate(),
+        io_write_avg_time: Some(0.0),
+        io_write_avg_time_details: rate(),
+        io_sync_avg_time: Some(0.0),
+        io_sync_avg_time_details: rate(),
+        io_seek_avg_time: Some(0.0),
+        io_seek_avg_time_details: rate(),
+    }
+}
+
 /// The queues this node holds (all of them on a single node; in a cluster,
 /// those whose home it is) and their messages.
 pub fn node_queue_totals(broker: &crate::broker::Broker) -> objects::NodeQueueTotals {
@@ -190,6 +366,11 @@ pub fn node_queue_totals(broker: &crate::broker::Broker) -> objects::NodeQueueTo
 pub fn node_item(ctx: &Ctx) -> objects::Node {
     let alarms = ctx.broker.alarms.state();
     let limits = ctx.broker.alarms.limits();
+    let mem_used = proc_status_kb("VmRSS:").map(|kb| kb * 1024);
+    let fd_used = fd_used();
+    let fd_total = fd_total();
+    let sockets_used =
+        (ctx.broker.connections.len() + ctx.app.listeners().len() + ctx.http_addrs.len()) as u64;
     objects::Node {
         name: node(ctx),
         kind: "disc".into(),
@@ -198,18 +379,21 @@ pub fn node_item(ctx: &Ctx) -> objects::Node {
         uptime: ctx.broker.started_at.elapsed().as_millis() as u64,
         processors: std::thread::available_parallelism().map(|n| n.get() as u64).unwrap_or(1),
         os_pid: std::process::id().to_string(),
-        mem_used: proc_status_kb("VmRSS:").map(|kb| kb * 1024),
+        mem_used,
         mem_limit: limits.as_ref().map(|l| l.memory_high_watermark),
         mem_alarm: alarms.memory,
-        fd_used: fd_used(),
-        fd_total: fd_total(),
-        sockets_used: (ctx.broker.connections.len() + ctx.app.listeners().len() + ctx.http_addrs.len())
-            as u64,
-        sockets_total: None,
+        fd_used,
+        fd_total,
+        sockets_used,
+        // Sockets are file descriptors: the same limit bounds them.
+        sockets_total: fd_total,
         disk_free: crate::broker::alarms::disk_free(&ctx.broker.config.data_dir),
         disk_free_limit: limits.as_ref().map(|l| l.disk_free_limit),
         disk_free_alarm: alarms.disk,
         exchange_types: exchange_types(),
+        partitions: Vec::new(),
+        cluster_links: Vec::new(),
+        details: node_details(ctx),
         queue_totals: Some(node_queue_totals(&ctx.broker)),
     }
 }

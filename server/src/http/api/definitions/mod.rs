@@ -10,7 +10,7 @@
 //! upgrades to argon2id at their next login.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use axum::routing::get;
@@ -25,16 +25,12 @@ use crate::http::error::ApiResult;
 use crate::http::extract::{P, json};
 use crate::http::paging::ListQuery;
 
-/// Definitions files can be large: 64 MiB instead of the default 2 MiB.
-const BODY_LIMIT: usize = 64 << 20;
-
 mod import;
 
 pub fn router() -> Router<Ctx> {
     Router::new()
         .route("/api/definitions", get(export_all).post(import::import_all))
         .route("/api/definitions/{vhost}", get(export_vhost).post(import::import_vhost))
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
 }
 
 fn header_fields() -> Map<String, Value> {
