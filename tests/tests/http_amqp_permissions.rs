@@ -136,3 +136,90 @@ async fn the_default_exchange_is_checked_as_amq_default() {
         "403 ACCESS_REFUSED - access to exchange 'amq.default' in vhost '/' refused for user 'other'"
     );
 }
+
+/// Topic permissions (RabbitMQ 3.7+): on a topic exchange for which a user
+/// has one, publishing needs the routing key to match its write pattern
+/// and binding or unbinding its read pattern, with `{username}` expanded;
+/// other exchanges, and topic exchanges without one, are not restricted.
+#[tokio::test]
+async fn topic_permissions_restrict_routing_keys_on_topic_exchanges() {
+    use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions};
+    let s = Server::start();
+    let api = Api::new(&s);
+    api.put("/api/users/tp", json!({"password": "pw", "tags": "management"})).await;
+    api.put("/api/permissions/%2F/tp", json!({"configure": ".*", "write": ".*", "read": ".*"})).await;
+    let r = api
+        .put(
+            "/api/topic-permissions/%2F/tp",
+            json!({"exchange": "amq.topic", "write": "^out\\.{username}\\.", "read": "^in\\."}),
+        )
+        .await;
+    assert!(r.code() == 201 || r.code() == 204, "{}", r.body);
+    let c = Connection::connect(&s.uri_as("tp", "pw", "%2f"), ConnectionProperties::default()).await.unwrap();
+
+    let publish = |key: &'static str, x: &'static str| {
+        let c = &c;
+        async move {
+            let ch = c.create_channel().await.unwrap();
+            ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+            ch.basic_publish(x.into(), key.into(), BasicPublishOptions::default(), b"m", Default::default())
+                .await?
+                .await?;
+            // A refused publish closes the channel; a round trip shows it.
+            ch.queue_declare("tp-probe".into(), QueueDeclareOptions::default(), FieldTable::default())
+                .await?;
+            Ok::<(), lapin::Error>(())
+        }
+    };
+    publish("out.tp.x", "amq.topic").await.expect("a key the write pattern allows");
+    let err = publish("out.other.x", "amq.topic").await.expect_err("a key it does not allow");
+    assert_eq!(reply_code(&err), Some(403), "{err:?}");
+    assert_eq!(
+        reply_text(&err),
+        "ACCESS_REFUSED - write access to topic 'out.other.x' in exchange 'amq.topic' in vhost '/' refused for user 'tp'"
+    );
+    // amq.direct is not a topic exchange; amq.match has no topic permission.
+    publish("anything", "amq.direct").await.expect("not a topic exchange");
+
+    let ch = c.create_channel().await.unwrap();
+    ch.queue_declare("tp-q".into(), QueueDeclareOptions::default(), FieldTable::default()).await.unwrap();
+    ch.queue_bind(
+        "tp-q".into(),
+        "amq.topic".into(),
+        "in.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("a key the read pattern allows");
+    ch.queue_unbind("tp-q".into(), "amq.topic".into(), "in.#".into(), FieldTable::default())
+        .await
+        .expect("unbinding it");
+    let err = ch
+        .queue_bind(
+            "tp-q".into(),
+            "amq.topic".into(),
+            "secret.#".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect_err("a key the read pattern does not allow");
+    assert_eq!(reply_code(&err), Some(403));
+    assert!(reply_text(&err).contains("read access to topic 'secret.#' in exchange 'amq.topic'"), "{err:?}");
+
+    // The HTTP API applies the same rules.
+    let tp = Api::as_user(&s, "tp", "pw");
+    let body =
+        json!({"routing_key": "out.other.y", "payload": "x", "payload_encoding": "string", "properties": {}});
+    let r = tp.post("/api/exchanges/%2F/amq.topic/publish", body).await;
+    assert_eq!(r.code(), 400, "{}", r.body);
+    assert!(r.reason().contains("write access to topic 'out.other.y'"), "{}", r.body);
+    let body =
+        json!({"routing_key": "out.tp.y", "payload": "x", "payload_encoding": "string", "properties": {}});
+    assert_eq!(tp.post("/api/exchanges/%2F/amq.topic/publish", body).await.code(), 200);
+    let r = tp.post("/api/bindings/%2F/e/amq.topic/q/tp-q", json!({"routing_key": "secret.x"})).await;
+    assert!(r.code() >= 400, "{}", r.body);
+    let r = tp.post("/api/bindings/%2F/e/amq.topic/q/tp-q", json!({"routing_key": "in.x"})).await;
+    assert_eq!(r.code(), 201, "{}", r.body);
+}

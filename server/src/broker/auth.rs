@@ -23,6 +23,8 @@ use parking_lot::{Mutex, RwLock};
 use regex::Regex;
 use sha2::{Digest, Sha256};
 
+use super::error::BrokerError;
+use super::exchange::{Exchange, ExchangeType};
 use super::password::{self, PasswordGate};
 
 pub const HASH_ARGON2ID: &str = "argon2id";
@@ -98,21 +100,58 @@ impl Permissions {
 }
 
 /// A topic permission: on a topic exchange, which routing keys a user may
-/// publish (write) and bind or consume (read) with.
+/// publish with (write) and bind or unbind with (read). As in RabbitMQ, an
+/// empty pattern matches nothing, and `{username}` and `{vhost}` in a
+/// pattern stand for the user's and the vhost's names.
 #[derive(Debug, Clone)]
 pub struct TopicPermission {
     pub exchange: String,
     pub write: String,
     pub read: String,
+    /// The write and read patterns with their variables expanded, compiled
+    /// when the permission is set for a user and vhost.
+    matchers: Option<Arc<[Regex; 2]>>,
 }
 
 impl TopicPermission {
     pub fn new(exchange: &str, write: &str, read: &str) -> Result<Self, String> {
         for p in [write, read] {
-            Regex::new(p).map_err(|e| format!("invalid regular expression '{p}': {e}"))?;
+            Regex::new(&expand(p, "u", "v")).map_err(|e| format!("invalid regular expression '{p}': {e}"))?;
         }
-        Ok(TopicPermission { exchange: exchange.into(), write: write.into(), read: read.into() })
+        Ok(TopicPermission {
+            exchange: exchange.into(),
+            write: write.into(),
+            read: read.into(),
+            matchers: None,
+        })
     }
+
+    /// Compiles the patterns for `user` in `vhost`.
+    fn for_user(mut self, vhost: &str, user: &str) -> Self {
+        let compile = |p: &str| {
+            let p = if p.is_empty() { "^$".to_owned() } else { expand(p, user, vhost) };
+            // Checked when the permission was made; an expansion that breaks
+            // a pattern grants nothing.
+            Regex::new(&p).unwrap_or_else(|_| Regex::new("^$").expect("a valid pattern"))
+        };
+        self.matchers = Some(Arc::new([compile(&self.write), compile(&self.read)]));
+        self
+    }
+
+    fn allows(&self, access: Access, routing_key: &str) -> bool {
+        let Some(m) = &self.matchers else { return false };
+        match access {
+            Access::Write => m[0].is_match(routing_key),
+            Access::Read => m[1].is_match(routing_key),
+            Access::Configure => true,
+        }
+    }
+}
+
+/// A topic permission's pattern with `{username}` and `{vhost}` replaced
+/// by those names, taken literally.
+fn expand(pattern: &str, user: &str, vhost: &str) -> String {
+    pattern.replace("{username}", &regex::escape(user)).replace("{vhost}", &regex::escape(vhost))
 }
 
 /// A successful login.
@@ -150,6 +189,9 @@ pub struct Auth {
     permissions: RwLock<HashMap<String, HashMap<String, Arc<Permissions>>>>,
     /// vhost → user → topic permissions (one per exchange).
     topic_permissions: RwLock<HashMap<String, HashMap<String, Vec<TopicPermission>>>>,
+    /// Whether any topic permission was ever set: publishes to topic
+    /// exchanges skip the lookup until one is.
+    any_topic_permissions: std::sync::atomic::AtomicBool,
     /// user name → HMAC of the last password that logged it in.
     login_cache: Mutex<HashMap<String, [u8; 32]>>,
     cache_key: [u8; 32],
@@ -204,10 +246,53 @@ impl Auth {
     }
 
     pub fn set_topic_permission(&self, vhost: &str, user: &str, p: TopicPermission) {
+        let p = p.for_user(vhost, user);
         let mut g = self.topic_permissions.write();
         let list = g.entry(vhost.to_owned()).or_default().entry(user.to_owned()).or_default();
         list.retain(|x| x.exchange != p.exchange);
         list.push(p);
+        self.any_topic_permissions.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// [`Auth::check_topic`] for a publish to, or a binding from, `x`: only
+    /// topic exchanges are checked; a refusal is RabbitMQ's 403.
+    pub fn check_topic_access(
+        &self,
+        vhost: &str,
+        user: &str,
+        x: &Exchange,
+        access: Access,
+        routing_key: &str,
+    ) -> Result<(), BrokerError> {
+        if x.kind != ExchangeType::Topic || self.check_topic(vhost, user, &x.name, access, routing_key) {
+            return Ok(());
+        }
+        let what = if access == Access::Write { "write" } else { "read" };
+        Err(BrokerError::access_refused(format!(
+            "{what} access to topic '{routing_key}' in exchange '{}' in vhost '{vhost}' refused for user '{user}'",
+            x.name
+        )))
+    }
+
+    /// RabbitMQ's topic authorisation, for a topic exchange: when `user`
+    /// has a topic permission for `exchange` in `vhost`, the routing key
+    /// must match its write (publish) or read (bind, unbind) pattern;
+    /// without one, every key is allowed.
+    pub fn check_topic(
+        &self,
+        vhost: &str,
+        user: &str,
+        exchange: &str,
+        access: Access,
+        routing_key: &str,
+    ) -> bool {
+        if !self.any_topic_permissions.load(std::sync::atomic::Ordering::Relaxed) {
+            return true;
+        }
+        let g = self.topic_permissions.read();
+        let found =
+            g.get(vhost).and_then(|m| m.get(user)).and_then(|l| l.iter().find(|p| p.exchange == exchange));
+        found.is_none_or(|p| p.allows(access, routing_key))
     }
 
     pub fn clear_topic_permissions(&self, vhost: &str, user: &str, exchange: Option<&str>) -> bool {

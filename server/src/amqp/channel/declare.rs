@@ -101,6 +101,9 @@ impl Channel {
             return Err(BrokerError::access_refused("operation not permitted on the default exchange"));
         }
         self.check(s, Access::Read, "exchange", &src)?;
+        if let Some(x) = s.vhost.exchange(&src) {
+            s.broker.auth.check_topic_access(&s.vhost.name, &s.user.name, &x, Access::Read, routing_key)?;
+        }
         let vhost = s.vhost.name.to_string();
         let (destination_kind, routing_key) = (dest_kind.to_owned(), routing_key.to_owned());
         let requester = Some(s.conn_id);

@@ -130,6 +130,13 @@ impl Channel {
                 rs("exchange", xname, &s.vhost.name)
             )));
         }
+        s.broker.auth.check_topic_access(
+            &s.vhost.name,
+            &s.user.name,
+            &x,
+            Access::Write,
+            p.method.routing_key(),
+        )?;
         // Checked well-formed when the header frame was read.
         let view = PropsView::scan(&raw_props).unwrap_or_default();
         let expiration = view.expiration_ms().map_err(|text| {

@@ -162,6 +162,7 @@ async fn create(
     }
     who.require_access(&v, Access::Write, kind, &dest)?;
     who.require_access(&v, Access::Read, "exchange", &source)?;
+    check_topic_read(&ctx, &who, &v, &source, &routing_key)?;
     let key = properties_key(&routing_key, &arguments);
     ctx.broker
         .apply(DefinitionCommand::Bind {
@@ -212,6 +213,7 @@ async fn remove(
     }
     who.require_access(&v, Access::Write, kind, &b.destination)?;
     who.require_access(&v, Access::Read, "exchange", &b.source)?;
+    check_topic_read(&ctx, &who, &v, &b.source, &b.routing_key)?;
     let arguments = match &b.arguments {
         serde_json::Value::Object(o) => json_to_table(o)?,
         _ => FieldTable::default(),
@@ -290,4 +292,11 @@ mod tests {
         args.insert("x".into(), amq_protocol::types::AMQPValue::Boolean(true));
         assert!(properties_key("k", &args).starts_with("k~"));
     }
+}
+
+/// Binding from a topic exchange needs the topic read permission for the
+/// routing key, as over AMQP.
+fn check_topic_read(ctx: &Ctx, who: &Authed, v: &str, source: &str, routing_key: &str) -> ApiResult<()> {
+    let Some(x) = ctx.broker.vhost(v).and_then(|vh| vh.exchange(source)) else { return Ok(()) };
+    Ok(ctx.broker.auth.check_topic_access(v, &who.user.name, &x, Access::Read, routing_key)?)
 }

@@ -98,6 +98,10 @@ async fn publish(
     if x.internal {
         return Err(ApiError::not_authorised(format!("cannot publish to internal exchange '{}'", x.name)));
     }
+    ctx.broker
+        .auth
+        .check_topic_access(&v, &who.user.name, &x, Access::Write, &body.routing_key)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let vh = super::vhost(&ctx, &v)?;
     let msg = Arc::new(Message::new(x.name.clone(), &body.routing_key, &props, payload));
     // The same delivery path as AMQP publishes: alternate exchanges, CC and
