@@ -6,7 +6,7 @@
 use std::fmt;
 
 /// RabbitMQ's error names, with AMQP 0-9-1's reply codes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ErrorKind {
     ContentTooLarge,
     NoRoute,
@@ -25,6 +25,9 @@ pub enum ErrorKind {
     NotAllowed,
     NotImplemented,
     InternalError,
+    /// The cluster cannot do it now (no majority, a node that does not
+    /// answer): 541 over AMQP, 503 over HTTP.
+    Unavailable,
 }
 
 impl ErrorKind {
@@ -47,7 +50,7 @@ impl ErrorKind {
             ResourceError => 506,
             NotAllowed => 530,
             NotImplemented => 540,
-            InternalError => 541,
+            InternalError | Unavailable => 541,
         }
     }
 
@@ -71,7 +74,7 @@ impl ErrorKind {
             ResourceError => "RESOURCE_ERROR",
             NotAllowed => "NOT_ALLOWED",
             NotImplemented => "NOT_IMPLEMENTED",
-            InternalError => "INTERNAL_ERROR",
+            InternalError | Unavailable => "INTERNAL_ERROR",
         }
     }
 
@@ -90,7 +93,7 @@ impl ErrorKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct BrokerError {
     pub kind: ErrorKind,
     pub message: String,
@@ -137,6 +140,9 @@ impl BrokerError {
     }
     pub fn internal(m: impl Into<String>) -> Self {
         Self::new(ErrorKind::InternalError, m)
+    }
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Unavailable, m)
     }
 
     pub fn reply_code(&self) -> u16 {

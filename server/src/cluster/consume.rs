@@ -118,9 +118,14 @@ impl Consuming {
     }
 }
 
-type ReplyFuture = Pin<Box<dyn Future<Output = std::result::Result<Reply, String>> + Send>>;
+type ReplyFuture = Pin<Box<dyn Future<Output = Result<Reply>> + Send>>;
 
-fn ready(r: std::result::Result<Reply, String>) -> ReplyFuture {
+/// What a node that is shutting down answers.
+pub(super) fn stopping() -> BrokerError {
+    BrokerError::unavailable("the node is stopping")
+}
+
+fn ready(r: Result<Reply>) -> ReplyFuture {
     Box::pin(async move { r })
 }
 
@@ -153,7 +158,7 @@ impl Cluster {
             other => {
                 self.consuming.subscriptions.lock().remove(&sub);
                 Err(match other {
-                    Err(super::link::LinkError::Remote(text)) => BrokerError::access_refused(text),
+                    Err(super::link::LinkError::Remote(e)) => e,
                     _ => queue_down(q, &home),
                 })
             }
@@ -167,7 +172,7 @@ impl Cluster {
         let call = Call::Get { vhost: q.vhost.to_string(), queue: q.name.to_string(), no_ack };
         match self.peers().call(&addr, call, CALL_TIMEOUT).await {
             Ok(Reply::Got(got)) => Ok(got.map(|(d, left)| (d.into_queued(), left))),
-            Err(super::link::LinkError::Remote(text)) => Err(BrokerError::not_found(text)),
+            Err(super::link::LinkError::Remote(e)) => Err(e),
             _ => Err(queue_down(q, &home)),
         }
     }
@@ -179,7 +184,7 @@ impl Cluster {
         let call = Call::Purge { vhost: q.vhost.to_string(), queue: q.name.to_string() };
         match self.peers().call(&addr, call, CALL_TIMEOUT).await {
             Ok(Reply::Purged(n)) => Ok(n),
-            Err(super::link::LinkError::Remote(text)) => Err(BrokerError::not_found(text)),
+            Err(super::link::LinkError::Remote(e)) => Err(e),
             _ => Err(queue_down(q, &home)),
         }
     }
@@ -239,13 +244,13 @@ impl Cluster {
 
     /// Attaches a stand-in for a consumer on `from` to a queue here.
     pub(super) fn accept_subscribe(self: &Arc<Self>, from: String, req: SubscribeRequest) -> ReplyFuture {
-        let Ok(broker) = self.broker() else { return ready(Err("the node is stopping".into())) };
+        let Ok(broker) = self.broker() else { return ready(Err(stopping())) };
         let Some(q) = broker.vhost(&req.vhost).and_then(|v| v.queue(&req.queue)).filter(|q| !q.is_remote())
         else {
-            return ready(Err(format!(
+            return ready(Err(BrokerError::not_found(format!(
                 "no queue '{}' in vhost '{}' on {}",
                 req.queue, req.vhost, self.me.name
-            )));
+            ))));
         };
         let consumer = Arc::new(Consumer::new(
             req.tag.as_str().into(),
@@ -268,7 +273,10 @@ impl Cluster {
         self.consuming.stand_ins.lock().insert((from, req.sub), stand_in.clone());
         if let Err(ConsumeRefusal::ExclusiveInUse) = q.add_consumer(consumer) {
             self.consuming.stand_ins.lock().remove(&(stand_in.node.clone(), stand_in.sub));
-            return ready(Err(format!("queue '{}' in vhost '{}' in exclusive use", q.name, q.vhost)));
+            return ready(Err(BrokerError::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                q.name, q.vhost
+            ))));
         }
         tokio::spawn(pump(Arc::downgrade(self), stand_in));
         ready(Ok(Reply::Done))
@@ -314,9 +322,12 @@ impl Cluster {
 
     /// basic.get for a node that is not this queue's home.
     pub(super) fn accept_get(&self, from: String, vhost: &str, queue: &str, no_ack: bool) -> ReplyFuture {
-        let Ok(broker) = self.broker() else { return ready(Err("the node is stopping".into())) };
+        let Ok(broker) = self.broker() else { return ready(Err(stopping())) };
         let Some(q) = broker.vhost(vhost).and_then(|v| v.queue(queue)).filter(|q| !q.is_remote()) else {
-            return ready(Err(format!("no queue '{queue}' in vhost '{vhost}' on {}", self.me.name)));
+            return ready(Err(BrokerError::not_found(format!(
+                "no queue '{queue}' in vhost '{vhost}' on {}",
+                self.me.name
+            ))));
         };
         let got = q.get(no_ack).map(|(m, left)| {
             let id = self.consuming.next_id();
@@ -335,10 +346,13 @@ impl Cluster {
     }
 
     pub(super) fn accept_purge(&self, vhost: &str, queue: &str) -> ReplyFuture {
-        let Ok(broker) = self.broker() else { return ready(Err("the node is stopping".into())) };
+        let Ok(broker) = self.broker() else { return ready(Err(stopping())) };
         match broker.vhost(vhost).and_then(|v| v.queue(queue)).filter(|q| !q.is_remote()) {
             Some(q) => ready(Ok(Reply::Purged(q.purge()))),
-            None => ready(Err(format!("no queue '{queue}' in vhost '{vhost}' on {}", self.me.name))),
+            None => ready(Err(BrokerError::not_found(format!(
+                "no queue '{queue}' in vhost '{vhost}' on {}",
+                self.me.name
+            )))),
         }
     }
 

@@ -152,9 +152,9 @@ impl Cluster {
     pub fn accept_publish(
         &self,
         p: ForwardedPublish,
-    ) -> Pin<Box<dyn Future<Output = Result<Reply, String>> + Send>> {
+    ) -> Pin<Box<dyn Future<Output = crate::broker::error::Result<Reply>> + Send>> {
         let Ok(broker) = self.broker() else {
-            return Box::pin(async { Err("the node is stopping".to_owned()) });
+            return Box::pin(async { Err(super::consume::stopping()) });
         };
         let Some(vhost) = broker.vhost(&p.vhost) else {
             return Box::pin(async { Ok(Reply::Published(false)) });

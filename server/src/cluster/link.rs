@@ -34,6 +34,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Framed, FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use super::secret::Secret;
+use crate::broker::error::BrokerError;
 
 /// The largest frame either side accepts once the link is authenticated.
 pub const MAX_FRAME: usize = 64 << 20;
@@ -53,8 +54,20 @@ pub enum LinkError {
     Lost(String),
     #[error("{0} did not answer in time")]
     Timeout(String),
+    /// The other node answered with an error.
     #[error("{0}")]
-    Remote(String),
+    Remote(BrokerError),
+}
+
+/// What the link's failures are to a client: the other node's own error,
+/// or the cluster being unavailable.
+impl From<LinkError> for BrokerError {
+    fn from(e: LinkError) -> BrokerError {
+        match e {
+            LinkError::Remote(e) => e,
+            other => BrokerError::unavailable(other.to_string()),
+        }
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -74,7 +87,7 @@ enum Handshake {
 ))]
 pub enum Wire<Q, A> {
     Call { id: u64, body: Q },
-    Reply { id: u64, body: Result<A, String> },
+    Reply { id: u64, body: Result<A, BrokerError> },
 }
 
 /// How many encoded frames may wait for a connection's writer.
@@ -214,7 +227,7 @@ async fn server_handshake(
 /// It is called in the order the calls arrive; the future it returns runs
 /// concurrently with the calls after it.
 pub type Handler<Q, A> =
-    Arc<dyn Fn(String, Q) -> Pin<Box<dyn Future<Output = Result<A, String>> + Send>> + Send + Sync>;
+    Arc<dyn Fn(String, Q) -> Pin<Box<dyn Future<Output = Result<A, BrokerError>> + Send>> + Send + Sync>;
 
 /// Accepts links on `listener` and runs `handler` for every call, until
 /// the task is aborted.
@@ -288,7 +301,7 @@ where
     result
 }
 
-type Pending<A> = parking_lot::Mutex<Option<HashMap<u64, oneshot::Sender<Result<A, String>>>>>;
+type Pending<A> = parking_lot::Mutex<Option<HashMap<u64, oneshot::Sender<Result<A, BrokerError>>>>>;
 
 struct Conn<A> {
     tx: mpsc::Sender<Bytes>,
@@ -330,7 +343,7 @@ where
     /// its reply will arrive (an error there when the link is lost).
     /// Calls started one after the other reach the other node in that
     /// order.
-    pub async fn start_call(&self, q: Q) -> Result<oneshot::Receiver<Result<A, String>>, LinkError> {
+    pub async fn start_call(&self, q: Q) -> Result<oneshot::Receiver<Result<A, BrokerError>>, LinkError> {
         self.send(q).await.map(|(_, _, reply)| reply)
     }
 
@@ -356,7 +369,7 @@ where
     async fn send(
         &self,
         q: Q,
-    ) -> Result<(Arc<Conn<A>>, u64, oneshot::Receiver<Result<A, String>>), LinkError> {
+    ) -> Result<(Arc<Conn<A>>, u64, oneshot::Receiver<Result<A, BrokerError>>), LinkError> {
         let conn = self.connection().await?;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (done, reply) = oneshot::channel();
@@ -364,7 +377,8 @@ where
             Some(p) => p.insert(id, done),
             None => return Err(LinkError::Lost(self.addr.clone())),
         };
-        let f = encode(&Wire::<Q, ()>::Call { id, body: q }).map_err(|e| LinkError::Remote(e.to_string()))?;
+        let f = encode(&Wire::<Q, ()>::Call { id, body: q })
+            .map_err(|e| LinkError::Remote(BrokerError::internal(format!("cannot encode a call: {e}"))))?;
         conn.tx.send(f).await.map_err(|_| LinkError::Lost(self.addr.clone()))?;
         Ok((conn, id, reply))
     }
@@ -416,7 +430,7 @@ mod tests {
         Arc::new(|from, q: String| {
             Box::pin(async move {
                 if q == "fail" {
-                    return Err("it failed".to_owned());
+                    return Err(BrokerError::not_found("it failed"));
                 }
                 if q == "slow" {
                     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -443,7 +457,10 @@ mod tests {
             tokio::spawn(async move { p.call("slow".into(), t).await })
         };
         assert_eq!(p.call("hi".into(), t).await.unwrap(), "warren@a said hi");
-        assert_eq!(p.call("fail".into(), t).await, Err(LinkError::Remote("it failed".into())));
+        assert_eq!(
+            p.call("fail".into(), t).await,
+            Err(LinkError::Remote(BrokerError::not_found("it failed")))
+        );
         assert_eq!(slow.await.unwrap().unwrap(), "warren@a said slow");
     }
 

@@ -17,7 +17,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use tokio::net::TcpListener;
 
-use super::link::{self, Handler, LinkError};
+use super::link::{self, Handler};
 use super::log_store::LogStore;
 use super::network::{Call, Network, NodeInfo, Peers, Reply};
 use super::node_id;
@@ -87,8 +87,11 @@ impl Cluster {
         listener: TcpListener,
         advertised: String,
         secret: Secret,
-    ) -> std::result::Result<Arc<Cluster>, String> {
-        let defs = broker.definitions.as_ref().ok_or("a cluster needs a data directory")?;
+    ) -> Result<Arc<Cluster>> {
+        let defs = broker
+            .definitions
+            .as_ref()
+            .ok_or_else(|| BrokerError::internal("a cluster needs a data directory"))?;
         let me = Member { name: broker.config.node_name.clone(), addr: advertised };
         let cluster = Arc::new(Cluster {
             id: node_id(&me.name),
@@ -105,7 +108,8 @@ impl Cluster {
         });
         tokio::spawn(super::liveness::watch(Arc::downgrade(&cluster)));
         let _ = broker.remote_hook.set(Arc::new(cluster.clone()));
-        let was_clustered = cluster.db.get("vote").await.map_err(|e| e.to_string())?.is_some();
+        let was_clustered =
+            cluster.db.get("vote").await.map_err(|e| BrokerError::internal(e.to_string()))?.is_some();
         if was_clustered {
             cluster.start_raft(broker).await?;
             tracing::info!("rejoining the cluster as {}", cluster.me);
@@ -113,7 +117,7 @@ impl Cluster {
         let weak = Arc::downgrade(&cluster);
         let handler: Handler<Call, Reply> = Arc::new(move |from, call| {
             let Some(c) = weak.upgrade() else {
-                return Box::pin(async { Err("the node is stopping".into()) });
+                return Box::pin(async { Err(super::consume::stopping()) });
             };
             // These take effect now, in arrival order; the answer may wait.
             match call {
@@ -152,7 +156,7 @@ impl Cluster {
         self.running.read().clone()
     }
 
-    async fn start_raft(&self, broker: &Arc<Broker>) -> std::result::Result<Arc<Running>, String> {
+    async fn start_raft(&self, broker: &Arc<Broker>) -> Result<Arc<Running>> {
         let sm = StateMachine::open(broker, self.db.clone(), self.me.name.clone()).await?;
         let raft = Raft::new(
             self.id,
@@ -162,7 +166,7 @@ impl Cluster {
             sm.clone(),
         )
         .await
-        .map_err(|e| format!("cannot start the metadata Raft group: {e}"))?;
+        .map_err(|e| BrokerError::internal(format!("cannot start the metadata Raft group: {e}")))?;
         tokio::spawn(log_changes(raft.metrics()));
         let running = Arc::new(Running { raft, sm });
         *self.running.write() = Some(running.clone());
@@ -254,28 +258,25 @@ impl Cluster {
 
     // ------------------------------------------------------------ the listener
 
-    async fn handle(self: Arc<Self>, from: String, call: Call) -> std::result::Result<Reply, String> {
-        let raft =
-            || self.running().map(|r| r.raft.clone()).ok_or_else(|| "this node is not clustered".to_owned());
+    async fn handle(self: Arc<Self>, from: String, call: Call) -> Result<Reply> {
+        let raft = || {
+            self.running().map(|r| r.raft.clone()).ok_or_else(|| unavailable("this node is not clustered"))
+        };
         match call {
-            Call::Append(rpc) => {
-                raft()?.append_entries(rpc).await.map(Reply::Append).map_err(|e| e.to_string())
-            }
-            Call::Vote(rpc) => raft()?.vote(rpc).await.map(Reply::Vote).map_err(|e| e.to_string()),
+            Call::Append(rpc) => raft()?.append_entries(rpc).await.map(Reply::Append).map_err(unavailable),
+            Call::Vote(rpc) => raft()?.vote(rpc).await.map(Reply::Vote).map_err(unavailable),
             Call::Snapshot(rpc) => {
-                raft()?.install_snapshot(rpc).await.map(Reply::Snapshot).map_err(|e| e.to_string())
+                raft()?.install_snapshot(rpc).await.map(Reply::Snapshot).map_err(unavailable)
             }
             Call::Propose(p) => match raft()?.client_write(p).await {
                 Ok(r) => Ok(Reply::Proposed(r.data)),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(unavailable(e)),
             },
             Call::Join(member) => {
                 tracing::info!("{from} asks to join the cluster");
                 self.admit(member).await.map(|_| Reply::Joined)
             }
-            Call::Forget(name) => {
-                self.forget(&name).await.map(|_| Reply::Forgotten).map_err(|e| e.to_string())
-            }
+            Call::Forget(name) => self.forget(&name).await.map(|_| Reply::Forgotten).map_err(unavailable),
             Call::Info => Ok(Reply::Info(self.local_info())),
             Call::Ping => Ok(Reply::Done),
             Call::Publish(p) => self.accept_publish(p).await,
@@ -287,7 +288,7 @@ impl Cluster {
             Call::Get { vhost, queue, no_ack } => self.accept_get(from, &vhost, &queue, no_ack).await,
             Call::Purge { vhost, queue } => self.accept_purge(&vhost, &queue).await,
             Call::QueueCounts => {
-                let broker = self.broker().map_err(|e| e.to_string())?;
+                let broker = self.broker()?;
                 let mut out = Vec::new();
                 for v in broker.vhosts() {
                     for q in v.queues().into_iter().filter(|q| !q.is_remote()) {
@@ -303,7 +304,7 @@ impl Cluster {
 
     /// Adds `member` to the cluster: as the leader, or by asking it. A
     /// standalone node first becomes a one-node cluster of its own metadata.
-    async fn admit(&self, member: Member) -> std::result::Result<(), String> {
+    async fn admit(&self, member: Member) -> Result<()> {
         let running = match self.running() {
             Some(r) => r,
             None => self.form().await?,
@@ -313,35 +314,35 @@ impl Cluster {
             let leader = m
                 .current_leader
                 .and_then(|l| m.membership_config.membership().get_node(&l).cloned())
-                .ok_or("the cluster has no leader now")?;
+                .ok_or_else(|| unavailable("the cluster has no leader now"))?;
             return match self.peers.call(&leader.addr, Call::Join(member), JOIN_TIMEOUT).await {
                 Ok(_) => Ok(()),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(unavailable(e)),
             };
         }
         let id = node_id(&member.name);
-        running.raft.add_learner(id, member.clone(), true).await.map_err(|e| e.to_string())?;
+        running.raft.add_learner(id, member.clone(), true).await.map_err(unavailable)?;
         let voters: BTreeSet<NodeId> = [id].into();
         running
             .raft
             .change_membership(ChangeMembers::AddVoterIds(voters), false)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(unavailable)?;
         tracing::info!("{member} joined the cluster");
         Ok(())
     }
 
     /// Turns this standalone node into a one-node cluster whose first
     /// snapshot is its metadata.
-    async fn form(&self) -> std::result::Result<Arc<Running>, String> {
+    async fn form(&self) -> Result<Arc<Running>> {
         let _guard = self.forming.lock().await;
         if let Some(r) = self.running() {
             return Ok(r);
         }
-        let broker = self.broker().map_err(|e| e.to_string())?;
+        let broker = self.broker()?;
         let running = self.start_raft(&broker).await?;
         let members: BTreeMap<NodeId, Member> = [(self.id, self.me.clone())].into();
-        running.raft.initialize(members).await.map_err(|e| e.to_string())?;
+        running.raft.initialize(members).await.map_err(unavailable)?;
         let mut metrics = running.raft.metrics();
         let leading = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
@@ -353,10 +354,10 @@ impl Cluster {
                 }
             }
         });
-        leading.await.map_err(|_| "this node did not become the leader of its own cluster")?;
+        leading.await.map_err(|_| unavailable("this node did not become the leader of its own cluster"))?;
         // A snapshot of everything now, and no log before it: a node that
         // joins must receive the metadata made before the cluster formed.
-        running.raft.trigger().snapshot().await.map_err(|e| e.to_string())?;
+        running.raft.trigger().snapshot().await.map_err(unavailable)?;
         let applied = metrics.borrow().last_applied;
         let snapshotted = tokio::time::timeout(Duration::from_secs(10), async {
             loop {
@@ -368,9 +369,9 @@ impl Cluster {
                 }
             }
         });
-        snapshotted.await.map_err(|_| "the first snapshot was not taken in time")?;
+        snapshotted.await.map_err(|_| unavailable("the first snapshot was not taken in time"))?;
         if let Some(a) = applied {
-            running.raft.trigger().purge_log(a.index).await.map_err(|e| e.to_string())?;
+            running.raft.trigger().purge_log(a.index).await.map_err(unavailable)?;
         }
         tracing::info!("formed a cluster of one: {}", self.me);
         Ok(running)
@@ -379,21 +380,24 @@ impl Cluster {
     /// Joins the cluster that the node at `seed` is in (`join_cluster`).
     /// This node's own metadata and messages are discarded first, as
     /// RabbitMQ's `join_cluster` resets the node.
-    pub async fn join(&self, seed: &str) -> std::result::Result<(), String> {
+    pub async fn join(&self, seed: &str) -> Result<()> {
         let _guard = self.forming.lock().await;
         if self.is_clustered() {
-            return Err(format!("{} is already a member of a cluster", self.me.name));
+            return Err(BrokerError::precondition_failed(format!(
+                "{} is already a member of a cluster",
+                self.me.name
+            )));
         }
-        let broker = self.broker().map_err(|e| e.to_string())?;
+        let broker = self.broker()?;
         // Reach the seed before resetting anything.
         match self.peers.call(seed, Call::Info, INFO_TIMEOUT).await {
             Ok(Reply::Info(_)) => {}
-            Ok(_) => return Err(format!("{seed} answered oddly")),
-            Err(e) => return Err(e.to_string()),
+            Ok(_) => return Err(unavailable(format!("{seed} answered oddly"))),
+            Err(e) => return Err(e.into()),
         }
         tracing::info!("resetting {} to join the cluster of {seed}", self.me.name);
         broker.reconcile(&[]);
-        self.db.reset().await.map_err(|e| e.to_string())?;
+        self.db.reset().await.map_err(|e| BrokerError::internal(e.to_string()))?;
         let running = self.start_raft(&broker).await?;
         let joined = self.peers.call(seed, Call::Join(self.me.clone()), JOIN_TIMEOUT).await;
         if let Err(e) = joined {
@@ -405,10 +409,7 @@ impl Cluster {
             if let Err(e) = broker.seed_defaults().await {
                 tracing::error!("cannot restore the default vhost and user: {e}");
             }
-            return Err(match e {
-                LinkError::Remote(r) => r,
-                other => other.to_string(),
-            });
+            return Err(e.into());
         }
         // Answer once this node has applied what it joined with, so that
         // the next request (start_app, a login) finds the cluster's users.

@@ -92,15 +92,16 @@ impl StateMachine {
         broker: &Arc<Broker>,
         db: RaftDb,
         me: String,
-    ) -> std::result::Result<StateMachine, String> {
-        let applied = match db.get("applied").await.map_err(|e| e.to_string())? {
-            Some(s) => serde_json::from_str(&s).map_err(|e| format!("the stored Raft applied state: {e}"))?,
+    ) -> std::result::Result<StateMachine, BrokerError> {
+        let applied = match db.get("applied").await.map_err(|e| BrokerError::internal(e.to_string()))? {
+            Some(s) => serde_json::from_str(&s)
+                .map_err(|e| BrokerError::internal(format!("the stored Raft applied state: {e}")))?,
             None => AppliedState::default(),
         };
-        let snapshot = match db.get("snapshot").await.map_err(|e| e.to_string())? {
+        let snapshot = match db.get("snapshot").await.map_err(|e| BrokerError::internal(e.to_string()))? {
             Some(s) => {
-                let s: StoredSnapshot =
-                    serde_json::from_str(&s).map_err(|e| format!("the stored Raft snapshot: {e}"))?;
+                let s: StoredSnapshot = serde_json::from_str(&s)
+                    .map_err(|e| BrokerError::internal(format!("the stored Raft snapshot: {e}")))?;
                 Some((s.meta, s.data.into_bytes()))
             }
             None => None,
@@ -268,11 +269,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 }
 
-/// The start of the text of every error for a change the cluster could not
-/// commit (541 INTERNAL_ERROR over AMQP, 503 over HTTP).
-pub const UNAVAILABLE: &str = "the cluster cannot apply the change";
-
-/// A broker error for a proposal that could not be committed.
+/// A broker error for a proposal that could not be committed (541
+/// INTERNAL_ERROR over AMQP, 503 over HTTP).
 pub fn unavailable(why: impl std::fmt::Display) -> BrokerError {
-    BrokerError::internal(format!("{UNAVAILABLE}: {why}"))
+    BrokerError::unavailable(format!("the cluster cannot apply the change: {why}"))
 }

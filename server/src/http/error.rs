@@ -72,9 +72,7 @@ impl From<BrokerError> for ApiError {
         match e.kind {
             ErrorKind::NotFound => ApiError::not_found(e.message),
             ErrorKind::AccessRefused | ErrorKind::NotAllowed => ApiError::not_authorised(e.message),
-            ErrorKind::InternalError if e.message.starts_with(crate::cluster::state_machine::UNAVAILABLE) => {
-                ApiError::unavailable(e.message)
-            }
+            ErrorKind::Unavailable => ApiError::unavailable(e.message),
             ErrorKind::InternalError => ApiError::internal(e.message),
             _ => ApiError::bad_request(e.message),
         }
