@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
+use crate::cluster::node::Cluster;
 use crate::config::Config;
 
 pub struct Node {
@@ -33,9 +34,22 @@ pub struct App {
     /// Serialises stop and start.
     change: tokio::sync::Mutex<()>,
     stop_node: tokio::sync::Notify,
+    /// This node's cluster side (its listener, and the cluster once it
+    /// joined one); set at start.
+    cluster: std::sync::OnceLock<Arc<Cluster>>,
 }
 
 impl App {
+    /// The cluster side, once its listener runs.
+    pub fn cluster(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get()
+    }
+
+    /// The cluster, while this node is a member of one.
+    pub fn clustered(&self) -> Option<&Arc<Cluster>> {
+        self.cluster.get().filter(|c| c.is_clustered())
+    }
+
     /// The AMQP listeners' addresses while the app runs; none when stopped.
     pub fn listeners(&self) -> Vec<SocketAddr> {
         if self.is_running() { self.addrs.clone() } else { Vec::new() }
@@ -136,6 +150,7 @@ impl Node {
             running: parking_lot::Mutex::new(Some(amqp_tasks)),
             change: tokio::sync::Mutex::new(()),
             stop_node: tokio::sync::Notify::new(),
+            cluster: Default::default(),
         });
         let http_addrs = http_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
         start_cluster(&broker, &app, &http_addrs).await?;
@@ -152,7 +167,9 @@ impl Node {
             tasks.push(tokio::spawn(crate::http::serve(ctx.clone(), l)));
         }
         let interval = broker.config.stats_interval;
-        tasks.push(tokio::spawn(refresh_remote_counts(broker.clone())));
+        if let Some(c) = app.cluster() {
+            tasks.push(tokio::spawn(refresh_remote_counts(c.clone(), broker.config.stats_interval)));
+        }
         if !interval.is_zero() {
             tasks.push(tokio::spawn(crate::http::stats::run(broker.clone(), stats, interval)));
         }
@@ -171,7 +188,7 @@ impl Node {
             }
         }
         close_connections(&self.broker).await;
-        if let Some(c) = self.broker.cluster.get() {
+        if let Some(c) = self.app.cluster() {
             c.stop().await;
         }
         self.broker.close().await;
@@ -230,20 +247,20 @@ async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, http: &[SocketAddr]
         uptime_ms: started.elapsed().as_millis() as u64,
         queue_totals: weak.upgrade().map(|b| crate::http::api::overview::node_queue_totals(&b)),
     }));
-    let _ = broker.cluster.set(cluster);
+    let _ = app.cluster.set(cluster);
     tracing::info!("started cluster listener on {bound} (advertised as {advertised})");
     Ok(())
 }
 
 /// In a cluster, fetches the counts of the queues other nodes hold, at the
 /// stats interval (5 s by default; at least 1 s).
-async fn refresh_remote_counts(broker: Arc<Broker>) {
-    let period = broker.config.stats_interval.max(Duration::from_secs(1));
+async fn refresh_remote_counts(c: Arc<Cluster>, period: Duration) {
+    let period = period.max(Duration::from_secs(1));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if let Some(c) = broker.clustered() {
+        if c.is_clustered() {
             c.refresh_remote_counts().await;
             c.check_links().await;
         }
@@ -273,7 +290,7 @@ async fn sweep(broker: Arc<Broker>) {
         for v in broker.vhosts() {
             // A queue expires on its home node only, which proposes the
             // deletion for the whole cluster.
-            for q in v.queues().into_iter().filter(|q| broker.is_home_of(q)) {
+            for q in v.queues().into_iter().filter(|q| q.is_held_here()) {
                 if q.sweep(now) {
                     tracing::info!("queue '{}' in vhost '{}' expired (x-expires)", q.name, v.name);
                     let _ = broker

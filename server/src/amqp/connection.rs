@@ -295,10 +295,10 @@ impl Connection {
     async fn throttle_if_behind(&mut self) {
         const BEHIND: u64 = 64 * 1024 * 1024;
         let Some(stores) = self.s.broker.stores.clone() else { return };
-        let remote = self.s.broker.remote_hook.get().cloned();
+        let elsewhere = self.s.broker.backends.get().cloned();
         let behind = || {
             stores.paging.stats().pending_bytes + stores.persistent.stats().pending_bytes > BEHIND
-                || remote.as_ref().is_some_and(|r| r.forwarding_behind())
+                || elsewhere.as_ref().is_some_and(|b| b.behind())
         };
         while behind() {
             // Deliveries and confirms owed so far still go out meanwhile.

@@ -287,7 +287,7 @@ impl Broker {
                     arguments,
                 })?;
                 if let Some(home) = home {
-                    declared.queue.set_home(&home, &self.config.node_name, &self.remote_hook);
+                    declared.queue.set_home(&home, &self.config.node_name, &self.backends);
                 }
                 Ok(Applied::Queue(declared))
             }

@@ -6,6 +6,7 @@ pub mod alarms;
 pub mod args;
 pub mod auth;
 pub mod connections;
+pub mod consensus;
 pub mod consumer;
 pub mod deadletter;
 pub mod definitions;
@@ -58,10 +59,12 @@ pub struct Broker {
     pub started_at: Instant,
     /// Held for the node's life: one process per data directory.
     _data_dir_lock: Option<std::fs::File>,
-    /// The node's place in a cluster; set once at start.
-    pub cluster: std::sync::OnceLock<Arc<crate::cluster::node::Cluster>>,
-    /// How remote queues reach their home nodes (set with `cluster`).
-    pub remote_hook: queue::remote::RemoteHook,
+    /// The cluster's metadata log, when a cluster is installed; set once
+    /// at start.
+    consensus: std::sync::OnceLock<Arc<dyn consensus::Consensus>>,
+    /// How queues held on other nodes are served (installed with the
+    /// consensus).
+    pub backends: queue::backend::BackendsHook,
 }
 
 impl Broker {
@@ -88,8 +91,8 @@ impl Broker {
             next_id: AtomicU64::new(first_id()),
             started_at: Instant::now(),
             _data_dir_lock: Some(lock),
-            cluster: Default::default(),
-            remote_hook: Default::default(),
+            consensus: Default::default(),
+            backends: Default::default(),
         });
         if snapshot.vhosts.is_empty() && snapshot.users.is_empty() {
             broker.seed_defaults().await?;
@@ -116,8 +119,8 @@ impl Broker {
             next_id: AtomicU64::new(1),
             started_at: Instant::now(),
             _data_dir_lock: None,
-            cluster: Default::default(),
-            remote_hook: Default::default(),
+            consensus: Default::default(),
+            backends: Default::default(),
         });
         let user = auth::User {
             name: "guest".into(),
@@ -160,8 +163,8 @@ impl Broker {
     /// writes it to the definitions store before returning. This is the one
     /// path for every change: AMQP, HTTP, definitions import.
     pub async fn apply(&self, cmd: DefinitionCommand) -> Result<Applied> {
-        if let Some(cluster) = self.clustered() {
-            return cluster.propose(cmd).await;
+        if let Some(consensus) = self.consensus() {
+            return consensus.propose(cmd).await;
         }
         let Some(defs) = &self.definitions else {
             return self.apply_in_memory(cmd);
@@ -186,7 +189,7 @@ impl Broker {
     /// is returned.
     pub async fn apply_all(&self, cmds: Vec<DefinitionCommand>) -> Result<()> {
         const CHUNK: usize = 1024;
-        if self.clustered().is_some() {
+        if self.consensus().is_some() {
             for cmd in cmds {
                 self.apply(cmd).await?;
             }
@@ -332,37 +335,22 @@ impl Broker {
         }
     }
 
-    /// Sends a message to the home nodes of the queues `deliver` left in
-    /// `Delivered::remote`; one answer per home node (true: enqueued, and
-    /// on disk when persistent to a durable queue).
-    pub fn forward(
+    /// Plugs a cluster in beneath the broker: from now on, definition
+    /// changes are committed through `consensus` while it is clustered,
+    /// and queues homed on other nodes are served by `backends`.
+    pub fn install_cluster(
         &self,
-        vhost: &str,
-        remote: &exchange::RouteTargets,
-        msg: &message::Message,
-    ) -> Vec<crate::cluster::forward::Forwarded> {
-        // Every publish comes here: the common case costs one length test.
-        if remote.is_empty() {
-            return Vec::new();
-        }
-        match self.clustered() {
-            Some(c) => c.forward(vhost, remote, msg),
-            None => Vec::new(),
-        }
+        consensus: Arc<dyn consensus::Consensus>,
+        backends: Arc<dyn queue::backend::QueueBackends>,
+    ) {
+        let _ = self.consensus.set(consensus);
+        let _ = self.backends.set(backends);
     }
 
-    /// The cluster, when this node is a member of one.
-    pub fn clustered(&self) -> Option<&Arc<crate::cluster::node::Cluster>> {
-        self.cluster.get().filter(|c| c.is_clustered())
-    }
-
-    /// Whether this node holds `q`'s messages: always on a single node; in
-    /// a cluster, when it is the queue's home.
-    pub fn is_home_of(&self, q: &queue::Queue) -> bool {
-        match (self.clustered(), q.home.get()) {
-            (Some(c), Some(home)) => **home == *c.me.name,
-            _ => true,
-        }
+    /// The cluster's metadata log, while this node is a member of a
+    /// running cluster.
+    pub fn consensus(&self) -> Option<&Arc<dyn consensus::Consensus>> {
+        self.consensus.get().filter(|c| c.is_clustered())
     }
 
     pub fn next_id(&self) -> u64 {

@@ -14,6 +14,7 @@ use super::error::{BrokerError, Result};
 use super::exchange::{Exchange, RouteTargets};
 use super::message::Message;
 use super::queue::Queue;
+use super::queue::backend::{Accepted, send_elsewhere};
 use super::vhost::VHost;
 use crate::store::Stores;
 use crate::store::messages::StoredMessage;
@@ -21,7 +22,7 @@ use crate::store::messages::StoredMessage;
 /// The prefix of direct reply-to pseudo-queue names.
 pub const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
-#[derive(Default, Clone)]
+#[derive(Default)]
 pub struct Delivered {
     /// Queues the message was routed to.
     pub queues: usize,
@@ -32,9 +33,9 @@ pub struct Delivered {
     pub refused: bool,
     /// Queues it was routed to whose home node is down: it is not in them.
     pub unreachable: usize,
-    /// Queues whose home is another node of the cluster: not enqueued
-    /// here; the caller forwards the message to them (`Broker::forward`).
-    pub remote: RouteTargets,
+    /// The answers of the backends of queues held elsewhere (another
+    /// node): a confirm waits for them.
+    pub elsewhere: Vec<Accepted>,
 }
 
 impl VHost {
@@ -72,9 +73,10 @@ impl VHost {
         targets
     }
 
-    /// Enqueues a routed message in this node's queues, and leaves the
-    /// queues homed elsewhere in `Delivered::remote`. `msg` must already be
-    /// stripped of BCC.
+    /// Enqueues a routed message in every target queue, wherever it is
+    /// kept: the queues held here take it now; the others get it through
+    /// their backends, whose answers are in `Delivered::elsewhere`. `msg`
+    /// must already be stripped of BCC.
     pub fn deliver(
         &self,
         mut targets: RouteTargets,
@@ -82,15 +84,10 @@ impl VHost {
         stores: Option<&Arc<Stores>>,
     ) -> Result<Delivered> {
         let mut out = Delivered { queues: targets.len(), ..Default::default() };
-        if targets.iter().any(|q| q.is_remote()) {
-            let (remote, local): (RouteTargets, RouteTargets) =
-                targets.into_iter().partition(|q| q.is_remote());
-            let (down, up): (RouteTargets, RouteTargets) = remote.into_iter().partition(|q| q.is_home_down());
-            out.unreachable = down.len();
-            out.refused = !down.is_empty();
-            out.remote = up;
-            targets = local;
-        }
+        let sent = send_elsewhere(&self.name, &mut targets, &msg);
+        out.unreachable = sent.unreachable;
+        out.refused = sent.unreachable > 0;
+        out.elsewhere = sent.accepted;
         let stored = match (stores, msg.persistent) {
             (Some(stores), true) => {
                 let ids: SmallVec<[u32; 4]> = targets.iter().filter_map(|q| q.persistent_id()).collect();
@@ -144,17 +141,10 @@ impl VHost {
                 !cycle
             });
         }
-        match self.deliver(targets, d.msg.clone(), stores) {
-            // Queues homed on other nodes get it through them.
-            Ok(done) => {
-                for q in &done.remote {
-                    match q.remote_ops() {
-                        Some(ops) => ops.forward(q, &d.msg),
-                        None => q.warn_remote_once(),
-                    }
-                }
-            }
-            Err(e) => tracing::error!("cannot dead-letter a message: {e}"),
+        // Nobody waits for the answers: a dead-lettered message has no
+        // publisher to confirm to.
+        if let Err(e) = self.deliver(targets, d.msg, stores) {
+            tracing::error!("cannot dead-letter a message: {e}");
         }
     }
 

@@ -11,10 +11,10 @@
 //!   sends it to the subscriber, which puts it in the client connection's
 //!   outbox as a delivery of its local copy of the queue.
 //! - **Settle**: the client's acks, rejects and requeues of those
-//!   deliveries reach the home as ids (`RemoteQueues::settle`), which
+//!   deliveries reach the home as ids (`QueueBackend::settle`), which
 //!   settles them on the real queue and gives the stand-in its credit back.
 //! - **Unsubscribe**: cancel, channel or connection close detach the
-//!   stand-in (`RemoteQueues::unsubscribe`); deliveries not yet settled
+//!   stand-in (`QueueBackend::cancel`); deliveries not yet settled
 //!   stay until the subscriber settles them (a closing channel requeues).
 //! - A subscriber the home cannot reach, or that no longer knows the
 //!   stand-in, loses it: its unsettled messages are requeued. A home that
@@ -37,7 +37,7 @@ use super::network::{Call, Reply};
 use super::node::Cluster;
 use crate::broker::consumer::{ChannelFlow, Consumer, Outbound, Outbox};
 use crate::broker::error::{BrokerError, Result};
-use crate::broker::queue::remote::{RemoteQueues, RemoteSettle};
+use crate::broker::queue::backend::Settle;
 use crate::broker::queue::{ConsumeRefusal, Queue, QueuedMessage};
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -132,15 +132,19 @@ fn ready(r: Result<Reply>) -> ReplyFuture {
 impl Cluster {
     // ------------------------------------------------------------ subscriber side
 
-    /// Attaches `consumer` (on this node) to the remote queue `q`.
-    pub async fn subscribe(self: &Arc<Self>, q: &Arc<Queue>, consumer: &Arc<Consumer>) -> Result<()> {
-        let home = q.home.get().map(|h| h.to_string()).unwrap_or_default();
-        let addr = self.address_of(&home).ok_or_else(|| queue_down(q, &home))?;
+    /// Attaches `consumer` (on this node) to the queue `q` homed on `home`.
+    pub async fn subscribe(
+        self: &Arc<Self>,
+        home: &str,
+        q: &Arc<Queue>,
+        consumer: &Arc<Consumer>,
+    ) -> Result<()> {
+        let addr = self.address_of(home).ok_or_else(|| queue_down(q, home))?;
         let sub = self.consuming.next_id();
-        self.consuming
-            .subscriptions
-            .lock()
-            .insert(sub, Subscription { home: home.clone(), consumer: consumer.clone(), queue: q.clone() });
+        self.consuming.subscriptions.lock().insert(
+            sub,
+            Subscription { home: home.to_owned(), consumer: consumer.clone(), queue: q.clone() },
+        );
         let req = SubscribeRequest {
             sub,
             vhost: q.vhost.to_string(),
@@ -159,33 +163,36 @@ impl Cluster {
                 self.consuming.subscriptions.lock().remove(&sub);
                 Err(match other {
                     Err(super::link::LinkError::Remote(e)) => e,
-                    _ => queue_down(q, &home),
+                    _ => queue_down(q, home),
                 })
             }
         }
     }
 
-    /// Gets one message from the remote queue `q` (basic.get).
-    pub async fn get_remote(&self, q: &Queue, no_ack: bool) -> Result<Option<(QueuedMessage, u64)>> {
-        let home = q.home.get().map(|h| h.to_string()).unwrap_or_default();
-        let addr = self.address_of(&home).ok_or_else(|| queue_down(q, &home))?;
+    /// Gets one message from the queue `q` homed on `home` (basic.get).
+    pub async fn get_remote(
+        &self,
+        home: &str,
+        q: &Queue,
+        no_ack: bool,
+    ) -> Result<Option<(QueuedMessage, u64)>> {
+        let addr = self.address_of(home).ok_or_else(|| queue_down(q, home))?;
         let call = Call::Get { vhost: q.vhost.to_string(), queue: q.name.to_string(), no_ack };
         match self.peers().call(&addr, call, CALL_TIMEOUT).await {
             Ok(Reply::Got(got)) => Ok(got.map(|(d, left)| (d.into_queued(), left))),
             Err(super::link::LinkError::Remote(e)) => Err(e),
-            _ => Err(queue_down(q, &home)),
+            _ => Err(queue_down(q, home)),
         }
     }
 
-    /// Purges the remote queue `q`; returns how many messages went.
-    pub async fn purge_remote(&self, q: &Queue) -> Result<u64> {
-        let home = q.home.get().map(|h| h.to_string()).unwrap_or_default();
-        let addr = self.address_of(&home).ok_or_else(|| queue_down(q, &home))?;
+    /// Purges the queue `q` homed on `home`; returns how many messages went.
+    pub async fn purge_remote(&self, home: &str, q: &Queue) -> Result<u64> {
+        let addr = self.address_of(home).ok_or_else(|| queue_down(q, home))?;
         let call = Call::Purge { vhost: q.vhost.to_string(), queue: q.name.to_string() };
         match self.peers().call(&addr, call, CALL_TIMEOUT).await {
             Ok(Reply::Purged(n)) => Ok(n),
             Err(super::link::LinkError::Remote(e)) => Err(e),
-            _ => Err(queue_down(q, &home)),
+            _ => Err(queue_down(q, home)),
         }
     }
 
@@ -245,7 +252,7 @@ impl Cluster {
     /// Attaches a stand-in for a consumer on `from` to a queue here.
     pub(super) fn accept_subscribe(self: &Arc<Self>, from: String, req: SubscribeRequest) -> ReplyFuture {
         let Ok(broker) = self.broker() else { return ready(Err(stopping())) };
-        let Some(q) = broker.vhost(&req.vhost).and_then(|v| v.queue(&req.queue)).filter(|q| !q.is_remote())
+        let Some(q) = broker.vhost(&req.vhost).and_then(|v| v.queue(&req.queue)).filter(|q| q.is_held_here())
         else {
             return ready(Err(BrokerError::not_found(format!(
                 "no queue '{}' in vhost '{}' on {}",
@@ -309,7 +316,7 @@ impl Cluster {
     }
 
     /// Settles messages this node sent to `from`.
-    pub(super) fn accept_settle(&self, from: &str, op: RemoteSettle, ids: Vec<u64>) -> ReplyFuture {
+    pub(super) fn accept_settle(&self, from: &str, op: Settle, ids: Vec<u64>) -> ReplyFuture {
         let taken: Vec<Unsettled> = {
             let mut u = self.consuming.unsettled.lock();
             let mine: Vec<u64> =
@@ -323,13 +330,13 @@ impl Cluster {
     /// basic.get for a node that is not this queue's home.
     pub(super) fn accept_get(&self, from: String, vhost: &str, queue: &str, no_ack: bool) -> ReplyFuture {
         let Ok(broker) = self.broker() else { return ready(Err(stopping())) };
-        let Some(q) = broker.vhost(vhost).and_then(|v| v.queue(queue)).filter(|q| !q.is_remote()) else {
+        let Some(q) = broker.vhost(vhost).and_then(|v| v.queue(queue)).filter(|q| q.is_held_here()) else {
             return ready(Err(BrokerError::not_found(format!(
                 "no queue '{queue}' in vhost '{vhost}' on {}",
                 self.me.name
             ))));
         };
-        let got = q.get(no_ack).map(|(m, left)| {
+        let got = q.get_here(no_ack).map(|(m, left)| {
             let id = self.consuming.next_id();
             let wire = WireDelivery { id, redelivered: m.redelivered, msg: WireMessage::of(&m.msg) };
             if no_ack {
@@ -347,8 +354,8 @@ impl Cluster {
 
     pub(super) fn accept_purge(&self, vhost: &str, queue: &str) -> ReplyFuture {
         let Ok(broker) = self.broker() else { return ready(Err(stopping())) };
-        match broker.vhost(vhost).and_then(|v| v.queue(queue)).filter(|q| !q.is_remote()) {
-            Some(q) => ready(Ok(Reply::Purged(q.purge()))),
+        match broker.vhost(vhost).and_then(|v| v.queue(queue)).filter(|q| q.is_held_here()) {
+            Some(q) => ready(Ok(Reply::Purged(q.purge_here()))),
             None => ready(Err(BrokerError::not_found(format!(
                 "no queue '{queue}' in vhost '{vhost}' on {}",
                 self.me.name
@@ -379,7 +386,7 @@ impl Cluster {
                 taken.len()
             );
         }
-        settle_here(taken, RemoteSettle::Requeue);
+        settle_here(taken, Settle::Requeue);
     }
 
     /// Drops one stand-in whose subscriber no longer has its consumer, and
@@ -395,7 +402,7 @@ impl Cluster {
                 u.iter().filter(|(_, x)| x.node == key.0 && x.sub == key.1).map(|(id, _)| *id).collect();
             ids.into_iter().filter_map(|id| u.remove(&id)).collect()
         };
-        settle_here(taken, RemoteSettle::Requeue);
+        settle_here(taken, Settle::Requeue);
     }
 
     /// Checks the nodes this node's consumers depend on, and those that
@@ -429,7 +436,7 @@ impl Cluster {
 }
 
 /// Settles deliveries on their queues here, giving their stand-ins credit.
-fn settle_here(taken: Vec<Unsettled>, op: RemoteSettle) {
+fn settle_here(taken: Vec<Unsettled>, op: Settle) {
     let mut groups: Vec<(Arc<Queue>, Vec<QueuedMessage>)> = Vec::new();
     for u in taken {
         if let Some(c) = &u.consumer {
@@ -442,9 +449,9 @@ fn settle_here(taken: Vec<Unsettled>, op: RemoteSettle) {
     }
     for (q, msgs) in groups {
         match op {
-            RemoteSettle::Ack => q.settle(&msgs, true),
-            RemoteSettle::Discard => q.discard(msgs),
-            RemoteSettle::Requeue => q.requeue(msgs),
+            Settle::Ack => q.settle(&msgs, true),
+            Settle::Discard => q.discard(msgs),
+            Settle::Requeue => q.requeue(msgs),
         }
         q.dispatch();
     }
@@ -542,30 +549,18 @@ async fn pump(cluster: Weak<Cluster>, s: Arc<StandIn>) {
     }
 }
 
-impl RemoteQueues for Arc<Cluster> {
-    fn settle(&self, q: &Queue, op: RemoteSettle, ids: Vec<u64>) {
-        (**self).settle(q, op, ids)
-    }
-    fn unsubscribe(&self, q: &Queue, c: &Arc<Consumer>) {
-        (**self).unsubscribe(q, c)
-    }
-    fn forwarding_behind(&self) -> bool {
-        self.forwarders.backlog() > super::forward::BACKLOG_HIGH
-    }
-    fn is_down(&self, node: &str) -> bool {
-        self.liveness.is_down(node)
-    }
-    fn forward(&self, q: &Arc<Queue>, msg: &crate::broker::message::Message) {
-        let targets: crate::broker::exchange::RouteTargets = std::iter::once(q.clone()).collect();
-        // Nobody waits for the answer of a dead-lettered message.
-        drop(Cluster::forward(self, &q.vhost, &targets, msg));
-    }
-}
-
 impl Cluster {
-    fn settle(&self, q: &Queue, op: RemoteSettle, ids: Vec<u64>) {
-        let home = q.home.get().map(|h| h.to_string()).unwrap_or_default();
-        let Some(addr) = self.address_of(&home) else { return };
+    /// Settles deliveries of `q` (homed on `home`) by their ids there.
+    pub(super) fn settle(&self, home: &str, q: &Queue, op: Settle, ids: Vec<u64>) {
+        let Some(addr) = self.address_of(home) else {
+            tracing::warn!(
+                "cannot settle {} messages of queue '{}': {home} is not a member",
+                ids.len(),
+                q.name
+            );
+            return;
+        };
+        let home = home.to_owned();
         let peers = self.peers().clone();
         tokio::spawn(async move {
             if let Err(e) = peers.call(&addr, Call::Settle { op, ids }, CALL_TIMEOUT).await {
@@ -574,7 +569,8 @@ impl Cluster {
         });
     }
 
-    fn unsubscribe(&self, q: &Queue, c: &Arc<Consumer>) {
+    /// Detaches this node's consumer `c` of `q` from the home.
+    pub(super) fn unsubscribe(&self, q: &Queue, c: &Arc<Consumer>) {
         let sub = {
             let mut subs = self.consuming.subscriptions.lock();
             let key = subs.iter().find(|(_, s)| Arc::ptr_eq(&s.consumer, c)).map(|(k, _)| *k);

@@ -25,7 +25,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::network::{Call, Reply};
 use super::node::Cluster;
-use crate::broker::exchange::RouteTargets;
 use crate::broker::message::Message;
 
 /// A message on the link: properties and body travel as bytes (sharing
@@ -110,40 +109,44 @@ impl Forwarders {
 }
 
 impl Cluster {
-    /// Sends `msg` to the home nodes of the `remote` queues. Returns one
-    /// answer per home.
-    pub fn forward(self: &Arc<Self>, vhost: &str, remote: &RouteTargets, msg: &Message) -> Vec<Forwarded> {
-        let mut by_home: HashMap<String, Vec<String>> = HashMap::new();
-        for q in remote {
-            if let Some(home) = q.home.get() {
-                by_home.entry(home.to_string()).or_default().push(q.name.to_string());
+    /// Sends `msg` to the named queues of `vhost`, all homed on `home`.
+    /// The answer says whether the home enqueued it (and stored it, when
+    /// it had to).
+    pub fn forward(
+        self: &Arc<Self>,
+        home: &str,
+        vhost: &str,
+        queues: Vec<String>,
+        msg: &Message,
+    ) -> Forwarded {
+        let (done, answer) = oneshot::channel();
+        let msg = WireMessage::of(msg);
+        let size = msg.size();
+        let job = Job { publish: ForwardedPublish { vhost: vhost.to_owned(), queues, msg }, size, done };
+        self.forwarders.backlog.fetch_add(size, Ordering::Relaxed);
+        let tx = {
+            let mut homes = self.forwarders.homes.lock();
+            match homes.get(home) {
+                Some(tx) => tx.clone(),
+                None => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(run_forwarder(Arc::downgrade(self), home.to_owned(), rx));
+                    homes.insert(home.to_owned(), tx.clone());
+                    tx
+                }
             }
+        };
+        if let Err(e) = tx.send(job) {
+            self.forwarders.backlog.fetch_sub(size, Ordering::Relaxed);
+            let _ = e.0.done.send(false);
         }
-        let mut out = Vec::with_capacity(by_home.len());
-        for (home, queues) in by_home {
-            let (done, answer) = oneshot::channel();
-            let msg = WireMessage::of(msg);
-            let size = msg.size();
-            let job = Job { publish: ForwardedPublish { vhost: vhost.to_owned(), queues, msg }, size, done };
-            self.forwarders.backlog.fetch_add(size, Ordering::Relaxed);
-            let tx = {
-                let mut homes = self.forwarders.homes.lock();
-                homes
-                    .entry(home.clone())
-                    .or_insert_with(|| {
-                        let (tx, rx) = mpsc::unbounded_channel();
-                        tokio::spawn(run_forwarder(Arc::downgrade(self), home.clone(), rx));
-                        tx
-                    })
-                    .clone()
-            };
-            if let Err(e) = tx.send(job) {
-                self.forwarders.backlog.fetch_sub(size, Ordering::Relaxed);
-                let _ = e.0.done.send(false);
-            }
-            out.push(answer);
-        }
-        out
+        answer
+    }
+
+    /// Whether too many bytes of messages wait to be forwarded: publishers
+    /// then wait.
+    pub fn forwarding_behind(&self) -> bool {
+        self.forwarders.backlog() > BACKLOG_HIGH
     }
 
     /// The called side: enqueues a forwarded message into this node's
@@ -159,8 +162,8 @@ impl Cluster {
         let Some(vhost) = broker.vhost(&p.vhost) else {
             return Box::pin(async { Ok(Reply::Published(false)) });
         };
-        let targets: RouteTargets =
-            p.queues.iter().filter_map(|name| vhost.queue(name)).filter(|q| !q.is_remote()).collect();
+        let targets: crate::broker::exchange::RouteTargets =
+            p.queues.iter().filter_map(|name| vhost.queue(name)).filter(|q| q.is_held_here()).collect();
         let all_there = targets.len() == p.queues.len();
         let delivered = vhost.deliver(targets, Arc::new(p.msg.into_message()), broker.stores.as_ref());
         let ok = all_there && delivered.as_ref().is_ok_and(|d| !d.refused);

@@ -11,9 +11,16 @@
 //!   the link.
 //! - [`liveness`]: which members answer; a queue whose home does not is
 //!   down.
-//! - [`forward`], [`consume`]: a queue served through every node:
-//!   publishes forwarded to its home node, and consumers, gets and purges
-//!   served by the home over the link.
+//! - [`remote`]: the backend of queues homed on other nodes, which the
+//!   broker's queues call (the broker owns the trait), built on
+//!   [`forward`] (publishes forwarded to the home) and [`consume`]
+//!   (consumers, gets, purges and settles served by the home over the
+//!   link).
+//!
+//! The cluster is a layer above the broker: it implements the broker's
+//! `Consensus` (metadata changes through the Raft group) and
+//! `QueueBackends` traits, installed at start, and otherwise uses the
+//! broker's public API.
 
 // openraft's StorageError is large by design; it is the trait's error type.
 #![allow(clippy::result_large_err)]
@@ -25,6 +32,7 @@ pub mod liveness;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod remote;
 pub mod secret;
 pub mod state_machine;
 pub mod types;

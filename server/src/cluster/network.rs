@@ -53,7 +53,7 @@ pub enum Call {
     },
     /// Settle messages the called node delivered to the caller.
     Settle {
-        op: crate::broker::queue::remote::RemoteSettle,
+        op: crate::broker::queue::backend::Settle,
         ids: Vec<u64>,
     },
     Get {

@@ -79,6 +79,20 @@ fn raft_config() -> Arc<openraft::Config> {
     Arc::new(c.validate().expect("a valid Raft configuration"))
 }
 
+impl crate::broker::consensus::Consensus for Cluster {
+    fn is_clustered(&self) -> bool {
+        Cluster::is_clustered(self)
+    }
+
+    fn node_name(&self) -> &str {
+        &self.me.name
+    }
+
+    fn propose(&self, cmd: DefinitionCommand) -> futures_util::future::BoxFuture<'_, Result<Applied>> {
+        Box::pin(Cluster::propose(self, cmd))
+    }
+}
+
 impl Cluster {
     /// Listens for other nodes on `listener`, and rejoins the cluster when
     /// this node was clustered before a restart.
@@ -107,7 +121,8 @@ impl Cluster {
             liveness: Default::default(),
         });
         tokio::spawn(super::liveness::watch(Arc::downgrade(&cluster)));
-        let _ = broker.remote_hook.set(Arc::new(cluster.clone()));
+        let backends = super::remote::RemoteBackends::new(Arc::downgrade(&cluster));
+        broker.install_cluster(cluster.clone(), Arc::new(backends));
         let was_clustered =
             cluster.db.get("vote").await.map_err(|e| BrokerError::internal(e.to_string()))?.is_some();
         if was_clustered {
@@ -291,7 +306,7 @@ impl Cluster {
                 let broker = self.broker()?;
                 let mut out = Vec::new();
                 for v in broker.vhosts() {
-                    for q in v.queues().into_iter().filter(|q| !q.is_remote()) {
+                    for q in v.queues().into_iter().filter(|q| q.is_held_here()) {
                         out.push((v.name.to_string(), q.name.to_string(), q.counts()));
                     }
                 }
@@ -534,7 +549,9 @@ impl Cluster {
                 continue;
             };
             for (vhost, name, c) in counts {
-                if let Some(q) = broker.vhost(&vhost).and_then(|v| v.queue(&name)).filter(|q| q.is_remote()) {
+                if let Some(q) =
+                    broker.vhost(&vhost).and_then(|v| v.queue(&name)).filter(|q| !q.is_held_here())
+                {
                     q.set_remote_counts(c);
                 }
             }

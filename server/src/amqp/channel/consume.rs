@@ -39,11 +39,6 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
-        q.check_available()?;
-        let remote = s.broker.clustered().filter(|_| q.is_remote()).cloned();
-        if remote.is_none() {
-            q.check_local()?;
-        }
         crate::broker::args::validate_consumer_args(&c.arguments, &name, &s.vhost.name)?;
         let priority =
             c.arguments.inner().get("x-priority").and_then(crate::broker::args::as_int).unwrap_or(0) as i32;
@@ -62,15 +57,7 @@ impl Channel {
         // The queue may hand over messages at once, but they wait in this
         // connection's outbox, which is written after this reply: consume-ok
         // always reaches the client before the first delivery.
-        if let Some(cluster) = remote {
-            // The queue's home attaches a stand-in whose deliveries come here.
-            cluster.subscribe(&q, &consumer).await?;
-        } else if let Err(ConsumeRefusal::ExclusiveInUse) = q.add_consumer(consumer.clone()) {
-            return Err(BrokerError::access_refused(format!(
-                "{} in exclusive use",
-                rs("queue", &name, &s.vhost.name)
-            )));
-        }
+        q.consume(&consumer).await?;
         self.consumers.insert(tag.clone(), (consumer, q));
         self.note_counts();
         if !c.nowait {
@@ -162,15 +149,7 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
-        q.check_available()?;
-        let got = match s.broker.clustered().filter(|_| q.is_remote()) {
-            // The queue lives on another node: that node gets it.
-            Some(cluster) => cluster.get_remote(&q, g.no_ack).await?,
-            None => {
-                q.check_local()?;
-                q.get(g.no_ack)
-            }
-        };
+        let got = q.get(g.no_ack).await?;
         match got {
             None => ctx.reply(self.id, AMQPClass::Basic(basic::AMQPMethod::GetEmpty(basic::GetEmpty {}))),
             Some((m, remaining)) => {

@@ -226,14 +226,7 @@ impl Channel {
         self.check(s, Access::Read, "queue", &name)?;
         let q = s.vhost.queue_or_404(&name)?;
         check_exclusive(&q, Some(s.conn_id), &s.vhost.name)?;
-        q.check_available()?;
-        let n = match s.broker.clustered().filter(|_| q.is_remote()) {
-            Some(cluster) => cluster.purge_remote(&q).await?,
-            None => {
-                q.check_local()?;
-                q.purge()
-            }
-        };
+        let n = q.purge().await?;
         if !p.nowait {
             ctx.reply(
                 self.id,

@@ -35,10 +35,9 @@ use crate::broker::exchange::{Exchange, ExchangeType};
 use crate::broker::message::Message;
 use crate::broker::props::PropsView;
 use crate::broker::publish::{Delivered, REPLY_TO};
-use crate::broker::queue::{ConsumeRefusal, Queue, QueuedMessage};
+use crate::broker::queue::{Queue, QueuedMessage};
 use crate::broker::vhost::check_exclusive;
 use crate::broker::{Applied, DefinitionCommand};
-use crate::cluster::forward::Forwarded;
 
 /// RabbitMQ refuses any content header announcing more than this.
 const MAX_BODY_SIZE: u64 = 512 * 1024 * 1024;

@@ -171,21 +171,21 @@ impl Channel {
             tx.publishes.push(TxPublish { exchange: x, msg, headers, mandatory: p.method.mandatory });
             return Ok(());
         }
-        let (delivered, forwarded) = self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory)?;
+        let delivered = self.deliver(ctx, &x, msg, headers.as_ref(), p.method.mandatory)?;
         if let (Some(seq), Some(c)) = (seq, self.confirms.as_mut()) {
             if delivered.refused {
                 c.refused(seq);
             } else if delivered.stored {
                 c.stored(seq);
             }
-            if !forwarded.is_empty() {
-                // Confirmed once every home node has answered.
+            if !delivered.elsewhere.is_empty() {
+                // Confirmed once every backend holding it has answered.
                 c.forwarding(seq);
                 let (outbox, channel, instance) = (ctx.s.outbox.clone(), self.id, self.instance);
                 tokio::spawn(async move {
                     let mut ok = true;
-                    for f in forwarded {
-                        ok &= f.await.unwrap_or(false);
+                    for answer in delivered.elsewhere {
+                        ok &= answer.await.unwrap_or(false);
                     }
                     outbox.push(Outbound::Forwarded { channel, instance, seq, ok });
                 });
@@ -195,10 +195,8 @@ impl Channel {
         Ok(())
     }
 
-    /// Routes a message into its queues (the vhost's delivery path),
-    /// forwards it to the home nodes of queues that live elsewhere in the
-    /// cluster (their answers are returned), and returns it to the publisher
-    /// when it is mandatory and reaches none.
+    /// Routes a message into its queues (the vhost's delivery path), and
+    /// returns it to the publisher when it is mandatory and reaches none.
     pub(super) fn deliver(
         &mut self,
         ctx: &mut Ctx<'_>,
@@ -206,7 +204,7 @@ impl Channel {
         msg: Arc<Message>,
         headers: Option<&FieldTable>,
         mandatory: bool,
-    ) -> Result<(Delivered, Vec<Forwarded>)> {
+    ) -> Result<Delivered> {
         let vhost = &ctx.s.vhost;
         let targets = vhost.route_all(x, &msg, headers);
         x.stats.publish_in.incr();
@@ -215,7 +213,7 @@ impl Channel {
             if mandatory {
                 self.return_unroutable(ctx, x, &msg);
             }
-            return Ok((Delivered::default(), Vec::new()));
+            return Ok(Delivered::default());
         }
         // BCC keys route, but the header never reaches a consumer.
         let msg = match headers.is_some_and(|h| h.contains_key("BCC")) {
@@ -228,8 +226,7 @@ impl Channel {
             // RabbitMQ (and nacked, since no queue has it).
             self.return_unroutable(ctx, x, &msg);
         }
-        let forwarded = ctx.s.broker.forward(&vhost.name, &delivered.remote, &msg);
-        Ok((delivered, forwarded))
+        Ok(delivered)
     }
 
     /// basic.return of a mandatory message that reached no queue.

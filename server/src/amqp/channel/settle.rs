@@ -52,8 +52,11 @@ impl Channel {
         };
         let t = std::mem::take(t);
         let mut stored = false;
+        let mut elsewhere = Vec::new();
         for p in t.publishes {
-            stored |= self.deliver(ctx, &p.exchange, p.msg, p.headers.as_ref(), p.mandatory)?.0.stored;
+            let d = self.deliver(ctx, &p.exchange, p.msg, p.headers.as_ref(), p.mandatory)?;
+            stored |= d.stored;
+            elsewhere.extend(d.elsewhere);
         }
         apply_settles(ctx, t.settles.into_iter());
         self.kick_if_global(ctx);
@@ -64,6 +67,10 @@ impl Channel {
                 let _ = tx.send(());
             }));
             let _ = rx.await;
+        }
+        // And the queues held on other nodes have them.
+        for answer in elsewhere {
+            let _ = answer.await;
         }
         ctx.reply(self.id, AMQPClass::Tx(tx::AMQPMethod::CommitOk(tx::CommitOk {})));
         Ok(())

@@ -12,10 +12,10 @@
 //! after the lock is released, so that two queues dead-lettering into each
 //! other cannot deadlock.
 
+pub mod backend;
 mod config;
 mod consumers;
 mod ready;
-pub mod remote;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -65,13 +65,14 @@ pub struct Queue {
     /// In a cluster, the node that holds this queue's messages.
     pub home: OnceLock<Arc<str>>,
     /// Whether `home` is another node: then this node holds no messages
-    /// for the queue and cannot serve it.
+    /// for the queue, and its backend serves it.
     remote: AtomicBool,
-    warned_remote: AtomicBool,
     /// A remote queue's counts, as its home node last reported them.
     remote_counts: Mutex<QueueCounts>,
-    /// For a remote queue: the cluster, which settles with its home.
-    remote_hook: OnceLock<remote::RemoteHook>,
+    /// For a remote queue: where its backend comes from, and the backend
+    /// once it was asked for.
+    backends: OnceLock<backend::BackendsHook>,
+    backend: OnceLock<Arc<dyn backend::QueueBackend>>,
     stores: Option<Arc<Stores>>,
     vhost_ref: Weak<VHost>,
     inner: Mutex<Inner>,
@@ -132,9 +133,9 @@ impl Queue {
             store_id: OnceLock::new(),
             home: OnceLock::new(),
             remote: Default::default(),
-            warned_remote: Default::default(),
             remote_counts: Default::default(),
-            remote_hook: OnceLock::new(),
+            backends: OnceLock::new(),
+            backend: OnceLock::new(),
             stores,
             vhost_ref,
             inner: Mutex::new(Inner {
@@ -192,43 +193,53 @@ impl Queue {
     /// queue's home never moves: declaring an existing queue again through
     /// another node (which proposes itself as the home) leaves it where its
     /// messages are.
-    pub fn set_home(&self, home: &str, this_node: &str, hook: &remote::RemoteHook) {
+    pub fn set_home(&self, home: &str, this_node: &str, backends: &backend::BackendsHook) {
         let home = self.home.get_or_init(|| home.into());
         let remote = **home != *this_node;
         if remote {
-            let _ = self.remote_hook.set(hook.clone());
+            let _ = self.backends.set(backends.clone());
         }
         self.remote.store(remote, Ordering::Relaxed);
     }
 
-    /// The cluster, for a remote queue (None on a single node, or before
-    /// the cluster side started).
-    pub fn remote_ops(&self) -> Option<&Arc<dyn remote::RemoteQueues>> {
+    /// The backend of a queue whose messages this node does not hold;
+    /// None for a queue held here. Err while the backends are not installed
+    /// (the cluster side is not running).
+    fn backend(&self) -> Option<Result<&Arc<dyn backend::QueueBackend>>> {
         if !self.is_remote() {
             return None;
         }
-        self.remote_hook.get()?.get()
+        if let Some(b) = self.backend.get() {
+            return Some(Ok(b));
+        }
+        let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
+        let Some(factory) = self.backends.get().and_then(|h| h.get()) else {
+            return Some(Err(BrokerError::unavailable(format!(
+                "queue '{}' in vhost '{}' lives on node {home}, and this node's cluster side is not running",
+                self.name, self.vhost
+            ))));
+        };
+        Some(Ok(self.backend.get_or_init(|| factory.remote(&home))))
     }
 
-    /// For a remote queue, hands a settle to its home and returns true.
-    fn settle_remote<'a>(
+    /// For a queue served by a backend, hands a settle to it and returns
+    /// true.
+    fn settle_elsewhere<'a>(
         &self,
-        op: remote::RemoteSettle,
+        op: backend::Settle,
         msgs: impl IntoIterator<Item = &'a QueuedMessage>,
     ) -> bool {
-        if !self.is_remote() {
-            return false;
+        match self.backend() {
+            None => false,
+            Some(Ok(b)) => {
+                b.settle(self, op, msgs.into_iter().map(|m| m.seq).collect());
+                true
+            }
+            Some(Err(e)) => {
+                tracing::warn!("cannot settle messages of queue '{}': {e}", self.name);
+                true
+            }
         }
-        let ids: Vec<u64> = msgs.into_iter().map(|m| m.seq).collect();
-        match self.remote_ops() {
-            Some(ops) => ops.settle(self, op, ids),
-            None => tracing::warn!(
-                "cannot settle {} messages of remote queue '{}': no cluster",
-                ids.len(),
-                self.name
-            ),
-        }
-        true
     }
 
     /// What the home node says of a remote queue's contents.
@@ -236,17 +247,20 @@ impl Queue {
         *self.remote_counts.lock() = c;
     }
 
-    pub fn is_remote(&self) -> bool {
+    /// Whether this node holds the queue's messages (always on a single
+    /// node; in a cluster, on the queue's home).
+    pub fn is_held_here(&self) -> bool {
+        !self.is_remote()
+    }
+
+    fn is_remote(&self) -> bool {
         self.remote.load(Ordering::Relaxed)
     }
 
-    /// Whether the queue's home is another node, and that node is down:
-    /// nothing can be done with the queue until it is back.
+    /// Whether the node holding the queue's messages is another node that
+    /// is down: nothing can be done with the queue until it is back.
     pub fn is_home_down(&self) -> bool {
-        match (self.remote_ops(), self.home.get()) {
-            (Some(ops), Some(home)) => ops.is_down(home),
-            _ => false,
-        }
+        matches!(self.backend(), Some(Ok(b)) if b.is_down())
     }
 
     /// RabbitMQ's 404 for a queue whose home is down, which every
@@ -263,29 +277,38 @@ impl Queue {
         )))
     }
 
-    /// Consuming, getting and purging need the queue's messages, which only
-    /// its home node has.
-    pub fn check_local(&self) -> Result<()> {
-        if !self.is_remote() {
-            return Ok(());
+    /// Attaches a consumer on this node (basic.consume), wherever the
+    /// queue's messages are.
+    pub async fn consume(self: &Arc<Self>, c: &Arc<Consumer>) -> Result<()> {
+        self.check_available()?;
+        if let Some(b) = self.backend() {
+            return b?.consume(self, c).await;
         }
-        let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
-        Err(BrokerError::not_implemented(format!(
-            "queue '{}' in vhost '{}' lives on node {home}; serving it through another node is not \
-             implemented yet: connect to {home}",
-            self.name, self.vhost
-        )))
+        self.add_consumer(c.clone()).map_err(|ConsumeRefusal::ExclusiveInUse| {
+            BrokerError::access_refused(format!(
+                "queue '{}' in vhost '{}' in exclusive use",
+                self.name, self.vhost
+            ))
+        })
     }
 
-    pub(crate) fn warn_remote_once(&self) {
-        if !self.warned_remote.swap(true, Ordering::Relaxed) {
-            let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
-            tracing::warn!(
-                "a message for queue '{}' in vhost '{}' was not enqueued: the queue lives on node {home}, \
-                 and this node's cluster side is not running",
-                self.name,
-                self.vhost
-            );
+    /// basic.get, wherever the queue's messages are: the next message and
+    /// the number of messages left behind.
+    pub async fn get(self: &Arc<Self>, no_ack: bool) -> Result<Option<(QueuedMessage, u64)>> {
+        self.check_available()?;
+        match self.backend() {
+            Some(b) => b?.get(self, no_ack).await,
+            None => Ok(self.get_here(no_ack)),
+        }
+    }
+
+    /// Removes every ready message, wherever they are; returns how many
+    /// there were.
+    pub async fn purge(&self) -> Result<u64> {
+        self.check_available()?;
+        match self.backend() {
+            Some(b) => b?.purge(self).await,
+            None => Ok(self.purge_here()),
         }
     }
 
@@ -462,8 +485,8 @@ impl Queue {
         }
     }
 
-    /// basic.get: the next message and the number of messages left behind.
-    pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u64)> {
+    /// basic.get from the messages held here.
+    pub fn get_here(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u64)> {
         self.touch();
         let mut dead = Dead::new();
         let got = {
@@ -512,7 +535,7 @@ impl Queue {
 
     /// Settles delivered messages for good with an ack.
     pub fn settle<'a>(&self, msgs: impl IntoIterator<Item = &'a QueuedMessage> + Clone, acked: bool) {
-        if self.settle_remote(remote::RemoteSettle::Ack, msgs.clone()) {
+        if self.settle_elsewhere(backend::Settle::Ack, msgs.clone()) {
             return;
         }
         let mut count = 0;
@@ -533,7 +556,7 @@ impl Queue {
     /// Rejected without requeue (basic.reject, basic.nack): dead-lettered
     /// when the queue has a dead-letter exchange, dropped otherwise.
     pub fn discard(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
-        if self.settle_remote(remote::RemoteSettle::Discard, &msgs) {
+        if self.settle_elsewhere(backend::Settle::Discard, &msgs) {
             return;
         }
         {
@@ -548,7 +571,7 @@ impl Queue {
     /// redelivered, and dispatches them again. With a delivery limit, a
     /// message returned too often is dead-lettered instead.
     pub fn requeue(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
-        if msgs.is_empty() || self.settle_remote(remote::RemoteSettle::Requeue, &msgs) {
+        if msgs.is_empty() || self.settle_elsewhere(backend::Settle::Requeue, &msgs) {
             return;
         }
         let mut dead = Dead::new();
@@ -584,7 +607,7 @@ impl Queue {
         if self.is_remote() {
             // A no-ack delivery was let go of by the home when it sent it.
             if was_acked_delivery {
-                self.settle_remote(remote::RemoteSettle::Requeue, std::iter::once(&m));
+                self.settle_elsewhere(backend::Settle::Requeue, std::iter::once(&m));
             }
             return;
         }
@@ -606,8 +629,8 @@ impl Queue {
         self.handle_dead(dead);
     }
 
-    /// Removes every ready message; returns how many there were.
-    pub fn purge(&self) -> u64 {
+    /// Removes every ready message held here; returns how many there were.
+    pub fn purge_here(&self) -> u64 {
         let dropped = self.inner.lock().ready.take_all();
         let n = dropped.len() as u64;
         for m in dropped.release(&self.paging()) {
@@ -653,9 +676,12 @@ impl Queue {
     /// Detaches a consumer. Returns true when this was the last consumer of
     /// an auto-delete queue, which must now be deleted.
     pub fn remove_consumer(self: &Arc<Self>, c: &Arc<Consumer>) -> bool {
-        if let Some(ops) = self.remote_ops() {
+        if let Some(b) = self.backend() {
             // The home detaches it, and deletes an auto-delete queue.
-            ops.unsubscribe(self, c);
+            match b {
+                Ok(b) => b.cancel(self, c),
+                Err(e) => tracing::warn!("cannot detach consumer '{}': {e}", c.tag),
+            }
             return false;
         }
         self.touch();
@@ -679,7 +705,7 @@ impl Queue {
             self.deleted.store(true, Ordering::Release);
             g.consumers.take_all()
         };
-        (self.purge(), consumers)
+        (self.purge_here(), consumers)
     }
 
     /// Loads messages recovered from the store at start, in their original

@@ -116,9 +116,9 @@ async fn publish(
         false => msg,
     };
     let d = vh.deliver(targets, msg.clone(), ctx.broker.stores.as_ref()).map_err(ApiError::from)?;
-    // Queues homed on other nodes get it through them; answer once they have.
-    for f in ctx.broker.forward(&v, &d.remote, &msg) {
-        if !f.await.unwrap_or(false) {
+    // Queues held on other nodes get it through them; answer once they have.
+    for answer in d.elsewhere {
+        if !answer.await.unwrap_or(false) {
             return Err(ApiError::unavailable("a node holding one of the queues did not take the message"));
         }
     }
@@ -197,23 +197,12 @@ async fn get_messages(
             "cannot obtain exclusive access to locked queue '{name}' in vhost '{v}'"
         )));
     }
-    // A queue homed on another node of the cluster: that node gets them,
-    // and settles them when asked (requeue, discard) like any delivery.
-    q.check_available()?;
-    let cluster = ctx.broker.clustered().filter(|_| q.is_remote()).cloned();
-    if cluster.is_none() {
-        q.check_local()?;
-    }
     let no_ack = mode == AckMode::AckRequeueFalse;
     let api = ctx.stats.api_channel(&v);
     let mut taken = Vec::new();
     let mut out = Vec::new();
     for _ in 0..count {
-        let got = match &cluster {
-            Some(c) => c.get_remote(&q, no_ack).await?,
-            None => q.get(no_ack),
-        };
-        let Some((qm, left)) = got else { break };
+        let Some((qm, left)) = q.get(no_ack).await? else { break };
         if no_ack {
             api.get_no_ack.incr()
         } else {

@@ -47,7 +47,7 @@ pub fn router() -> Router<Ctx> {
 
 async fn cluster_status(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
     who.require_admin()?;
-    let Some(cluster) = ctx.broker.cluster.get() else {
+    let Some(cluster) = ctx.app.cluster() else {
         return Err(ApiError::unavailable("the cluster listener is not running"));
     };
     let members = cluster.members().await;
@@ -80,7 +80,7 @@ async fn join_cluster(
     Body(body): Body<JoinRequest>,
 ) -> ApiResult<Response> {
     who.require_admin()?;
-    let Some(cluster) = ctx.broker.cluster.get() else {
+    let Some(cluster) = ctx.app.cluster() else {
         return Err(ApiError::unavailable("the cluster listener is not running"));
     };
     if ctx.app.is_running() {
@@ -113,7 +113,7 @@ async fn forget_cluster_node(
     Body(body): Body<ForgetRequest>,
 ) -> ApiResult<Response> {
     who.require_admin()?;
-    let Some(cluster) = ctx.broker.clustered() else {
+    let Some(cluster) = ctx.app.clustered() else {
         return Err(ApiError::bad_request(format!("{} is not clustered", node(&ctx))));
     };
     cluster.forget(&body.node).await?;

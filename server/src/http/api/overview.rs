@@ -344,7 +344,7 @@ fn node_details(ctx: &Ctx) -> NodeDetails {
 pub fn node_queue_totals(broker: &crate::broker::Broker) -> objects::NodeQueueTotals {
     let mut t = objects::NodeQueueTotals::default();
     for v in broker.vhosts() {
-        if broker.clustered().is_none() {
+        if broker.consensus().is_none() {
             let [total, ready, unacked] = vhosts::lengths(&v);
             t.queues += v.queue_count() as u64;
             t.messages_ready += ready;
@@ -352,7 +352,7 @@ pub fn node_queue_totals(broker: &crate::broker::Broker) -> objects::NodeQueueTo
             t.messages += total;
             continue;
         }
-        for q in v.queues().into_iter().filter(|q| broker.is_home_of(q)) {
+        for q in v.queues().into_iter().filter(|q| q.is_held_here()) {
             let c = q.counts();
             t.queues += 1;
             t.messages_ready += c.ready;
@@ -402,7 +402,7 @@ pub fn node_item(ctx: &Ctx) -> objects::Node {
 /// node is described in full; another member by what it says over the
 /// cluster link, or as not running when it does not answer.
 pub async fn all_nodes(ctx: &Ctx) -> Vec<objects::Node> {
-    let Some(cluster) = ctx.broker.clustered() else { return vec![node_item(ctx)] };
+    let Some(cluster) = ctx.app.clustered() else { return vec![node_item(ctx)] };
     let me = node(ctx);
     let mut out = Vec::new();
     for m in cluster.members().await {

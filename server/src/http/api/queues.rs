@@ -217,15 +217,6 @@ async fn purge(
     who.require_vhost(&v)?;
     let q = lookup(&ctx, &who, &v, &name)?;
     who.require_access(&v, Access::Read, "queue", &name)?;
-    q.check_available()?;
-    match ctx.broker.clustered().filter(|_| q.is_remote()) {
-        Some(c) => {
-            c.purge_remote(&q).await?;
-        }
-        None => {
-            q.check_local()?;
-            q.purge();
-        }
-    }
+    q.purge().await?;
     Ok(no_content())
 }
