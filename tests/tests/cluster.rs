@@ -731,3 +731,96 @@ async fn a_queue_whose_home_is_down_is_down_and_keeps_its_messages() {
     let want: Vec<String> = (0..N).map(|k| format!("m{k}")).collect();
     assert_eq!(got, want);
 }
+
+/// A publisher on node 2 sends persistent messages with confirms to a
+/// durable queue homed on node 1 (each forwarded over the link, in
+/// batches) and node 1 is killed with SIGKILL in the middle. Every message
+/// node 2 acked is in the queue when node 1 is back, nothing that was not
+/// published appears, and the publishes after the kill are nacked, not
+/// acked.
+#[tokio::test]
+async fn confirmed_publishes_through_another_node_survive_a_kill_of_the_home() {
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    let mut nodes = cluster_of_three().await;
+    let (_c1, ch1) = nodes[0].server.channel().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch1.queue_declare("far".into(), durable, FieldTable::default()).await.unwrap();
+    let (c2, ch2) = nodes[1].server.channel().await;
+    ch2.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let acked_count = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let publisher = {
+        let (acked_count, stop) = (acked_count.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut acked, mut nacked, mut sent) = (BTreeSet::new(), 0usize, 0usize);
+            while !stop.load(Ordering::Relaxed) {
+                // A window of 200 publishes, then their confirms.
+                let mut window = Vec::new();
+                for _ in 0..200 {
+                    let props = BasicProperties::default().with_delivery_mode(2);
+                    let body = format!("m{sent}");
+                    let Ok(confirm) = ch2
+                        .basic_publish("".into(), "far".into(), Default::default(), body.as_bytes(), props)
+                        .await
+                    else {
+                        return (acked, nacked, sent);
+                    };
+                    window.push((sent, confirm));
+                    sent += 1;
+                }
+                for (k, confirm) in window {
+                    match confirm.await {
+                        Ok(c) if c.is_ack() => {
+                            acked.insert(k);
+                            acked_count.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Ok(_) => nacked += 1,
+                        Err(_) => return (acked, nacked, sent),
+                    }
+                }
+            }
+            (acked, nacked, sent)
+        })
+    };
+    let going = eventually(T, || async { (acked_count.load(Ordering::Relaxed) >= 2000).then_some(()) });
+    assert!(going.await.is_some(), "publishing through node 2 never got going");
+    nodes[0].server.kill();
+    // Publishing goes on against a dead home for a while: all nacks.
+    let before = acked_count.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (acked, nacked, sent) =
+        tokio::time::timeout(T, publisher).await.expect("the publisher stops").unwrap();
+    drop(c2);
+    assert!(nacked > 0, "no publish was nacked after the home died (sent {sent}, acked {})", acked.len());
+    assert!(acked.len() >= before, "{} < {before}", acked.len());
+
+    nodes[0].server.start_again();
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    let (_c, ch) = eventually(T, || async {
+        let (c, ch) = nodes[0].server.channel().await;
+        ch.queue_declare("far".into(), durable, FieldTable::default()).await.ok()?;
+        Some((c, ch))
+    })
+    .await
+    .expect("the queue on its home after the restart");
+    let mut got = BTreeSet::new();
+    while let Some(m) = ch.basic_get("far".into(), BasicGetOptions { no_ack: true }).await.unwrap() {
+        let body = String::from_utf8(m.delivery.data.clone()).unwrap();
+        let k: usize = body.strip_prefix('m').and_then(|k| k.parse().ok()).expect("a published body");
+        assert!(k < sent, "m{k} was never published");
+        assert!(got.insert(k), "m{k} came back twice");
+    }
+    let lost: Vec<_> = acked.difference(&got).take(10).collect();
+    assert!(
+        lost.is_empty(),
+        "{} acked messages lost, e.g. {lost:?} (acked {}, back {})",
+        acked.difference(&got).count(),
+        acked.len(),
+        got.len()
+    );
+}

@@ -31,6 +31,7 @@ use std::time::Duration;
 
 use amq_protocol::types::FieldTable;
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
 
 use super::forward::WireMessage;
 use super::network::{Call, Reply};
@@ -110,6 +111,8 @@ pub struct Consuming {
     unsettled: parking_lot::Mutex<HashMap<u64, Unsettled>>,
     /// Subscriber side: this node's consumers of remote queues, by number.
     subscriptions: parking_lot::Mutex<HashMap<u64, Subscription>>,
+    /// Subscriber side: the settling task of each home.
+    settlers: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<(Settle, Vec<u64>)>>>,
 }
 
 impl Consuming {
@@ -118,7 +121,7 @@ impl Consuming {
     }
 }
 
-type ReplyFuture = Pin<Box<dyn Future<Output = Result<Reply>> + Send>>;
+pub(super) type ReplyFuture = Pin<Box<dyn Future<Output = Result<Reply>> + Send>>;
 
 /// What a node that is shutting down answers.
 pub(super) fn stopping() -> BrokerError {
@@ -464,6 +467,65 @@ fn queue_down(q: &Queue, home: &str) -> BrokerError {
     ))
 }
 
+/// At most this many ids in one settle call.
+const SETTLE_BATCH: usize = 4096;
+
+/// Sends the settles of deliveries from `home` to it, in batches. Settles
+/// of different kinds touch different deliveries (a requeued message comes
+/// back under a new id), so each batch can go as one call per kind.
+async fn run_settler(
+    cluster: Weak<Cluster>,
+    home: String,
+    mut rx: mpsc::UnboundedReceiver<(Settle, Vec<u64>)>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch: [(Settle, Vec<u64>); 3] =
+            [(Settle::Ack, Vec::new()), (Settle::Discard, Vec::new()), (Settle::Requeue, Vec::new())];
+        let mut add = |(op, ids): (Settle, Vec<u64>)| {
+            let slot = match op {
+                Settle::Ack => 0,
+                Settle::Discard => 1,
+                Settle::Requeue => 2,
+            };
+            batch[slot].1.extend(ids);
+        };
+        add(first);
+        let mut n = 0;
+        while n < SETTLE_BATCH {
+            match rx.try_recv() {
+                Ok(item) => {
+                    n += item.1.len();
+                    add(item);
+                }
+                Err(_) => break,
+            }
+        }
+        let Some(c) = cluster.upgrade() else { return };
+        let Some(addr) = c.address_of(&home) else {
+            tracing::warn!("cannot settle messages with {home}: not a member of the cluster");
+            continue;
+        };
+        let peer = c.peers().to(&addr);
+        for (op, ids) in batch {
+            if ids.is_empty() {
+                continue;
+            }
+            // Waits while the link's queue to the home is full.
+            match peer.start_call(Call::Settle { op, ids }).await {
+                Ok(reply) => {
+                    let home = home.clone();
+                    tokio::spawn(async move {
+                        if let Ok(Err(e)) = reply.await {
+                            tracing::warn!("cannot settle messages with {home}: {e}");
+                        }
+                    });
+                }
+                Err(e) => tracing::warn!("cannot settle messages with {home}: {e}"),
+            }
+        }
+    }
+}
+
 /// Sends a stand-in's deliveries to its subscriber, in order, until the
 /// stand-in goes.
 async fn pump(cluster: Weak<Cluster>, s: Arc<StandIn>) {
@@ -550,23 +612,28 @@ async fn pump(cluster: Weak<Cluster>, s: Arc<StandIn>) {
 }
 
 impl Cluster {
-    /// Settles deliveries of `q` (homed on `home`) by their ids there.
-    pub(super) fn settle(&self, home: &str, q: &Queue, op: Settle, ids: Vec<u64>) {
-        let Some(addr) = self.address_of(home) else {
-            tracing::warn!(
-                "cannot settle {} messages of queue '{}': {home} is not a member",
-                ids.len(),
-                q.name
-            );
+    /// Settles deliveries of `q` (homed on `home`) by their ids there,
+    /// through the home's settling task, which sends what queued up since
+    /// its last call in one call per kind of settle.
+    pub(super) fn settle(self: &Arc<Self>, home: &str, q: &Queue, op: Settle, ids: Vec<u64>) {
+        if ids.is_empty() {
             return;
-        };
-        let home = home.to_owned();
-        let peers = self.peers().clone();
-        tokio::spawn(async move {
-            if let Err(e) = peers.call(&addr, Call::Settle { op, ids }, CALL_TIMEOUT).await {
-                tracing::warn!("cannot settle messages with {home}: {e}");
+        }
+        let tx = {
+            let mut settlers = self.consuming.settlers.lock();
+            match settlers.get(home) {
+                Some(tx) => tx.clone(),
+                None => {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    tokio::spawn(run_settler(Arc::downgrade(self), home.to_owned(), rx));
+                    settlers.insert(home.to_owned(), tx.clone());
+                    tx
+                }
             }
-        });
+        };
+        if tx.send((op, ids)).is_err() {
+            tracing::warn!("cannot settle messages of queue '{}': the node is stopping", q.name);
+        }
     }
 
     /// Detaches this node's consumer `c` of `q` from the home.

@@ -35,8 +35,8 @@ pub enum Call {
     QueueCounts,
     /// Are you there? (`Reply::Done`; [`super::liveness`])
     Ping,
-    /// A message for queues homed on the called node.
-    Publish(super::forward::ForwardedPublish),
+    /// Messages for queues homed on the called node, in publish order.
+    Publish(Vec<super::forward::ForwardedPublish>),
     /// Attach a stand-in consumer for a consumer on the caller.
     Subscribe(super::consume::SubscribeRequest),
     Unsubscribe {
@@ -78,8 +78,9 @@ pub enum Reply {
     Info(NodeInfo),
     /// (vhost, queue, counts) for each queue homed on the node.
     QueueCounts(Vec<(String, String, crate::broker::queue::QueueCounts)>),
-    /// Whether a forwarded message was enqueued (and on disk when stored).
-    Published(bool),
+    /// Whether each forwarded message was enqueued (and on disk when
+    /// stored), in the order of the call.
+    Published(Vec<bool>),
     Done,
     /// Whether the subscriber knows the subscription it was sent messages for.
     Known(bool),

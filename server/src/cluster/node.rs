@@ -17,6 +17,7 @@ use openraft::error::{ClientWriteError, RaftError};
 use openraft::{ChangeMembers, ServerState};
 use tokio::net::TcpListener;
 
+use super::consume::ReplyFuture;
 use super::link::{self, Handler};
 use super::log_store::LogStore;
 use super::network::{Call, Network, NodeInfo, Peers, Reply};
@@ -130,22 +131,9 @@ impl Cluster {
             tracing::info!("rejoining the cluster as {}", cluster.me);
         }
         let weak = Arc::downgrade(&cluster);
-        let handler: Handler<Call, Reply> = Arc::new(move |from, call| {
-            let Some(c) = weak.upgrade() else {
-                return Box::pin(async { Err(super::consume::stopping()) });
-            };
-            // These take effect now, in arrival order; the answer may wait.
-            match call {
-                Call::Publish(p) => c.accept_publish(p),
-                Call::Subscribe(req) => c.accept_subscribe(from, req),
-                Call::Unsubscribe { sub } => c.accept_unsubscribe(from, sub),
-                Call::Deliver { sub, items } => c.accept_deliveries(sub, items),
-                Call::SubCancelled { sub } => c.accept_cancel(sub),
-                Call::Settle { op, ids } => c.accept_settle(&from, op, ids),
-                Call::Get { vhost, queue, no_ack } => c.accept_get(from, &vhost, &queue, no_ack),
-                Call::Purge { vhost, queue } => c.accept_purge(&vhost, &queue),
-                call => Box::pin(async move { c.handle(from, call).await }),
-            }
+        let handler: Handler<Call, Reply> = Arc::new(move |from, call| match weak.upgrade() {
+            Some(c) => c.handle(from, call),
+            None => Box::pin(async { Err(super::consume::stopping()) }),
         });
         tokio::spawn(link::serve(listener, cluster.me.name.clone(), secret, handler));
         Ok(cluster)
@@ -273,46 +261,60 @@ impl Cluster {
 
     // ------------------------------------------------------------ the listener
 
-    async fn handle(self: Arc<Self>, from: String, call: Call) -> Result<Reply> {
-        let raft = || {
-            self.running().map(|r| r.raft.clone()).ok_or_else(|| unavailable("this node is not clustered"))
-        };
+    /// Serves a call from `from`. The link calls this in arrival order:
+    /// what a call changes on queues happens now, before the next call is
+    /// read (forwarded messages keep their order); the answer may wait.
+    fn handle(self: Arc<Self>, from: String, call: Call) -> ReplyFuture {
         match call {
-            Call::Append(rpc) => raft()?.append_entries(rpc).await.map(Reply::Append).map_err(unavailable),
-            Call::Vote(rpc) => raft()?.vote(rpc).await.map(Reply::Vote).map_err(unavailable),
-            Call::Snapshot(rpc) => {
-                raft()?.install_snapshot(rpc).await.map(Reply::Snapshot).map_err(unavailable)
+            Call::Append(rpc) => Box::pin(async move {
+                self.raft()?.append_entries(rpc).await.map(Reply::Append).map_err(unavailable)
+            }),
+            Call::Vote(rpc) => {
+                Box::pin(async move { self.raft()?.vote(rpc).await.map(Reply::Vote).map_err(unavailable) })
             }
-            Call::Propose(p) => match raft()?.client_write(p).await {
-                Ok(r) => Ok(Reply::Proposed(r.data)),
-                Err(e) => Err(unavailable(e)),
-            },
-            Call::Join(member) => {
+            Call::Snapshot(rpc) => Box::pin(async move {
+                self.raft()?.install_snapshot(rpc).await.map(Reply::Snapshot).map_err(unavailable)
+            }),
+            Call::Propose(p) => Box::pin(async move {
+                self.raft()?.client_write(p).await.map(|r| Reply::Proposed(r.data)).map_err(unavailable)
+            }),
+            Call::Join(member) => Box::pin(async move {
                 tracing::info!("{from} asks to join the cluster");
                 self.admit(member).await.map(|_| Reply::Joined)
+            }),
+            Call::Forget(name) => {
+                Box::pin(
+                    async move { self.forget(&name).await.map(|_| Reply::Forgotten).map_err(unavailable) },
+                )
             }
-            Call::Forget(name) => self.forget(&name).await.map(|_| Reply::Forgotten).map_err(unavailable),
-            Call::Info => Ok(Reply::Info(self.local_info())),
-            Call::Ping => Ok(Reply::Done),
-            Call::Publish(p) => self.accept_publish(p).await,
-            Call::Subscribe(req) => self.accept_subscribe(from, req).await,
-            Call::Unsubscribe { sub } => self.accept_unsubscribe(from, sub).await,
-            Call::Deliver { sub, items } => self.accept_deliveries(sub, items).await,
-            Call::SubCancelled { sub } => self.accept_cancel(sub).await,
-            Call::Settle { op, ids } => self.accept_settle(&from, op, ids).await,
-            Call::Get { vhost, queue, no_ack } => self.accept_get(from, &vhost, &queue, no_ack).await,
-            Call::Purge { vhost, queue } => self.accept_purge(&vhost, &queue).await,
-            Call::QueueCounts => {
-                let broker = self.broker()?;
-                let mut out = Vec::new();
-                for v in broker.vhosts() {
-                    for q in v.queues().into_iter().filter(|q| q.is_held_here()) {
-                        out.push((v.name.to_string(), q.name.to_string(), q.counts()));
-                    }
-                }
-                Ok(Reply::QueueCounts(out))
+            Call::Info => Box::pin(async move { Ok(Reply::Info(self.local_info())) }),
+            Call::Ping => Box::pin(async { Ok(Reply::Done) }),
+            Call::QueueCounts => Box::pin(async move { self.queue_counts().map(Reply::QueueCounts) }),
+            Call::Publish(batch) => self.accept_publish(batch),
+            Call::Subscribe(req) => self.accept_subscribe(from, req),
+            Call::Unsubscribe { sub } => self.accept_unsubscribe(from, sub),
+            Call::Deliver { sub, items } => self.accept_deliveries(sub, items),
+            Call::SubCancelled { sub } => self.accept_cancel(sub),
+            Call::Settle { op, ids } => self.accept_settle(&from, op, ids),
+            Call::Get { vhost, queue, no_ack } => self.accept_get(from, &vhost, &queue, no_ack),
+            Call::Purge { vhost, queue } => self.accept_purge(&vhost, &queue),
+        }
+    }
+
+    fn raft(&self) -> Result<Raft> {
+        self.running().map(|r| r.raft.clone()).ok_or_else(|| unavailable("this node is not clustered"))
+    }
+
+    /// The counts of the queues whose home this node is.
+    fn queue_counts(&self) -> Result<Vec<(String, String, crate::broker::queue::QueueCounts)>> {
+        let broker = self.broker()?;
+        let mut out = Vec::new();
+        for v in broker.vhosts() {
+            for q in v.queues().into_iter().filter(|q| q.is_held_here()) {
+                out.push((v.name.to_string(), q.name.to_string(), q.counts()));
             }
         }
+        Ok(out)
     }
 
     // ------------------------------------------------------------ membership
