@@ -3,12 +3,12 @@
 //! goes, whoever asks for it.
 
 pub mod alarms;
+mod apply;
 pub mod args;
 pub mod auth;
 pub mod connections;
 pub mod consumer;
 pub mod deadletter;
-pub mod definitions;
 pub mod error;
 pub mod exchange;
 pub mod field_table;
@@ -32,6 +32,7 @@ use std::time::Instant;
 use parking_lot::RwLock;
 
 use crate::config::Config;
+use crate::definitions::User;
 use crate::store::Stores;
 use crate::store::definitions::DefinitionStore;
 use auth::Auth;
@@ -39,7 +40,10 @@ use connections::Connections;
 use error::{BrokerError, Result};
 use vhost::VHost;
 
-pub use definitions::{Applied, DefinitionCommand};
+pub use apply::Applied;
+// The old path of the command, still imported by amqp::channel,
+// http::api::queues and cluster::consume; the rest import crate::definitions.
+pub use crate::definitions::DefinitionCommand;
 
 pub struct Broker {
     pub config: Config,
@@ -119,7 +123,7 @@ impl Broker {
             cluster: Default::default(),
             remote_hook: Default::default(),
         });
-        let user = auth::User {
+        let user = User {
             name: "guest".into(),
             password_hash: String::new(),
             hashing_algorithm: auth::HASH_ARGON2ID.into(),
@@ -144,7 +148,7 @@ impl Broker {
         })
         .await?;
         let hash = self.hash_password(pass.into_bytes()).await;
-        self.apply(DefinitionCommand::PutUser(auth::User {
+        self.apply(DefinitionCommand::PutUser(User {
             name: user.clone(),
             password_hash: hash,
             hashing_algorithm: auth::HASH_ARGON2ID.into(),
@@ -266,7 +270,7 @@ impl Broker {
         name: &str,
         password: Vec<u8>,
         peer: Option<std::net::IpAddr>,
-    ) -> Result<Arc<auth::User>, auth::LoginError> {
+    ) -> Result<Arc<User>, auth::LoginError> {
         match self.auth.precheck(name, &password) {
             auth::Precheck::Refused => Err(auth::LoginError::InvalidCredentials),
             auth::Precheck::Cached(user) => Ok(user),

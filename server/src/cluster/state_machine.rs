@@ -21,7 +21,8 @@ use super::types::{
     Entry, LogId, Outcome, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::broker::error::{BrokerError, Result};
-use crate::broker::{Applied, Broker, DefinitionCommand, note_stored, stores_something};
+use crate::broker::{Applied, Broker, note_stored, stores_something};
+use crate::definitions::DefinitionCommand;
 use crate::store::definitions::RaftDb;
 
 /// Callers on this node waiting for their proposal to be applied here.

@@ -40,7 +40,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use crate::broker::DefinitionCommand;
+use crate::definitions::DefinitionCommand;
 
 pub use error::StoreError;
 pub use raft::RaftDb;

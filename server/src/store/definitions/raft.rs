@@ -9,7 +9,7 @@
 use sqlx::{Row, SqlitePool};
 
 use super::{DefinitionStore, StoreError, write};
-use crate::broker::DefinitionCommand;
+use crate::definitions::DefinitionCommand;
 
 /// A handle on the Raft tables, sharing the definitions' connection.
 #[derive(Clone)]
