@@ -3,10 +3,12 @@
 //! A tour of the modules, in reading order:
 //!
 //! - [`config`]: a node's settings; [`conf`] reads them from `warren.conf`.
+//! - [`definitions`]: the words the broker, the store and the cluster share:
+//!   [`definitions::DefinitionCommand`], every metadata change as a value.
 //! - [`broker`]: the model. [`broker::Broker`] holds vhosts, users and
 //!   permissions; a [`broker::vhost::VHost`] holds exchanges and queues.
-//!   Every metadata change is a [`broker::DefinitionCommand`] applied by
-//!   [`broker::Broker::apply`]. Messages ([`broker::message::Message`]) are
+//!   Every metadata change is a [`definitions::DefinitionCommand`] applied
+//!   by [`broker::Broker::apply`]. Messages ([`broker::message::Message`]) are
 //!   routed by exchanges ([`broker::exchange`]) into queues
 //!   ([`broker::queue::Queue`]), which hand them to consumers through their
 //!   connection's outbox ([`broker::consumer`]).
@@ -26,6 +28,7 @@ pub mod broker;
 pub mod cluster;
 pub mod conf;
 pub mod config;
+pub mod definitions;
 pub mod http;
 pub mod net;
 pub mod server;

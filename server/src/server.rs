@@ -294,7 +294,7 @@ async fn sweep(broker: Arc<Broker>) {
                 if q.sweep(now) {
                     tracing::info!("queue '{}' in vhost '{}' expired (x-expires)", q.name, v.name);
                     let _ = broker
-                        .apply(crate::broker::DefinitionCommand::DeleteQueue {
+                        .apply(crate::definitions::DefinitionCommand::DeleteQueue {
                             vhost: v.name.to_string(),
                             name: q.name.to_string(),
                             if_unused: false,

@@ -20,12 +20,13 @@ use super::codec::{FRAME_MIN_SIZE, Frame, read_frame};
 use super::handshake::{self, Refused};
 use super::io::Io;
 use super::session::{Ctx, Session};
+use crate::broker::Broker;
 use crate::broker::alarms::AlarmState;
 use crate::broker::connections::ConnectionInfo;
 use crate::broker::consumer::{Consumer, Outbound, Outbox};
 use crate::broker::error::{BrokerError, ErrorKind};
 use crate::broker::queue::{Queue, QueuedMessage};
-use crate::broker::{Broker, DefinitionCommand};
+use crate::definitions::DefinitionCommand;
 
 /// Above this much unwritten output we stop taking deliveries from the
 /// outbox, and well above it we stop reading, so a client that does not read

@@ -13,9 +13,9 @@ use super::codec::{FRAME_MIN_SIZE, Frame, PROTOCOL_HEADER, read_frame};
 use super::io::Io;
 use super::session::ClientCaps;
 use crate::broker::Broker;
-use crate::broker::auth::User;
 use crate::broker::error::{BrokerError, ErrorKind};
 use crate::broker::vhost::VHost;
+use crate::definitions::User;
 
 /// What a successful handshake settled.
 pub struct Opened {

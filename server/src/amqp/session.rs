@@ -7,11 +7,11 @@ use amq_protocol::protocol::AMQPClass;
 
 use super::codec::FrameWriter;
 use crate::broker::Broker;
-use crate::broker::auth::User;
 use crate::broker::connections::ConnectionInfo;
 use crate::broker::consumer::Outbox;
 use crate::broker::queue::Queue;
 use crate::broker::vhost::VHost;
+use crate::definitions::User;
 
 /// The client's capabilities that change what we send.
 #[derive(Debug, Default, Clone, Copy)]

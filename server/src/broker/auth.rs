@@ -24,29 +24,12 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 
 use super::error::BrokerError;
-use super::exchange::{Exchange, ExchangeType};
+use super::exchange::Exchange;
 use super::password::{self, PasswordGate};
+use crate::definitions::{ExchangeType, User};
 
 pub const HASH_ARGON2ID: &str = "argon2id";
 pub const HASH_RABBIT_SHA256: &str = "rabbit_password_hashing_sha256";
-
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct User {
-    pub name: String,
-    /// Empty means the user has no password and cannot log in with one.
-    pub password_hash: String,
-    pub hashing_algorithm: String,
-    pub tags: Vec<String>,
-}
-
-impl User {
-    pub fn has_tag(&self, tag: &str) -> bool {
-        self.tags.iter().any(|t| t == tag)
-    }
-    pub fn is_administrator(&self) -> bool {
-        self.has_tag("administrator")
-    }
-}
 
 /// One of the three permission kinds of RabbitMQ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -8,8 +8,9 @@
 
 use futures_util::future::BoxFuture;
 
-use super::definitions::{Applied, DefinitionCommand};
+use super::Applied;
 use super::error::Result;
+use crate::definitions::DefinitionCommand;
 
 pub trait Consensus: Send + Sync {
     /// Whether this node is a member of a running cluster now; when it is

@@ -1,15 +1,16 @@
 //! The broker: vhosts with their exchanges and queues, users and permissions,
-//! and the one path (`Broker::apply`) through which every definition change
-//! goes, whoever asks for it.
+//! and the one path (`Broker::apply`, in `commit`) through which every
+//! definition change goes, whoever asks for it.
 
 pub mod alarms;
+mod apply;
 pub mod args;
 pub mod auth;
+mod commit;
 pub mod connections;
 pub mod consensus;
 pub mod consumer;
 pub mod deadletter;
-pub mod definitions;
 pub mod error;
 pub mod exchange;
 pub mod field_table;
@@ -33,6 +34,7 @@ use std::time::Instant;
 use parking_lot::RwLock;
 
 use crate::config::Config;
+use crate::definitions::User;
 use crate::store::Stores;
 use crate::store::definitions::DefinitionStore;
 use auth::Auth;
@@ -40,7 +42,9 @@ use connections::Connections;
 use error::{BrokerError, Result};
 use vhost::VHost;
 
-pub use definitions::{Applied, DefinitionCommand};
+use crate::definitions::DefinitionCommand;
+pub use apply::Applied;
+pub use commit::CommitSink;
 
 pub struct Broker {
     pub config: Config,
@@ -122,7 +126,7 @@ impl Broker {
             consensus: Default::default(),
             backends: Default::default(),
         });
-        let user = auth::User {
+        let user = User {
             name: "guest".into(),
             password_hash: String::new(),
             hashing_algorithm: auth::HASH_ARGON2ID.into(),
@@ -147,7 +151,7 @@ impl Broker {
         })
         .await?;
         let hash = self.hash_password(pass.into_bytes()).await;
-        self.apply(DefinitionCommand::PutUser(auth::User {
+        self.apply(DefinitionCommand::PutUser(User {
             name: user.clone(),
             password_hash: hash,
             hashing_algorithm: auth::HASH_ARGON2ID.into(),
@@ -157,105 +161,6 @@ impl Broker {
         let [configure, write, read] = c.default_permissions.clone();
         self.apply(DefinitionCommand::SetPermissions { vhost, user, configure, write, read }).await?;
         Ok(())
-    }
-
-    /// Applies a metadata change and, when it touches something durable,
-    /// writes it to the definitions store before returning. This is the one
-    /// path for every change: AMQP, HTTP, definitions import.
-    pub async fn apply(&self, cmd: DefinitionCommand) -> Result<Applied> {
-        if let Some(consensus) = self.consensus() {
-            return consensus.propose(cmd).await;
-        }
-        let Some(defs) = &self.definitions else {
-            return self.apply_in_memory(cmd);
-        };
-        let _order = self.apply_lock.lock().await;
-        let copy = cmd.clone();
-        let applied = self.apply_in_memory(cmd)?;
-        if stores_something(&applied) {
-            let stored = defs.persist(&copy).await.map_err(store_failed)?;
-            note_stored(stored, &applied);
-        }
-        self.persist_side_deletions(defs, &copy, &applied).await;
-        Ok(applied)
-    }
-
-    /// Applies many changes in order, as [`Broker::apply`] would one by
-    /// one, but writes each chunk of them to the definitions store in one
-    /// transaction: one fsync per chunk rather than per command, which is
-    /// what makes importing 100,000 queues take seconds, not minutes. The
-    /// chunks bound how long other changes wait for the lock. At the first
-    /// refused command, what was applied before it is stored and the error
-    /// is returned.
-    pub async fn apply_all(&self, cmds: Vec<DefinitionCommand>) -> Result<()> {
-        const CHUNK: usize = 1024;
-        if self.consensus().is_some() {
-            for cmd in cmds {
-                self.apply(cmd).await?;
-            }
-            return Ok(());
-        }
-        let Some(defs) = &self.definitions else {
-            for cmd in cmds {
-                self.apply_in_memory(cmd)?;
-            }
-            return Ok(());
-        };
-        let mut cmds = cmds.into_iter().peekable();
-        while cmds.peek().is_some() {
-            let _order = self.apply_lock.lock().await;
-            let mut done = Vec::with_capacity(CHUNK);
-            let mut refused = None;
-            for cmd in cmds.by_ref().take(CHUNK) {
-                let copy = cmd.clone();
-                match self.apply_in_memory(cmd) {
-                    Ok(applied) => done.push((copy, applied)),
-                    Err(e) => {
-                        refused = Some(e);
-                        break;
-                    }
-                }
-            }
-            let (to_store, applied): (Vec<_>, Vec<_>) =
-                done.iter().filter(|(_, a)| stores_something(a)).map(|(c, a)| (c.clone(), a)).unzip();
-            let ids = defs.persist_all(&to_store).await.map_err(store_failed)?;
-            for (id, a) in ids.into_iter().zip(applied) {
-                note_stored(id, a);
-            }
-            for (copy, applied) in &done {
-                self.persist_side_deletions(defs, copy, applied).await;
-            }
-            if let Some(e) = refused {
-                return Err(e);
-            }
-        }
-        Ok(())
-    }
-
-    /// Auto-delete exchanges that went with a queue or a binding: their
-    /// deletion is stored too.
-    pub(crate) async fn persist_side_deletions(
-        &self,
-        defs: &DefinitionStore,
-        cmd: &DefinitionCommand,
-        applied: &Applied,
-    ) {
-        for x in applied.exchanges_deleted() {
-            let vhost = match cmd {
-                DefinitionCommand::DeleteQueue { vhost, .. } | DefinitionCommand::Unbind { vhost, .. } => {
-                    vhost
-                }
-                _ => continue,
-            };
-            let cmd = DefinitionCommand::DeleteExchange {
-                vhost: vhost.clone(),
-                name: x.to_string(),
-                if_unused: false,
-            };
-            if let Err(e) = defs.persist(&cmd).await {
-                tracing::error!("cannot store the deletion of auto-delete exchange '{x}': {e}");
-            }
-        }
     }
 
     /// Checks a login. A password that logged this user in before costs
@@ -269,7 +174,7 @@ impl Broker {
         name: &str,
         password: Vec<u8>,
         peer: Option<std::net::IpAddr>,
-    ) -> Result<Arc<auth::User>, auth::LoginError> {
+    ) -> Result<Arc<User>, auth::LoginError> {
         match self.auth.precheck(name, &password) {
             auth::Precheck::Refused => Err(auth::LoginError::InvalidCredentials),
             auth::Precheck::Cached(user) => Ok(user),
@@ -383,25 +288,6 @@ impl Broker {
     pub(crate) fn remove_vhost(&self, name: &str) -> Option<Arc<VHost>> {
         self.vhosts.write().remove(name)
     }
-}
-
-/// Whether an applied change has something durable to write: a transient
-/// queue's deletion has nothing on disk to delete.
-pub(crate) fn stores_something(applied: &Applied) -> bool {
-    !matches!(applied, Applied::QueueDeleted(q, _, gone)
-        if gone.is_empty() && q.as_ref().is_none_or(|q| !q.durable))
-}
-
-/// A stored queue learns its row id, which its messages are filed under.
-pub(crate) fn note_stored(id: Option<u32>, applied: &Applied) {
-    if let (Some(id), Applied::Queue(d)) = (id, applied) {
-        let _ = d.queue.store_id.set(id);
-    }
-}
-
-fn store_failed(e: crate::store::definitions::StoreError) -> BrokerError {
-    tracing::error!("cannot store a definition change: {e}");
-    BrokerError::internal(format!("cannot store the change: {e}"))
 }
 
 /// Connection and channel ids start at a random point in the upper half of

@@ -10,10 +10,7 @@ use parking_lot::RwLock;
 use serde_json::Value;
 
 use super::error::{BrokerError, Result};
-
-pub const POLICY: &str = "policy";
-pub const OPERATOR_POLICY: &str = "operator_policy";
-pub const VHOST_LIMITS: &str = "vhost-limits";
+use crate::definitions::OPERATOR_POLICY;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Parameter {
@@ -323,6 +320,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::definitions::POLICY;
 
     #[test]
     fn values_print_as_erlang_terms() {

@@ -7,7 +7,8 @@
 //! the bindings between them. Transient and exclusive entities are included:
 //! unlike a definitions export, a snapshot is everything the cluster knows.
 
-use super::{Broker, DefinitionCommand};
+use super::Broker;
+use crate::definitions::DefinitionCommand;
 
 /// The command that undoes a snapshot command; its Debug text doubles as
 /// the identity of what the command made.
@@ -144,7 +145,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::broker::exchange::ExchangeType;
+    use crate::definitions::ExchangeType;
     use amq_protocol::types::FieldTable;
 
     /// Applying a broker's snapshot commands to an empty broker gives the

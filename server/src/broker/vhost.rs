@@ -15,9 +15,10 @@ use rustc_hash::FxHashMap;
 use super::args;
 use super::consumer::{Consumer, Outbound};
 use super::error::{BrokerError, Result, rs};
-use super::exchange::{Binding, BindingInfo, Destination, Exchange, ExchangeType, RouteTargets};
+use super::exchange::{Binding, BindingInfo, Destination, Exchange, RouteTargets};
 use super::policy::VhostPolicies;
 use super::queue::{Queue, QueueConfig};
+use crate::definitions::ExchangeType;
 use crate::store::Stores;
 
 pub struct VHost {

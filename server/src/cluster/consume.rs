@@ -304,7 +304,7 @@ impl Cluster {
         if s.queue.remove_consumer(&s.consumer) {
             // The last consumer of an auto-delete queue left.
             if let Ok(broker) = self.broker() {
-                let cmd = crate::broker::DefinitionCommand::DeleteQueue {
+                let cmd = crate::definitions::DefinitionCommand::DeleteQueue {
                     vhost: s.queue.vhost.to_string(),
                     name: s.queue.name.to_string(),
                     if_unused: false,

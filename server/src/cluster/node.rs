@@ -26,7 +26,8 @@ use super::secret::Secret;
 use super::state_machine::{StateMachine, unavailable};
 use super::types::{Member, NodeId, Proposal, Raft};
 use crate::broker::error::{BrokerError, Result};
-use crate::broker::{Applied, Broker, DefinitionCommand};
+use crate::broker::{Applied, Broker};
+use crate::definitions::DefinitionCommand;
 use crate::store::definitions::RaftDb;
 
 /// How long a change may wait for the cluster to commit it.

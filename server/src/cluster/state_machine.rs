@@ -1,14 +1,15 @@
 //! The metadata Raft group's state machine: the broker itself. Each
-//! committed entry is applied through `Broker::apply_in_memory`, as a
-//! single node applies a change, and its durable part is written to the
-//! node's `definitions.db` together with the new applied position, in one
-//! transaction. When the entry was proposed on this node, the caller
+//! committed entry is applied through `Broker::apply_committed`, the
+//! function a single node applies a change with, here with a sink that
+//! writes its durable part to the node's `definitions.db` together with the
+//! new applied position, in one transaction. When the entry was proposed on this node, the caller
 //! waiting in [`Pending`] gets this node's result (a declare-ok, a 406).
 //!
 //! Snapshots are the commands that rebuild the metadata
 //! (`Broker::metadata_commands`), as JSON.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::io::Cursor;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -21,8 +22,9 @@ use super::types::{
     Entry, LogId, Outcome, Snapshot, SnapshotData, SnapshotMeta, StorageError, StoredMembership, TypeConfig,
 };
 use crate::broker::error::{BrokerError, Result};
-use crate::broker::{Applied, Broker, DefinitionCommand, note_stored, stores_something};
-use crate::store::definitions::RaftDb;
+use crate::broker::{Applied, Broker, CommitSink};
+use crate::definitions::DefinitionCommand;
+use crate::store::definitions::{RaftDb, StoreError as DbError};
 
 /// Callers on this node waiting for their proposal to be applied here.
 #[derive(Default)]
@@ -71,6 +73,25 @@ pub struct Inner {
     applied: parking_lot::Mutex<AppliedState>,
     snapshot: parking_lot::Mutex<Option<(SnapshotMeta, Vec<u8>)>>,
     snapshot_count: AtomicU64,
+}
+
+/// Where a committed entry's durable part goes: into `definitions.db` in
+/// the same transaction as the applied position that includes the entry,
+/// so that after a crash the stored definitions are those of the stored
+/// position, and the log is replayed from there.
+struct AppliedSink<'a> {
+    db: &'a RaftDb,
+    /// The applied state to store, as JSON.
+    applied: String,
+}
+
+impl CommitSink for AppliedSink<'_> {
+    fn write(
+        &self,
+        writes: &[DefinitionCommand],
+    ) -> impl Future<Output = std::result::Result<Vec<Option<u32>>, DbError>> + Send {
+        self.db.persist_applied(writes, &self.applied)
+    }
 }
 
 /// Cheap to clone: openraft takes the state machine and its snapshot
@@ -125,38 +146,34 @@ impl StateMachine {
         self.0.broker.upgrade().ok_or_else(|| sm_err("the broker is gone"))
     }
 
-    async fn store_applied(
-        &self,
-        cmd: Option<&DefinitionCommand>,
-    ) -> std::result::Result<Option<u32>, StorageError> {
-        let state = serde_json::to_string(&*self.0.applied.lock()).map_err(sm_err)?;
-        self.0.db.persist_applied(cmd, &state).await.map_err(sm_err)
+    /// What is applied, as stored under 'applied'.
+    fn applied_json(&self) -> std::result::Result<String, StorageError> {
+        serde_json::to_string(&*self.0.applied.lock()).map_err(sm_err)
+    }
+
+    /// Stores the applied position of an entry that changed no definition.
+    async fn store_applied(&self) -> std::result::Result<(), StorageError> {
+        let state = self.applied_json()?;
+        self.0.db.persist_applied(&[], &state).await.map_err(sm_err)?;
+        Ok(())
     }
 
     async fn apply_one(&self, entry: Entry) -> std::result::Result<Outcome, StorageError> {
         self.0.applied.lock().last = Some(entry.log_id);
         match entry.payload {
             EntryPayload::Blank => {
-                self.store_applied(None).await?;
+                self.store_applied().await?;
                 Ok(Outcome(None))
             }
             EntryPayload::Membership(m) => {
                 self.0.applied.lock().membership = StoredMembership::new(Some(entry.log_id), m);
-                self.store_applied(None).await?;
+                self.store_applied().await?;
                 Ok(Outcome(None))
             }
             EntryPayload::Normal(p) => {
                 let broker = self.broker()?;
-                let copy = p.cmd.clone();
-                let result = broker.apply_in_memory(p.cmd);
-                let durable = result.as_ref().ok().filter(|a| stores_something(a)).map(|_| &copy);
-                let id = self.store_applied(durable).await?;
-                if let Ok(applied) = &result {
-                    note_stored(id, applied);
-                    if let Some(defs) = &broker.definitions {
-                        broker.persist_side_deletions(defs, &copy, applied).await;
-                    }
-                }
+                let sink = AppliedSink { db: &self.0.db, applied: self.applied_json()? };
+                let result = broker.apply_committed(p.cmd, &sink).await.map_err(sm_err)?;
                 let outcome = Outcome(result.as_ref().err().map(|e| e.to_string()));
                 if p.origin == self.0.me {
                     self.0.pending.deliver(p.seq, result);
@@ -176,8 +193,8 @@ impl StateMachine {
             a.last = meta.last_log_id;
             a.membership = meta.last_membership.clone();
         }
-        let state = serde_json::to_string(&*self.0.applied.lock()).map_err(sm_err)?;
-        let ids = self.0.db.persist_batch(&applied, &state).await.map_err(sm_err)?;
+        let state = self.applied_json()?;
+        let ids = self.0.db.persist_applied(&applied, &state).await.map_err(sm_err)?;
         for (cmd, id) in applied.iter().zip(ids) {
             if let (DefinitionCommand::DeclareQueue { vhost, name, .. }, Some(id)) = (cmd, id)
                 && let Some(q) = broker.vhost(vhost).and_then(|v| v.queue(name))

@@ -5,7 +5,7 @@ use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
-use crate::broker::DefinitionCommand;
+use crate::definitions::DefinitionCommand;
 
 /// A cluster member: its node name and where its cluster link listens.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

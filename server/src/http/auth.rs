@@ -38,7 +38,8 @@ use warren_api_types::requests::Login;
 use super::Ctx;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, json};
-use crate::broker::auth::{Access, User};
+use crate::broker::auth::Access;
+use crate::definitions::User;
 
 pub const TAG_ADMIN: &str = "administrator";
 pub const TAG_MONITORING: &str = "monitoring";

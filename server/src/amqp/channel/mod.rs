@@ -26,18 +26,19 @@ pub use confirms::{Confirm, ConfirmFrames};
 use super::codec::PublishMethod;
 use super::session::{Ctx, Session};
 use super::unacked::{Unacked, UnackedLog};
+use crate::broker::Applied;
 use crate::broker::auth::Access;
 use crate::broker::connections::ChannelStats;
 use crate::broker::consumer::{ChannelFlow, Consumer, Outbound};
 use crate::broker::deadletter;
 use crate::broker::error::{BrokerError, Result, rs};
-use crate::broker::exchange::{Exchange, ExchangeType};
+use crate::broker::exchange::Exchange;
 use crate::broker::message::Message;
 use crate::broker::props::PropsView;
 use crate::broker::publish::{Delivered, REPLY_TO};
 use crate::broker::queue::{Queue, QueuedMessage};
 use crate::broker::vhost::check_exclusive;
-use crate::broker::{Applied, DefinitionCommand};
+use crate::definitions::{DefinitionCommand, ExchangeType};
 
 /// RabbitMQ refuses any content header announcing more than this.
 const MAX_BODY_SIZE: u64 = 512 * 1024 * 1024;

@@ -21,38 +21,9 @@ use smallvec::SmallVec;
 use super::queue::Queue;
 use super::stats::ExchangeStats;
 
+use crate::definitions::ExchangeType;
 pub use headers::HeadersMatcher;
 pub use topic::TopicTrie;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ExchangeType {
-    Direct,
-    Fanout,
-    Topic,
-    Headers,
-}
-
-impl ExchangeType {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s {
-            "direct" => Some(Self::Direct),
-            "fanout" => Some(Self::Fanout),
-            "topic" => Some(Self::Topic),
-            "headers" => Some(Self::Headers),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Direct => "direct",
-            Self::Fanout => "fanout",
-            Self::Topic => "topic",
-            Self::Headers => "headers",
-        }
-    }
-}
 
 /// Where a binding leads.
 #[derive(Clone)]

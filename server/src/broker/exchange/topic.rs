@@ -100,7 +100,8 @@ impl TopicTrie {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::exchange::{Exchange, ExchangeType};
+    use crate::broker::exchange::Exchange;
+    use crate::definitions::ExchangeType;
     use amq_protocol::types::FieldTable;
     use std::sync::Arc;
 

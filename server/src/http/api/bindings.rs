@@ -18,9 +18,9 @@ use warren_api_types::objects;
 use warren_api_types::requests::CreateBinding;
 
 use super::{exchange_name, listed_vhosts, vhost};
-use crate::broker::DefinitionCommand;
 use crate::broker::auth::Access;
 use crate::broker::exchange::BindingInfo;
+use crate::definitions::DefinitionCommand;
 use crate::http::Ctx;
 use crate::http::amqp_json::{json_to_table, table_to_json};
 use crate::http::auth::Authed;

@@ -14,9 +14,9 @@ use warren_api_types::objects;
 use warren_api_types::requests::DeclareExchange;
 
 use super::{bindings, exchange_name, listed_vhosts, vhost};
-use crate::broker::DefinitionCommand;
 use crate::broker::auth::Access;
-use crate::broker::exchange::{Exchange, ExchangeType};
+use crate::broker::exchange::Exchange;
+use crate::definitions::{DefinitionCommand, ExchangeType};
 use crate::http::Ctx;
 use crate::http::amqp_json::{json_to_table, table_to_json};
 use crate::http::auth::Authed;

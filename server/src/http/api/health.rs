@@ -20,8 +20,9 @@ use bytes::Bytes;
 use serde_json::json as j;
 
 use super::vhost;
+use crate::broker::Applied;
 use crate::broker::message::Message;
-use crate::broker::{Applied, DefinitionCommand};
+use crate::definitions::DefinitionCommand;
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult};

@@ -16,8 +16,7 @@ use warren_api_types::objects;
 use warren_api_types::requests::PutLimit;
 
 use super::vhost;
-use crate::broker::DefinitionCommand;
-use crate::broker::parameters::VHOST_LIMITS;
+use crate::definitions::{DefinitionCommand, VHOST_LIMITS};
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo};

@@ -25,7 +25,7 @@ use warren_api_types::objects::{
 use warren_api_types::stats::RateDetails;
 
 use super::{node, vhosts};
-use crate::broker::DefinitionCommand;
+use crate::definitions::DefinitionCommand;
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_name};

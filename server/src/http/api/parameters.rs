@@ -12,8 +12,7 @@ use warren_api_types::requests::PutParameter;
 
 use super::limits::USER_LIMITS;
 use super::vhost;
-use crate::broker::DefinitionCommand;
-use crate::broker::parameters::{OPERATOR_POLICY, POLICY, VHOST_LIMITS};
+use crate::definitions::{DefinitionCommand, OPERATOR_POLICY, POLICY, VHOST_LIMITS};
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};

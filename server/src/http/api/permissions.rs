@@ -9,7 +9,7 @@ use warren_api_types::objects;
 use warren_api_types::requests::{PutPermission, PutTopicPermission};
 
 use super::vhost;
-use crate::broker::DefinitionCommand;
+use crate::definitions::DefinitionCommand;
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo};

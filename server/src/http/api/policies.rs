@@ -13,8 +13,7 @@ use warren_api_types::objects;
 use warren_api_types::requests::PutPolicy;
 
 use super::vhost;
-use crate::broker::DefinitionCommand;
-use crate::broker::parameters::{OPERATOR_POLICY, POLICY};
+use crate::definitions::{DefinitionCommand, OPERATOR_POLICY, POLICY};
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};

@@ -13,9 +13,9 @@ use warren_api_types::objects;
 use warren_api_types::requests::DeclareQueue;
 
 use super::{listed_vhosts, node, vhost};
-use crate::broker::DefinitionCommand;
 use crate::broker::auth::Access;
 use crate::broker::queue::Queue;
+use crate::definitions::DefinitionCommand;
 use crate::http::Ctx;
 use crate::http::amqp_json::{json_to_table, table_to_json};
 use crate::http::api::{bindings, connections};

@@ -17,8 +17,8 @@ use warren_api_types::objects;
 use warren_api_types::requests::PutUser;
 
 use super::{limits, permissions};
-use crate::broker::DefinitionCommand;
-use crate::broker::auth::{HASH_ARGON2ID, HASH_RABBIT_SHA256, User};
+use crate::broker::auth::{HASH_ARGON2ID, HASH_RABBIT_SHA256};
+use crate::definitions::{DefinitionCommand, User};
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};

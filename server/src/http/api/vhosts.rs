@@ -10,8 +10,9 @@ use warren_api_types::objects;
 use warren_api_types::requests::PutVhost;
 
 use super::{node, permissions, vhost};
+use crate::broker::Applied;
 use crate::broker::vhost::VHost;
-use crate::broker::{Applied, DefinitionCommand};
+use crate::definitions::DefinitionCommand;
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::{ApiError, ApiResult, check_echo, check_name};

@@ -10,7 +10,7 @@ use sqlx::{Executor, Sqlite};
 use super::codec::{encode_json, encode_tags};
 use super::rows::{ParameterRow, PolicyRow, TopicPermissionRow, VhostRow};
 use super::{DefinitionStore, StoreError};
-use crate::broker::parameters::{OPERATOR_POLICY, POLICY, VHOST_LIMITS};
+use crate::definitions::{OPERATOR_POLICY, POLICY, VHOST_LIMITS};
 
 type Result<T> = std::result::Result<T, StoreError>;
 

@@ -3,9 +3,11 @@
 //! limits. Transient definitions are never stored (design decision 5).
 //!
 //! The broker owns the truth in memory; this store is its durable mirror.
-//! `Broker::apply` changes memory first; when that succeeds, its caller hands
-//! the same `DefinitionCommand` to [`DefinitionStore::persist`], which writes
-//! the durable part of it in one transaction. At start-up,
+//! `Broker::apply_committed` changes memory first; when that succeeds, it
+//! hands the same `DefinitionCommand` (and the deletions it caused) to its
+//! sink: on a single node this store's [`DefinitionStore::persist_all`],
+//! which writes their durable part in one transaction; in a cluster
+//! [`RaftDb::persist_applied`], which writes it with the Raft applied state. At start-up,
 //! [`DefinitionStore::load`] returns a [`Snapshot`] whose
 //! [`Snapshot::commands`] replay through `Broker::apply`.
 //!
@@ -40,7 +42,7 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 
-use crate::broker::DefinitionCommand;
+use crate::definitions::DefinitionCommand;
 
 pub use error::StoreError;
 pub use raft::RaftDb;

@@ -9,7 +9,7 @@
 use sqlx::{Row, SqlitePool};
 
 use super::{DefinitionStore, StoreError, write};
-use crate::broker::DefinitionCommand;
+use crate::definitions::DefinitionCommand;
 
 /// A handle on the Raft tables, sharing the definitions' connection.
 #[derive(Clone)]
@@ -93,31 +93,11 @@ impl RaftDb {
         Ok(row.map(|r| r.get::<String, _>(0)))
     }
 
-    /// Writes what an applied entry changed in the definitions, when it is
-    /// durable, and the new applied state, in one transaction: after a
-    /// crash the two agree. Returns the queue id as `persist` does.
+    /// Writes the durable part of applied commands (those of one committed
+    /// entry, or of an installed snapshot; none for an entry that changed no
+    /// definition) and the new applied state, in one transaction: after a
+    /// crash the two agree. Returns the queue ids as `persist_all` does.
     pub async fn persist_applied(
-        &self,
-        cmd: Option<&DefinitionCommand>,
-        applied: &str,
-    ) -> Result<Option<u32>, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let id = match cmd {
-            Some(cmd) if !write::stores_nothing(cmd) => write::write_command(&mut tx, cmd).await?,
-            _ => None,
-        };
-        sqlx::query("INSERT INTO raft_state (key, value) VALUES ('applied', ?) ON CONFLICT(key) DO UPDATE SET value = excluded.value")
-            .bind(applied)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
-    /// Writes the durable part of several applied commands (an installed
-    /// snapshot) and the applied state, in one transaction. Returns the
-    /// queue ids as `persist` would.
-    pub async fn persist_batch(
         &self,
         commands: &[DefinitionCommand],
         applied: &str,

@@ -6,8 +6,7 @@ use super::StoreError;
 use super::codec::{decode_json, decode_table, decode_tags};
 use super::rows::*;
 use super::write::queue_id_from_i64;
-use crate::broker::auth::User;
-use crate::broker::exchange::ExchangeType;
+use crate::definitions::{ExchangeType, User};
 
 type Result<T> = std::result::Result<T, StoreError>;
 

@@ -2,9 +2,7 @@
 
 use amq_protocol::types::FieldTable;
 
-use crate::broker::DefinitionCommand;
-use crate::broker::auth::User;
-use crate::broker::exchange::ExchangeType;
+use crate::definitions::{DefinitionCommand, ExchangeType, User};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VhostRow {
@@ -182,12 +180,10 @@ impl Snapshot {
             name: p.name.clone(),
             value: super::extras::policy_value(p),
         };
-        out.extend(self.policies.iter().map(|p| policy(crate::broker::parameters::POLICY, p)));
-        out.extend(
-            self.operator_policies.iter().map(|p| policy(crate::broker::parameters::OPERATOR_POLICY, p)),
-        );
+        out.extend(self.policies.iter().map(|p| policy(crate::definitions::POLICY, p)));
+        out.extend(self.operator_policies.iter().map(|p| policy(crate::definitions::OPERATOR_POLICY, p)));
         out.extend(self.vhost_limits.iter().map(|l| DefinitionCommand::SetParameter {
-            component: crate::broker::parameters::VHOST_LIMITS.to_owned(),
+            component: crate::definitions::VHOST_LIMITS.to_owned(),
             vhost: l.name.clone(),
             name: "limits".to_owned(),
             value: l.value.clone(),

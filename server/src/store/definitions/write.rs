@@ -12,9 +12,7 @@ use sqlx::SqliteConnection;
 use super::StoreError;
 use super::codec::{encode_table, encode_tags};
 use super::extras;
-use crate::broker::DefinitionCommand;
-use crate::broker::auth::User;
-use crate::broker::exchange::ExchangeType;
+use crate::definitions::{DefinitionCommand, ExchangeType, User};
 
 type Result<T> = std::result::Result<T, StoreError>;
 

@@ -10,10 +10,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json as j};
 use warren_api_types::requests::Tags;
 
-use crate::broker::DefinitionCommand;
-use crate::broker::auth::{Permissions, TopicPermission, User};
-use crate::broker::exchange::ExchangeType;
-use crate::broker::parameters::{OPERATOR_POLICY, POLICY, validate_policy, validate_policy_keys};
+use crate::broker::auth::{Permissions, TopicPermission};
+use crate::broker::parameters::{validate_policy, validate_policy_keys};
+use crate::definitions::{DefinitionCommand, ExchangeType, OPERATOR_POLICY, POLICY, User};
 use crate::http::Ctx;
 use crate::http::amqp_json::json_to_table;
 use crate::http::api::{limits, users, vhost};

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json as j};
 
 use super::overview::RABBITMQ_VERSION;
 use super::{bindings, exchanges, parameters, permissions, policies, queues, users, vhost};
-use crate::broker::parameters::{OPERATOR_POLICY, POLICY};
+use crate::definitions::{OPERATOR_POLICY, POLICY};
 use crate::http::Ctx;
 use crate::http::auth::Authed;
 use crate::http::error::ApiResult;

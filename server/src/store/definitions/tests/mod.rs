@@ -19,9 +19,8 @@ use sqlx::Connection;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 
 use super::*;
-use crate::broker::DefinitionCommand as Cmd;
-use crate::broker::auth::User;
-use crate::broker::exchange::ExchangeType;
+use crate::definitions::DefinitionCommand as Cmd;
+use crate::definitions::{ExchangeType, User};
 
 /// A directory under the system's temporary directory, removed on drop.
 struct TempDir(PathBuf);

@@ -1,138 +1,22 @@
-//! `DefinitionCommand`: every change to the broker's metadata, as a value.
+//! What a [`DefinitionCommand`] does to the broker's memory:
+//! [`Broker::apply_in_memory`] and its result, [`Applied`].
 //!
-//! AMQP methods, the HTTP API, definitions import, recovery from disk and
-//! (later) cluster replication all build a command and hand it to
-//! `Broker::apply`, so none of them can disagree about what a change means.
-//! Callers check permissions and names first; `apply` checks existence and
-//! equivalence and performs the change.
+//! Callers check permissions and names first; applying checks existence and
+//! equivalence and performs the change. Recovery and the cluster's snapshots
+//! replay commands through here alone; every other change comes through
+//! `commit`, which persists what this did.
 
 use std::sync::Arc;
 
-use amq_protocol::types::FieldTable;
-
 use super::Broker;
-use super::auth::{Permissions, TopicPermission, User};
+use super::auth::{Permissions, TopicPermission};
 use super::error::{BrokerError, Result};
-use super::exchange::{Exchange, ExchangeType};
+use super::exchange::Exchange;
 use super::parameters;
 use super::policy::{Policy, VhostPolicies};
 use super::queue::Queue;
 use super::vhost::{ExchangeSpec, QueueDeclared, QueueSpec, VHost};
-
-/// Serializable: in a cluster, commands are the metadata Raft group's log
-/// entries and snapshots.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub enum DefinitionCommand {
-    AddVhost {
-        name: String,
-        description: String,
-        tags: Vec<String>,
-    },
-    DeleteVhost {
-        name: String,
-    },
-    PutUser(User),
-    DeleteUser {
-        name: String,
-    },
-    SetPermissions {
-        vhost: String,
-        user: String,
-        configure: String,
-        write: String,
-        read: String,
-    },
-    ClearPermissions {
-        vhost: String,
-        user: String,
-    },
-    /// Sets a runtime parameter; policies are component `policy`.
-    SetParameter {
-        component: String,
-        vhost: String,
-        name: String,
-        value: serde_json::Value,
-    },
-    ClearParameter {
-        component: String,
-        vhost: String,
-        name: String,
-    },
-    SetGlobalParameter {
-        name: String,
-        value: serde_json::Value,
-    },
-    ClearGlobalParameter {
-        name: String,
-    },
-    SetTopicPermissions {
-        vhost: String,
-        user: String,
-        exchange: String,
-        write: String,
-        read: String,
-    },
-    ClearTopicPermissions {
-        vhost: String,
-        user: String,
-        /// None clears every exchange's topic permissions for the user.
-        exchange: Option<String>,
-    },
-    DeclareExchange {
-        vhost: String,
-        name: String,
-        kind: ExchangeType,
-        durable: bool,
-        auto_delete: bool,
-        internal: bool,
-        arguments: FieldTable,
-    },
-    DeleteExchange {
-        vhost: String,
-        name: String,
-        if_unused: bool,
-    },
-    DeclareQueue {
-        vhost: String,
-        name: String,
-        durable: bool,
-        auto_delete: bool,
-        /// The connection owning an exclusive queue.
-        exclusive_owner: Option<u64>,
-        arguments: FieldTable,
-        /// In a cluster, the node holding the queue's messages (the node
-        /// that declared it); None on a single node.
-        #[serde(default)]
-        home: Option<String>,
-    },
-    DeleteQueue {
-        vhost: String,
-        name: String,
-        if_unused: bool,
-        if_empty: bool,
-        /// The connection asking, for the exclusive-queue check; None for
-        /// the management side.
-        requester: Option<u64>,
-    },
-    Bind {
-        vhost: String,
-        source: String,
-        destination_kind: String,
-        destination: String,
-        routing_key: String,
-        arguments: FieldTable,
-        requester: Option<u64>,
-    },
-    Unbind {
-        vhost: String,
-        source: String,
-        destination_kind: String,
-        destination: String,
-        routing_key: String,
-        arguments: FieldTable,
-        requester: Option<u64>,
-    },
-}
+use crate::definitions::{DefinitionCommand, OPERATOR_POLICY, POLICY};
 
 /// What a command did, for the caller's reply.
 pub enum Applied {
@@ -165,17 +49,14 @@ impl Broker {
     /// Recompiles a vhost's policies after one changed, and applies them to
     /// its queues and exchanges at once.
     fn refresh_policies(&self, vhost: &str, component: &str) {
-        if component != parameters::POLICY && component != parameters::OPERATOR_POLICY {
+        if component != POLICY && component != OPERATOR_POLICY {
             return;
         }
         let Some(v) = self.vhost(vhost) else { return };
         let compile = |c: &str| {
             self.parameters.list(Some(c), Some(vhost)).iter().filter_map(Policy::from_parameter).collect()
         };
-        v.set_policies(VhostPolicies {
-            policies: compile(parameters::POLICY),
-            operator: compile(parameters::OPERATOR_POLICY),
-        });
+        v.set_policies(VhostPolicies { policies: compile(POLICY), operator: compile(OPERATOR_POLICY) });
     }
 
     /// Applies a command to memory only: recovery replays stored commands
@@ -230,7 +111,7 @@ impl Broker {
             }
             SetParameter { component, vhost, name, value } => {
                 self.vhost_or_404(&vhost)?;
-                if component == parameters::POLICY || component == parameters::OPERATOR_POLICY {
+                if component == POLICY || component == OPERATOR_POLICY {
                     parameters::validate_policy(&value)?;
                     parameters::validate_policy_keys(&component, &value)?;
                 }
