@@ -23,17 +23,7 @@ pub struct Client {
 }
 
 /// Percent-encodes one URL path segment (a vhost `/` becomes `%2F`).
-pub fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use warren_api_types::url::segment as seg;
 
 /// An answer that was not 2xx.
 pub struct Refusal {

@@ -16,6 +16,7 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use warren_api_types::objects;
 use warren_api_types::requests::CreateBinding;
+use warren_api_types::url::quote_plus;
 
 use super::{exchange_name, listed_vhosts, vhost};
 use crate::broker::DefinitionCommand;
@@ -45,19 +46,6 @@ impl Listed for objects::Binding {
     fn vhost(&self) -> &str {
         &self.vhost
     }
-}
-
-/// URL-encoding as `application/x-www-form-urlencoded`, with `~` escaped.
-fn quote_plus(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 pub fn properties_key(routing_key: &str, args: &FieldTable) -> String {
