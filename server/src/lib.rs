@@ -10,6 +10,9 @@
 //!   routed by exchanges ([`broker::exchange`]) into queues
 //!   ([`broker::queue::Queue`]), which hand them to consumers through their
 //!   connection's outbox ([`broker::consumer`]).
+//! - [`store`]: what survives a restart: definitions in SQLite and
+//!   persistent messages in checksummed segment files, also the pages of
+//!   queues beyond their memory budget.
 //! - [`amqp`]: the AMQP 0-9-1 server: the listener, one task per connection
 //!   (handshake, frame reading and writing, heartbeats), and the channels'
 //!   method handlers.
@@ -20,6 +23,11 @@
 //!   `Broker::apply`, and queues served through every node.
 //! - [`server`]: starts the listeners and stops them on a signal; [`net`]
 //!   puts peer addresses in the form RabbitMQ shows (IPv4-mapped as IPv4).
+//!
+//! Not in this library: `warrenctl` (`src/ctl/`, built into the
+//! `warrenctl` binary by `src/bin/warrenctl.rs`), rabbitmqctl's verbs as a
+//! client of the management API, with the API's types from
+//! `warren_api_types`; and the binaries' entry points in `src/bin/`.
 
 pub mod amqp;
 pub mod broker;

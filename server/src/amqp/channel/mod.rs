@@ -1,5 +1,10 @@
 //! One AMQP channel: its method handlers and its state (content being
 //! assembled, consumers, prefetch, the unacked log, confirm and tx modes).
+//! `Channel::dispatch` sends each method to its handler, in the submodule
+//! that owns it: `declare` (exchanges, queues, bindings), `publish`,
+//! `consume` (qos, consume, cancel, get), `settle` (acks, recover,
+//! transactions), `confirms` (publisher confirms); `channel.flow` and
+//! `access.request` are handled here.
 //!
 //! Channels are owned by their connection task, so nothing here is shared
 //! or locked; what queues need to see (a consumer's credit, the channel's
