@@ -122,14 +122,5 @@ impl Api {
     }
 }
 
-/// Percent-encodes one path segment.
-pub fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
+/// Percent-encodes one path segment, as every client of the API does.
+pub use warren_api_types::url::segment as enc;

@@ -1,6 +1,7 @@
 //! The JSON types of Warren's management HTTP API, shared by the server
 //! (`warren::http`), which serializes them, and the Leptos dashboard, which
-//! deserializes them. Only serde and serde_json: it must compile to WASM.
+//! deserializes them. Only serde, serde_json and percent-encoding: it must
+//! compile to WASM.
 //!
 //! Field names are RabbitMQ's management API names, so the same tools work
 //! against both brokers. Optional fields are skipped when absent, never
@@ -10,10 +11,13 @@
 //! - [`requests`]: the bodies clients send, with RabbitMQ's lenient scalars
 //!   (`"true"` for `true`, `"5"` for `5`), as `rabbitmqadmin` sends them.
 //! - [`stats`]: counters, rates and chart samples.
+//! - [`url`]: names in URL paths (`%2F` for the vhost `/`) and RabbitMQ's
+//!   form encoding of binding keys.
 
 pub mod objects;
 pub mod requests;
 pub mod stats;
+pub mod url;
 
 use serde::{Deserialize, Serialize};
 

@@ -78,6 +78,10 @@ pub struct Vhost {
     pub description: String,
     pub tags: Vec<String>,
     pub tracing: bool,
+    /// RabbitMQ's field for the type of queues declared without
+    /// `x-queue-type`; Warren does not report it yet (always `None`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_queue_type: Option<String>,
     #[serde(flatten)]
     pub totals: QueueTotals,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -1,5 +1,16 @@
 //! The AMQP 0-9-1 server: a listener that accepts sockets and spawns one
 //! task per connection.
+//!
+//! - [`connection`]: one connection's task, from accept to close: reading
+//!   frames, writing replies and deliveries, heartbeats; [`handshake`] opens
+//!   it (authentication, tune, vhost).
+//! - [`io`] and [`codec`]: the socket with its buffers, and frames cut out
+//!   of and written into them.
+//! - [`session`]: what the channels of a connection share, and the context
+//!   a method handler runs in.
+//! - [`channel`]: one channel's method handlers and state (declare and
+//!   bind, publish, consume, settle, confirms and transactions), with
+//!   [`unacked`], its log of deliveries awaiting an ack.
 
 pub mod channel;
 pub mod codec;

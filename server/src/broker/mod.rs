@@ -1,6 +1,30 @@
 //! The broker: vhosts with their exchanges and queues, users and permissions,
 //! and the one path (`Broker::apply`, in `commit`) through which every
 //! definition change goes, whoever asks for it.
+//!
+//! - The model: [`vhost`] (a namespace of exchanges and queues),
+//!   [`exchange`] (the routers, one file per type), [`queue`] (ready
+//!   messages, consumers, RabbitMQ's queue extensions; `queue::backend`
+//!   for a queue whose messages another node holds), [`message`] and
+//!   [`props`] (a published message and its properties in wire form),
+//!   [`field_table`] (checking tables before decoding them).
+//! - Changing it: `crate::definitions` (`DefinitionCommand`, every
+//!   metadata change as a value), `apply` and `commit` (applying a change
+//!   in memory, then storing it: the one commit function), [`args`]
+//!   (argument validation and equivalence), [`policy`] and [`parameters`]
+//!   (policies, operator policies, runtime parameters); `recovery` and
+//!   `snapshot` rebuild it from the store and from a cluster snapshot.
+//! - Moving messages: [`publish`] (the delivery path every publisher
+//!   shares), [`consumer`] (consumers and the outbox to their connection),
+//!   [`deadletter`], [`stats`] (the counters behind the API's rates).
+//! - Who may do what: [`auth`] (users, tags, permissions) and [`password`]
+//!   (argon2id, bounded in memory and time).
+//! - The node around it: [`connections`] (the registry of open
+//!   connections), [`alarms`] (memory and disk alarms), [`error`] (the
+//!   `BrokerError` every layer turns into a reply code or HTTP status).
+//! - The seam to a cluster: [`consensus`] (metadata changes committed
+//!   through a cluster) and `queue::backend` (queues served from
+//!   elsewhere): traits the broker owns and the cluster implements.
 
 pub mod alarms;
 mod apply;

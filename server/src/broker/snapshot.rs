@@ -128,7 +128,7 @@ impl Broker {
                 out.push(Bind {
                     vhost: v.name.to_string(),
                     source: b.source.to_string(),
-                    destination_kind: b.destination_kind.to_owned(),
+                    destination_kind: b.destination_kind.as_str().to_owned(),
                     destination: b.destination.to_string(),
                     routing_key: b.routing_key.to_string(),
                     arguments: b.arguments,

@@ -15,7 +15,7 @@ use rustc_hash::FxHashMap;
 use super::args;
 use super::consumer::{Consumer, Outbound};
 use super::error::{BrokerError, Result, rs};
-use super::exchange::{Binding, BindingInfo, Destination, Exchange, RouteTargets};
+use super::exchange::{Binding, BindingInfo, DestKind, Destination, Exchange, RouteTargets};
 use super::policy::VhostPolicies;
 use super::queue::{Queue, QueueConfig};
 use crate::definitions::ExchangeType;
@@ -369,10 +369,11 @@ impl VHost {
         Ok(Some((q, purged, emptied)))
     }
 
+    /// `kind` as definition commands carry it ([`DestKind::as_str`]).
     fn destination(&self, kind: &str, name: &str) -> Result<Destination> {
-        Ok(match kind {
-            "exchange" => Destination::Exchange(self.exchange_or_404(name)?),
-            _ => Destination::Queue(self.queue_or_404(name)?),
+        Ok(match DestKind::from_name(kind) {
+            DestKind::Exchange => Destination::Exchange(self.exchange_or_404(name)?),
+            DestKind::Queue => Destination::Queue(self.queue_or_404(name)?),
         })
     }
 
@@ -425,7 +426,7 @@ impl VHost {
             out.push(BindingInfo {
                 source: "".into(),
                 destination: q.name.clone(),
-                destination_kind: "queue",
+                destination_kind: DestKind::Queue,
                 routing_key: q.name.as_ref().into(),
                 arguments: FieldTable::default(),
             });

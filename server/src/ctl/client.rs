@@ -1,11 +1,15 @@
-//! The management API client: blocking HTTP with Basic auth, and the
-//! mapping of its failures onto rabbitmqctl's exit codes.
+//! The management API client: blocking HTTP with Basic auth, answers read
+//! into `warren_api_types` objects (or JSON where the API has no type), and
+//! the mapping of its failures onto rabbitmqctl's exit codes.
 
 use std::time::Duration;
 
+use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::blocking::{Body, Client as Http, RequestBuilder};
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
+use warren_api_types::ErrorBody;
 
 use super::{CtlError, EX_DATAERR, EX_NOPERM, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, R};
 
@@ -19,17 +23,7 @@ pub struct Client {
 }
 
 /// Percent-encodes one URL path segment (a vhost `/` becomes `%2F`).
-pub fn seg(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use warren_api_types::url::segment as seg;
 
 /// An answer that was not 2xx.
 pub struct Refusal {
@@ -71,22 +65,29 @@ impl Client {
         )
     }
 
-    /// Sends a request; Ok(Err(refusal)) for a non-2xx answer.
-    fn send(&self, rb: RequestBuilder) -> R<Result<Value, Refusal>> {
+    /// Sends a request; Ok(Err(refusal)) for a non-2xx answer, else the
+    /// answer's body.
+    fn send(&self, rb: RequestBuilder) -> R<Result<Bytes, Refusal>> {
         let resp = rb.basic_auth(&self.user, Some(&self.pass)).send().map_err(|e| self.unreachable(&e))?;
         let status = resp.status();
         let bytes = resp.bytes().map_err(|e| self.unreachable(&e))?;
-        let body: Value = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
         if status.is_success() {
-            return Ok(Ok(body));
+            return Ok(Ok(bytes));
         }
-        let field = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
-        Ok(Err(Refusal { status, error: field("error"), reason: field("reason") }))
+        let ErrorBody { error, reason } = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| ErrorBody { error: String::new(), reason: String::new() });
+        Ok(Err(Refusal { status, error, reason }))
+    }
+
+    /// A 2xx answer read as `T` (an empty body reads as JSON `null`).
+    fn read<T: DeserializeOwned>(&self, path: &str, body: &[u8]) -> R<T> {
+        let body = if body.is_empty() { b"null".as_slice() } else { body };
+        serde_json::from_slice(body).map_err(|e| {
+            CtlError::new(
+                EX_SOFTWARE,
+                format!("node '{}' answered {path} with what warrenctl cannot read: {e}", self.node),
+            )
+        })
     }
 
     /// What a refusal means to the operator, as an error.
@@ -115,16 +116,19 @@ impl Client {
     }
 
     /// GET, answer or refusal.
-    pub fn try_get(&self, path: &str) -> R<Result<Value, Refusal>> {
-        self.send(self.http.get(self.url(path)))
+    pub fn try_get<T: DeserializeOwned>(&self, path: &str) -> R<Result<T, Refusal>> {
+        match self.send(self.http.get(self.url(path)))? {
+            Ok(body) => self.read(path, &body).map(Ok),
+            Err(r) => Ok(Err(r)),
+        }
     }
 
-    pub fn get(&self, path: &str) -> R<Value> {
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> R<T> {
         self.try_get(path)?.map_err(|r| self.refused(r))
     }
 
     /// GET of one object: None when it does not exist.
-    pub fn get_opt(&self, path: &str) -> R<Option<Value>> {
+    pub fn get_opt<T: DeserializeOwned>(&self, path: &str) -> R<Option<T>> {
         match self.try_get(path)? {
             Ok(v) => Ok(Some(v)),
             Err(r) if r.status == StatusCode::NOT_FOUND => Ok(None),
@@ -132,33 +136,50 @@ impl Client {
         }
     }
 
+    /// Whether the object at `path` exists (GET answers 2xx, not 404).
+    pub fn exists(&self, path: &str) -> R<bool> {
+        Ok(self.get_opt::<IgnoredAny>(path)?.is_some())
+    }
+
+    /// GET whose answer, whatever it is, only shows that the node answers.
+    pub fn reach(&self, path: &str) -> R<()> {
+        self.send(self.http.get(self.url(path))).map(drop)
+    }
+
     pub fn put(&self, path: &str, body: &Value) -> R<()> {
         self.send(self.http.put(self.url(path)).json(body))?.map(drop).map_err(|r| self.refused(r))
     }
 
-    pub fn post(&self, path: &str, body: &Value) -> R<Value> {
-        self.send(self.http.post(self.url(path)).json(body))?.map_err(|r| self.refused(r))
+    /// POST; the answer is not read.
+    pub fn post(&self, path: &str, body: &Value) -> R<()> {
+        self.send(self.http.post(self.url(path)).json(body))?.map(drop).map_err(|r| self.refused(r))
+    }
+
+    /// POST; the answer read as `T`.
+    pub fn post_read<T: DeserializeOwned>(&self, path: &str, body: &Value) -> R<T> {
+        let answer = self.send(self.http.post(self.url(path)).json(body))?.map_err(|r| self.refused(r))?;
+        self.read(path, &answer)
     }
 
     /// POST of a raw JSON body of known length (definitions import).
-    pub fn post_body(&self, path: &str, body: Body) -> R<Value> {
+    pub fn post_body(&self, path: &str, body: Body) -> R<()> {
         let rb = self.http.post(self.url(path)).header("content-type", "application/json").body(body);
-        self.send(rb)?.map_err(|r| self.refused(r))
+        self.send(rb)?.map(drop).map_err(|r| self.refused(r))
     }
 
-    /// DELETE, answer or refusal (callers turn 404 into their own message).
-    pub fn try_delete(&self, path: &str, reason: Option<&str>) -> R<Result<Value, Refusal>> {
+    /// DELETE, done or refusal (callers turn 404 into their own message).
+    pub fn try_delete(&self, path: &str, reason: Option<&str>) -> R<Result<(), Refusal>> {
         let mut rb = self.http.delete(self.url(path));
         if let Some(r) = reason {
             rb = rb.header("X-Reason", r);
         }
-        self.send(rb)
+        Ok(self.send(rb)?.map(drop))
     }
 
     /// DELETE; a 404 becomes `missing` (a data error).
     pub fn delete(&self, path: &str, missing: impl FnOnce() -> String) -> R<()> {
         match self.try_delete(path, None)? {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             Err(r) if r.status == StatusCode::NOT_FOUND => Err(CtlError::new(EX_DATAERR, missing())),
             Err(r) => Err(self.refused(r)),
         }

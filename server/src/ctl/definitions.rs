@@ -15,7 +15,8 @@ pub fn export(c: &Ctx, file: &Path) -> R<()> {
     if !to_stdout {
         c.out.info(&format!("Exporting definitions in JSON to a file at \"{}\" ...", file.display()));
     }
-    let defs = c.client.get("/api/definitions")?;
+    // Every field as the node wrote it, whatever its version knows.
+    let defs: serde_json::Value = c.client.get("/api/definitions")?;
     let text = serde_json::to_string_pretty(&defs).map_err(|e| CtlError::new(EX_SOFTWARE, e.to_string()))?;
     if to_stdout {
         println!("{text}");

@@ -248,7 +248,7 @@ pub fn stop(c: &Ctx) -> R<()> {
     c.client.post("/api/node/stop", &json!({}))?;
     let deadline = Instant::now() + Duration::from_secs(c.timeout.unwrap_or(60));
     loop {
-        match c.client.try_get("/api/whoami") {
+        match c.client.reach("/api/whoami") {
             Err(e) if e.code == EX_UNAVAILABLE => return Ok(()),
             _ if Instant::now() > deadline => {
                 return Err(CtlError::new(EX_TEMPFAIL, format!("node {node} did not stop in time")));
@@ -263,7 +263,7 @@ pub fn await_startup(c: &Ctx) -> R<()> {
     let secs = c.timeout.unwrap_or(300);
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
-        match c.client.try_get("/api/node/status") {
+        match c.client.try_get::<Value>("/api/node/status") {
             Ok(Ok(st)) if st["app_running"] == json!(true) => return Ok(()),
             Ok(Err(r)) => return Err(c.client.refused(r)),
             Ok(Ok(_)) => {}
@@ -286,7 +286,7 @@ pub fn ping(c: &Ctx) -> R<()> {
         "Will ping node {}. This only checks that the node is up and answering.",
         c.client.node
     ));
-    let _answered = c.client.try_get("/api/whoami")?;
+    c.client.reach("/api/whoami")?;
     c.out.done("Ping succeeded");
     Ok(())
 }

@@ -1,18 +1,19 @@
 //! `set_permissions`, `clear_permissions`, `list_permissions`,
 //! `list_user_permissions`, and the topic-permission verbs.
 
-use serde_json::json;
+use serde_json::{Value, json};
+use warren_api_types::objects::{Permission, TopicPermission};
 
 use super::client::seg;
-use super::lists::{field, table};
+use super::lists::{Row, table};
 use super::{CtlError, Ctx, R};
 
 /// rabbitmqctl's errors name what is missing: the user or the vhost.
 fn require(c: &Ctx, user: &str) -> R<()> {
-    if c.client.get_opt(&format!("/api/vhosts/{}", seg(&c.vhost)))?.is_none() {
+    if !c.client.exists(&format!("/api/vhosts/{}", seg(&c.vhost)))? {
         return Err(CtlError::data(format!("virtual host '{}' does not exist", c.vhost)));
     }
-    if c.client.get_opt(&format!("/api/users/{}", seg(user)))?.is_none() {
+    if !c.client.exists(&format!("/api/users/{}", seg(user)))? {
         return Err(CtlError::data(format!("user '{user}' does not exist")));
     }
     Ok(())
@@ -37,33 +38,51 @@ pub fn clear(c: &Ctx, user: &str) -> R<()> {
     })
 }
 
+impl Row for Permission {
+    const COLUMNS: &'static [&'static str] = &["user", "vhost", "configure", "write", "read"];
+    fn cell(&self, column: &str) -> Value {
+        match column {
+            "user" => self.user.as_str().into(),
+            "vhost" => self.vhost.as_str().into(),
+            "configure" => self.configure.as_str().into(),
+            "write" => self.write.as_str().into(),
+            "read" => self.read.as_str().into(),
+            _ => Value::Null,
+        }
+    }
+}
+
+impl Row for TopicPermission {
+    const COLUMNS: &'static [&'static str] = &["user", "vhost", "exchange", "write", "read"];
+    fn cell(&self, column: &str) -> Value {
+        match column {
+            "user" => self.user.as_str().into(),
+            "vhost" => self.vhost.as_str().into(),
+            "exchange" => self.exchange.as_str().into(),
+            "write" => self.write.as_str().into(),
+            "read" => self.read.as_str().into(),
+            _ => Value::Null,
+        }
+    }
+}
+
 pub fn list(c: &Ctx) -> R<()> {
     let path = format!("/api/vhosts/{}/permissions", seg(&c.vhost));
-    let items = c
+    let items: Vec<Permission> = c
         .client
         .get_opt(&path)?
         .ok_or_else(|| CtlError::data(format!("virtual host '{}' does not exist", c.vhost)))?;
     c.out.info(&format!("Listing permissions for vhost \"{}\" ...", c.vhost));
-    let items = items.as_array().cloned().unwrap_or_default();
-    table(
-        c,
-        &items,
-        &[],
-        &["user", "configure", "write", "read"],
-        &["user", "configure", "write", "read"],
-        field,
-    )
+    table(c, &items, &[], &["user", "configure", "write", "read"])
 }
 
 pub fn list_user(c: &Ctx, user: &str) -> R<()> {
-    let items = c
+    let items: Vec<Permission> = c
         .client
         .get_opt(&format!("/api/users/{}/permissions", seg(user)))?
         .ok_or_else(|| CtlError::data(format!("user '{user}' does not exist")))?;
     c.out.info(&format!("Listing permissions for user \"{user}\" ..."));
-    let items = items.as_array().cloned().unwrap_or_default();
-    let cols = ["vhost", "configure", "write", "read"];
-    table(c, &items, &[], &cols, &cols, field)
+    table(c, &items, &[], &["vhost", "configure", "write", "read"])
 }
 
 pub fn set_topic(c: &Ctx, user: &str, exchange: &str, write: &str, read: &str) -> R<()> {
@@ -94,12 +113,10 @@ pub fn clear_topic(c: &Ctx, user: &str, exchange: Option<&str>) -> R<()> {
 
 pub fn list_topic(c: &Ctx) -> R<()> {
     let path = format!("/api/vhosts/{}/topic-permissions", seg(&c.vhost));
-    let items = c
+    let items: Vec<TopicPermission> = c
         .client
         .get_opt(&path)?
         .ok_or_else(|| CtlError::data(format!("virtual host '{}' does not exist", c.vhost)))?;
     c.out.info(&format!("Listing topic permissions for vhost \"{}\" ...", c.vhost));
-    let items = items.as_array().cloned().unwrap_or_default();
-    let cols = ["user", "exchange", "write", "read"];
-    table(c, &items, &[], &cols, &cols, field)
+    table(c, &items, &[], &["user", "exchange", "write", "read"])
 }

@@ -3,10 +3,11 @@
 //! `set_parameter`, `clear_parameter`, `list_parameters`.
 
 use serde_json::{Value, json};
+use warren_api_types::objects::{Parameter, Policy};
 
 use super::cli::PolicyArgs;
 use super::client::seg;
-use super::lists::{field, table};
+use super::lists::{Row, table};
 use super::{CtlError, Ctx, R, json_arg};
 
 #[derive(Clone, Copy)]
@@ -35,10 +36,7 @@ fn no_vhost(c: &Ctx) -> CtlError {
 }
 
 fn require_vhost(c: &Ctx) -> R<()> {
-    match c.client.get_opt(&format!("/api/vhosts/{}", seg(&c.vhost)))? {
-        Some(_) => Ok(()),
-        None => Err(no_vhost(c)),
-    }
+    if c.client.exists(&format!("/api/vhosts/{}", seg(&c.vhost)))? { Ok(()) } else { Err(no_vhost(c)) }
 }
 
 pub fn set(c: &Ctx, kind: Kind, a: &PolicyArgs) -> R<()> {
@@ -68,17 +66,31 @@ pub fn clear(c: &Ctx, kind: Kind, name: &str) -> R<()> {
     })
 }
 
+impl Row for Policy {
+    const COLUMNS: &'static [&'static str] =
+        &["vhost", "name", "pattern", "apply-to", "definition", "priority"];
+    fn cell(&self, column: &str) -> Value {
+        match column {
+            "vhost" => self.vhost.as_str().into(),
+            "name" => self.name.as_str().into(),
+            "pattern" => self.pattern.as_str().into(),
+            "apply-to" => self.apply_to.as_str().into(),
+            "definition" => self.definition.clone(),
+            "priority" => self.priority.into(),
+            _ => Value::Null,
+        }
+    }
+}
+
 pub fn list(c: &Ctx, kind: Kind) -> R<()> {
-    let items =
+    let items: Vec<Policy> =
         c.client.get_opt(&format!("/api/{}/{}", kind.path(), seg(&c.vhost)))?.ok_or_else(|| no_vhost(c))?;
     let what = match kind {
         Kind::Policy => "policies",
         Kind::Operator => "operator policies",
     };
     c.out.info(&format!("Listing {what} for vhost \"{}\" ...", c.vhost));
-    let items = items.as_array().cloned().unwrap_or_default();
-    let cols = ["vhost", "name", "pattern", "apply-to", "definition", "priority"];
-    table(c, &items, &[], &cols, &cols, field)
+    table(c, &items, &[], Policy::COLUMNS)
 }
 
 pub fn set_parameter(c: &Ctx, component: &str, name: &str, value: &str) -> R<()> {
@@ -103,19 +115,24 @@ pub fn clear_parameter(c: &Ctx, component: &str, name: &str) -> R<()> {
     })
 }
 
+impl Row for Parameter {
+    const COLUMNS: &'static [&'static str] = &["component", "vhost", "name", "value"];
+    fn cell(&self, column: &str) -> Value {
+        match column {
+            "component" => self.component.as_str().into(),
+            "vhost" => self.vhost.as_str().into(),
+            "name" => self.name.as_str().into(),
+            "value" => self.value.clone(),
+            _ => Value::Null,
+        }
+    }
+}
+
 pub fn list_parameters(c: &Ctx) -> R<()> {
     require_vhost(c)?;
-    let all = c.client.get("/api/parameters")?;
+    let mut items: Vec<Parameter> = c.client.get("/api/parameters")?;
     c.out.info(&format!("Listing runtime parameters for vhost \"{}\" ...", c.vhost));
     // Policies are parameters inside the broker; rabbitmqctl does not list them here.
-    let items: Vec<Value> = all
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|p| p.get("vhost").and_then(Value::as_str) == Some(c.vhost.as_str()))
-        .filter(|p| !matches!(p.get("component").and_then(Value::as_str), Some("policy" | "operator_policy")))
-        .collect();
-    let cols = ["component", "name", "value"];
-    table(c, &items, &[], &cols, &cols, field)
+    items.retain(|p| p.vhost == c.vhost && !matches!(p.component.as_str(), "policy" | "operator_policy"));
+    table(c, &items, &[], &["component", "name", "value"])
 }

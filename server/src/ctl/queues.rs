@@ -1,6 +1,6 @@
 //! `purge_queue` and `delete_queue`.
 
-use serde_json::Value;
+use warren_api_types::objects::Queue;
 
 use super::client::seg;
 use super::{CtlError, Ctx, R};
@@ -20,8 +20,8 @@ pub fn purge(c: &Ctx, queue: &str) -> R<()> {
 
 pub fn delete(c: &Ctx, queue: &str, if_unused: bool, if_empty: bool) -> R<()> {
     c.out.info(&format!("Deleting queue '{queue}' on vhost '{}' ...", c.vhost));
-    let q = c.client.get_opt(&path(c, queue))?.ok_or_else(|| missing(c, queue))?;
-    let messages = q.get("messages").and_then(Value::as_u64).unwrap_or(0);
+    let q: Queue = c.client.get_opt(&path(c, queue))?.ok_or_else(|| missing(c, queue))?;
+    let messages = q.totals.messages;
     let mut url = path(c, queue);
     let conds: Vec<&str> = [(if_unused, "if-unused=true"), (if_empty, "if-empty=true")]
         .iter()

@@ -4,9 +4,10 @@
 use std::io::BufRead;
 
 use serde_json::{Value, json};
+use warren_api_types::objects::User;
 
 use super::client::seg;
-use super::lists::{field, table};
+use super::lists::{Row, table};
 use super::{CtlError, Ctx, R};
 
 fn user_path(name: &str) -> String {
@@ -17,8 +18,8 @@ fn missing(name: &str) -> CtlError {
     CtlError::data(format!("user '{name}' does not exist"))
 }
 
-fn require_user(c: &Ctx, name: &str) -> R<Value> {
-    c.client.get_opt(&user_path(name))?.ok_or_else(|| missing(name))
+fn require_user(c: &Ctx, name: &str) -> R<()> {
+    if c.client.exists(&user_path(name))? { Ok(()) } else { Err(missing(name)) }
 }
 
 pub fn add(c: &Ctx, name: &str, password: Option<String>) -> R<()> {
@@ -37,7 +38,7 @@ pub fn add(c: &Ctx, name: &str, password: Option<String>) -> R<()> {
         return Err(CtlError::data("user name must not be empty"));
     }
     c.out.info(&format!("Adding user \"{name}\" ..."));
-    if c.client.get_opt(&user_path(name))?.is_some() {
+    if c.client.exists(&user_path(name))? {
         return Err(CtlError::data(format!("user '{name}' already exists")));
     }
     c.client.put(&user_path(name), &json!({"password": password, "tags": ""}))?;
@@ -60,7 +61,8 @@ pub fn change_password(c: &Ctx, name: &str, password: &str) -> R<()> {
 
 pub fn authenticate(c: &Ctx, name: &str, password: &str) -> R<()> {
     c.out.info(&format!("Authenticating user \"{name}\" ..."));
-    let answer = c.client.post("/api/node/authenticate", &json!({"username": name, "password": password}))?;
+    let answer: Value =
+        c.client.post_read("/api/node/authenticate", &json!({"username": name, "password": password}))?;
     if answer.get("authenticated").and_then(Value::as_bool) == Some(true) {
         c.out.done("Success");
         Ok(())
@@ -83,19 +85,21 @@ pub fn set_tags(c: &Ctx, name: &str, tags: &[String]) -> R<()> {
     c.client.put(&user_path(name), &json!({"tags": tags}))
 }
 
+impl Row for User {
+    const COLUMNS: &'static [&'static str] = &["user", "tags", "hashing_algorithm", "limits"];
+    fn cell(&self, column: &str) -> Value {
+        match column {
+            "user" => self.name.as_str().into(),
+            "tags" => self.tags.clone().into(),
+            "hashing_algorithm" => self.hashing_algorithm.as_str().into(),
+            "limits" => Value::Object(self.limits.clone()),
+            _ => Value::Null,
+        }
+    }
+}
+
 pub fn list(c: &Ctx, columns: &[String]) -> R<()> {
-    let users = c.client.get("/api/users")?;
+    let items: Vec<User> = c.client.get("/api/users")?;
     c.out.info("Listing users ...");
-    let items = users.as_array().cloned().unwrap_or_default();
-    table(
-        c,
-        &items,
-        columns,
-        &["user", "tags"],
-        &["user", "tags", "hashing_algorithm", "limits"],
-        |u, col| match col {
-            "user" => field(u, "name"),
-            other => field(u, other),
-        },
-    )
+    table(c, &items, columns, &["user", "tags"])
 }

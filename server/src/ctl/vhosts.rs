@@ -2,8 +2,10 @@
 
 use serde_json::{Map, Value, json};
 
+use warren_api_types::objects::Vhost;
+
 use super::client::seg;
-use super::lists::{field, table};
+use super::lists::{Row, table};
 use super::{Ctx, R};
 
 pub fn add(
@@ -32,10 +34,8 @@ pub fn delete(c: &Ctx, name: &str) -> R<()> {
     c.client.delete(&format!("/api/vhosts/{}", seg(name)), || format!("virtual host '{name}' does not exist"))
 }
 
-pub fn list(c: &Ctx, columns: &[String]) -> R<()> {
-    let items = c.client.get("/api/vhosts")?.as_array().cloned().unwrap_or_default();
-    c.out.info("Listing vhosts ...");
-    let valid = [
+impl Row for Vhost {
+    const COLUMNS: &'static [&'static str] = &[
         "name",
         "description",
         "tags",
@@ -45,5 +45,23 @@ pub fn list(c: &Ctx, columns: &[String]) -> R<()> {
         "messages_ready",
         "messages_unacknowledged",
     ];
-    table(c, &items, columns, &["name"], &valid, field)
+    fn cell(&self, column: &str) -> Value {
+        match column {
+            "name" => self.name.as_str().into(),
+            "description" => self.description.as_str().into(),
+            "tags" => self.tags.clone().into(),
+            "tracing" => self.tracing.into(),
+            "default_queue_type" => self.default_queue_type.clone().into(),
+            "messages" => self.totals.messages.into(),
+            "messages_ready" => self.totals.messages_ready.into(),
+            "messages_unacknowledged" => self.totals.messages_unacknowledged.into(),
+            _ => Value::Null,
+        }
+    }
+}
+
+pub fn list(c: &Ctx, columns: &[String]) -> R<()> {
+    let items: Vec<Vhost> = c.client.get("/api/vhosts")?;
+    c.out.info("Listing vhosts ...");
+    table(c, &items, columns, &["name"])
 }

@@ -16,8 +16,14 @@
 //! nacked at once, on its own, and later ranges step around it.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::sync::atomic::Ordering;
 
+use amq_protocol::protocol::{AMQPClass, confirm};
 use smallvec::SmallVec;
+
+use super::Channel;
+use crate::amqp::session::Ctx;
+use crate::broker::error::{BrokerError, Result};
 
 /// One confirm frame to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,6 +168,23 @@ impl Confirms {
         }
         self.settled = upto;
         self.answered = self.answered.split_off(&(upto + 1));
+    }
+}
+
+impl Channel {
+    /// confirm.select: the channel's publishes are confirmed from now on.
+    pub(super) fn confirm_select(&mut self, ctx: &mut Ctx<'_>, s: confirm::Select) -> Result<()> {
+        if self.tx.is_some() {
+            return Err(BrokerError::precondition_failed("cannot switch from tx to confirm mode"));
+        }
+        if self.confirms.is_none() {
+            self.confirms = Some(Confirms::default());
+            self.stats.confirm.store(true, Ordering::Relaxed);
+        }
+        if !s.nowait {
+            ctx.reply(self.id, AMQPClass::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
+        }
+        Ok(())
     }
 }
 

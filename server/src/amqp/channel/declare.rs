@@ -3,6 +3,13 @@
 
 use super::*;
 
+/// Whether a bind method adds its binding or removes it.
+#[derive(Clone, Copy)]
+enum BindOp {
+    Bind,
+    Unbind,
+}
+
 impl Channel {
     // ----- exchanges ---------------------------------------------------------
 
@@ -79,15 +86,60 @@ impl Channel {
         Ok(())
     }
 
-    /// queue.bind/unbind and exchange.bind/unbind, with RabbitMQ's checks:
-    /// write on the destination, read on the source, never the default
-    /// exchange.
+    // ----- bindings ----------------------------------------------------------
+
+    pub(super) async fn exchange_bind(&mut self, ctx: &mut Ctx<'_>, b: exchange::Bind) -> Result<()> {
+        let (dest, source, key) = (b.destination.as_str(), b.source.as_str(), b.routing_key.as_str());
+        self.bind(ctx, BindOp::Bind, DestKind::Exchange, dest, source, key, b.arguments).await?;
+        if !b.nowait {
+            ctx.reply(self.id, AMQPClass::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn exchange_unbind(&mut self, ctx: &mut Ctx<'_>, b: exchange::Unbind) -> Result<()> {
+        let (dest, source, key) = (b.destination.as_str(), b.source.as_str(), b.routing_key.as_str());
+        self.bind(ctx, BindOp::Unbind, DestKind::Exchange, dest, source, key, b.arguments).await?;
+        if !b.nowait {
+            ctx.reply(self.id, AMQPClass::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})));
+        }
+        Ok(())
+    }
+
+    pub(super) async fn queue_bind(&mut self, ctx: &mut Ctx<'_>, b: queue::Bind) -> Result<()> {
+        let (q, key) = self.queue_and_key(b.queue.as_str(), b.routing_key.as_str())?;
+        self.bind(ctx, BindOp::Bind, DestKind::Queue, &q, b.exchange.as_str(), &key, b.arguments).await?;
+        if !b.nowait {
+            ctx.reply(self.id, AMQPClass::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
+        }
+        Ok(())
+    }
+
+    /// queue.unbind has no `nowait`: it is always answered.
+    pub(super) async fn queue_unbind(&mut self, ctx: &mut Ctx<'_>, b: queue::Unbind) -> Result<()> {
+        let (q, key) = self.queue_and_key(b.queue.as_str(), b.routing_key.as_str())?;
+        self.bind(ctx, BindOp::Unbind, DestKind::Queue, &q, b.exchange.as_str(), &key, b.arguments).await?;
+        ctx.reply(self.id, AMQPClass::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
+        Ok(())
+    }
+
+    /// The queue a queue.bind/unbind names (none: the channel's most recent
+    /// one) and its routing key: with neither given, the queue's name.
+    fn queue_and_key(&self, queue: &str, routing_key: &str) -> Result<(String, String)> {
+        let q = self.queue_name(queue)?;
+        let key = if queue.is_empty() && routing_key.is_empty() { q.clone() } else { routing_key.to_owned() };
+        Ok((q, key))
+    }
+
+    /// Adds or removes a binding, with RabbitMQ's checks: write on the
+    /// destination, read on the source (and its topic permission for the
+    /// key), never the default exchange.
     #[allow(clippy::too_many_arguments)]
-    pub(super) async fn bind(
+    async fn bind(
         &mut self,
         ctx: &mut Ctx<'_>,
-        add: bool,
-        dest_kind: &str,
+        op: BindOp,
+        kind: DestKind,
         destination: &str,
         source: &str,
         routing_key: &str,
@@ -96,8 +148,8 @@ impl Channel {
         let s = ctx.s;
         let dest = strip_cr_lf(destination);
         let src = strip_cr_lf(source);
-        self.check(s, Access::Write, dest_kind, &dest)?;
-        if src.is_empty() || (dest_kind == "exchange" && dest.is_empty()) {
+        self.check(s, Access::Write, kind.as_str(), &dest)?;
+        if src.is_empty() || (kind == DestKind::Exchange && dest.is_empty()) {
             return Err(BrokerError::access_refused("operation not permitted on the default exchange"));
         }
         self.check(s, Access::Read, "exchange", &src)?;
@@ -105,10 +157,10 @@ impl Channel {
             s.broker.auth.check_topic_access(&s.vhost.name, &s.user.name, &x, Access::Read, routing_key)?;
         }
         let vhost = s.vhost.name.to_string();
-        let (destination_kind, routing_key) = (dest_kind.to_owned(), routing_key.to_owned());
+        let (destination_kind, routing_key) = (kind.as_str().to_owned(), routing_key.to_owned());
         let requester = Some(s.conn_id);
-        let cmd = if add {
-            DefinitionCommand::Bind {
+        let cmd = match op {
+            BindOp::Bind => DefinitionCommand::Bind {
                 vhost,
                 source: src,
                 destination_kind,
@@ -116,9 +168,8 @@ impl Channel {
                 routing_key,
                 arguments,
                 requester,
-            }
-        } else {
-            DefinitionCommand::Unbind {
+            },
+            BindOp::Unbind => DefinitionCommand::Unbind {
                 vhost,
                 source: src,
                 destination_kind,
@@ -126,7 +177,7 @@ impl Channel {
                 routing_key,
                 arguments,
                 requester,
-            }
+            },
         };
         s.broker.apply(cmd).await?;
         Ok(())

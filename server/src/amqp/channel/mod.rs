@@ -1,5 +1,10 @@
 //! One AMQP channel: its method handlers and its state (content being
 //! assembled, consumers, prefetch, the unacked log, confirm and tx modes).
+//! `Channel::dispatch` sends each method to its handler, in the submodule
+//! that owns it: `declare` (exchanges, queues, bindings), `publish`,
+//! `consume` (qos, consume, cancel, get), `settle` (acks, recover,
+//! transactions), `confirms` (publisher confirms); `channel.flow` and
+//! `access.request` are handled here.
 //!
 //! Channels are owned by their connection task, so nothing here is shared
 //! or locked; what queues need to see (a consumer's credit, the channel's
@@ -8,7 +13,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use amq_protocol::protocol::{AMQPClass, basic, confirm, exchange, queue, tx};
+use amq_protocol::protocol::{AMQPClass, access, basic, channel, confirm, exchange, queue, tx};
 use amq_protocol::types::{FieldTable, ShortString};
 
 use bytes::{Bytes, BytesMut};
@@ -32,7 +37,7 @@ use crate::broker::connections::ChannelStats;
 use crate::broker::consumer::{ChannelFlow, Consumer, Outbound};
 use crate::broker::deadletter;
 use crate::broker::error::{BrokerError, Result, rs};
-use crate::broker::exchange::Exchange;
+use crate::broker::exchange::{DestKind, Exchange};
 use crate::broker::message::Message;
 use crate::broker::props::PropsView;
 use crate::broker::publish::{Delivered, REPLY_TO};
@@ -226,149 +231,54 @@ impl Channel {
     async fn dispatch(&mut self, ctx: &mut Ctx<'_>, m: AMQPClass) -> Result<()> {
         use AMQPClass as C;
         match m {
-            C::Basic(basic::AMQPMethod::Ack(a)) => self.basic_ack(ctx, a.delivery_tag, a.multiple),
-            C::Basic(basic::AMQPMethod::Nack(n)) => {
-                let op = if n.requeue { Settle::Requeue } else { Settle::Discard };
-                self.settle(ctx, n.delivery_tag, n.multiple, op)
-            }
-            C::Basic(basic::AMQPMethod::Reject(r)) => {
-                let op = if r.requeue { Settle::Requeue } else { Settle::Discard };
-                self.settle(ctx, r.delivery_tag, false, op)
-            }
+            C::Basic(basic::AMQPMethod::Ack(a)) => self.basic_ack(ctx, a),
+            C::Basic(basic::AMQPMethod::Nack(n)) => self.basic_nack(ctx, n),
+            C::Basic(basic::AMQPMethod::Reject(r)) => self.basic_reject(ctx, r),
             C::Basic(basic::AMQPMethod::Qos(q)) => self.basic_qos(ctx, q),
             C::Basic(basic::AMQPMethod::Consume(c)) => self.basic_consume(ctx, c).await,
             C::Basic(basic::AMQPMethod::Cancel(c)) => self.basic_cancel(ctx, c).await,
             C::Basic(basic::AMQPMethod::Get(g)) => self.basic_get(ctx, g).await,
-            C::Basic(basic::AMQPMethod::Recover(r)) => {
-                self.recover(ctx, r.requeue)?;
-                ctx.reply(self.id, C::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})));
-                Ok(())
-            }
+            C::Basic(basic::AMQPMethod::Recover(r)) => self.basic_recover(ctx, r),
             C::Basic(basic::AMQPMethod::RecoverAsync(r)) => self.recover(ctx, r.requeue),
             C::Exchange(exchange::AMQPMethod::Declare(d)) => self.exchange_declare(ctx, d).await,
             C::Exchange(exchange::AMQPMethod::Delete(d)) => self.exchange_delete(ctx, d).await,
-            C::Exchange(exchange::AMQPMethod::Bind(b)) => {
-                let nowait = b.nowait;
-                self.bind(
-                    ctx,
-                    true,
-                    "exchange",
-                    b.destination.as_str(),
-                    b.source.as_str(),
-                    b.routing_key.as_str(),
-                    b.arguments,
-                )
-                .await?;
-                if !nowait {
-                    ctx.reply(self.id, C::Exchange(exchange::AMQPMethod::BindOk(exchange::BindOk {})));
-                }
-                Ok(())
-            }
-            C::Exchange(exchange::AMQPMethod::Unbind(b)) => {
-                let nowait = b.nowait;
-                self.bind(
-                    ctx,
-                    false,
-                    "exchange",
-                    b.destination.as_str(),
-                    b.source.as_str(),
-                    b.routing_key.as_str(),
-                    b.arguments,
-                )
-                .await?;
-                if !nowait {
-                    ctx.reply(self.id, C::Exchange(exchange::AMQPMethod::UnbindOk(exchange::UnbindOk {})));
-                }
-                Ok(())
-            }
+            C::Exchange(exchange::AMQPMethod::Bind(b)) => self.exchange_bind(ctx, b).await,
+            C::Exchange(exchange::AMQPMethod::Unbind(b)) => self.exchange_unbind(ctx, b).await,
             C::Queue(queue::AMQPMethod::Declare(d)) => self.queue_declare(ctx, d).await,
-            C::Queue(queue::AMQPMethod::Bind(b)) => {
-                let nowait = b.nowait;
-                let q = self.queue_name(b.queue.as_str())?;
-                let key = if b.queue.as_str().is_empty() && b.routing_key.as_str().is_empty() {
-                    q.clone()
-                } else {
-                    b.routing_key.as_str().to_owned()
-                };
-                self.bind(ctx, true, "queue", &q, b.exchange.as_str(), &key, b.arguments).await?;
-                if !nowait {
-                    ctx.reply(self.id, C::Queue(queue::AMQPMethod::BindOk(queue::BindOk {})));
-                }
-                Ok(())
-            }
-            C::Queue(queue::AMQPMethod::Unbind(b)) => {
-                let q = self.queue_name(b.queue.as_str())?;
-                let key = if b.queue.as_str().is_empty() && b.routing_key.as_str().is_empty() {
-                    q.clone()
-                } else {
-                    b.routing_key.as_str().to_owned()
-                };
-                self.bind(ctx, false, "queue", &q, b.exchange.as_str(), &key, b.arguments).await?;
-                ctx.reply(self.id, C::Queue(queue::AMQPMethod::UnbindOk(queue::UnbindOk {})));
-                Ok(())
-            }
+            C::Queue(queue::AMQPMethod::Bind(b)) => self.queue_bind(ctx, b).await,
+            C::Queue(queue::AMQPMethod::Unbind(b)) => self.queue_unbind(ctx, b).await,
             C::Queue(queue::AMQPMethod::Purge(p)) => self.queue_purge(ctx, p).await,
             C::Queue(queue::AMQPMethod::Delete(d)) => self.queue_delete(ctx, d).await,
-            C::Tx(tx::AMQPMethod::Select(_)) => {
-                if self.confirms.is_some() {
-                    return Err(BrokerError::precondition_failed("cannot switch from confirm to tx mode"));
-                }
-                if self.tx.is_none() {
-                    self.tx = Some(Tx::default());
-                    self.stats.transactional.store(true, Ordering::Relaxed);
-                }
-                ctx.reply(self.id, C::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
-                Ok(())
-            }
+            C::Tx(tx::AMQPMethod::Select(_)) => self.tx_select(ctx),
             C::Tx(tx::AMQPMethod::Commit(_)) => self.tx_commit(ctx).await,
-            C::Tx(tx::AMQPMethod::Rollback(_)) => {
-                let Some(t) = self.tx.as_mut() else {
-                    return Err(BrokerError::precondition_failed("channel is not transactional"));
-                };
-                let t = std::mem::take(t);
-                self.unacked.restore(t.settles.into_iter().map(|(_, u)| u).collect());
-                ctx.reply(self.id, C::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
-                Ok(())
-            }
-            C::Confirm(confirm::AMQPMethod::Select(s)) => {
-                if self.tx.is_some() {
-                    return Err(BrokerError::precondition_failed("cannot switch from tx to confirm mode"));
-                }
-                if self.confirms.is_none() {
-                    self.confirms = Some(Confirms::default());
-                    self.stats.confirm.store(true, Ordering::Relaxed);
-                }
-                if !s.nowait {
-                    ctx.reply(self.id, C::Confirm(confirm::AMQPMethod::SelectOk(confirm::SelectOk {})));
-                }
-                Ok(())
-            }
-            C::Channel(amq_protocol::protocol::channel::AMQPMethod::Flow(f)) => {
-                self.flow.active.store(f.active, Ordering::Relaxed);
-                if f.active {
-                    ctx.kick.extend(self.consumers.values().map(|(_, q)| q.clone()));
-                }
-                ctx.reply(
-                    self.id,
-                    C::Channel(amq_protocol::protocol::channel::AMQPMethod::FlowOk(
-                        amq_protocol::protocol::channel::FlowOk { active: f.active },
-                    )),
-                );
-                Ok(())
-            }
-            C::Channel(amq_protocol::protocol::channel::AMQPMethod::Open(_)) => {
+            C::Tx(tx::AMQPMethod::Rollback(_)) => self.tx_rollback(ctx),
+            C::Confirm(confirm::AMQPMethod::Select(s)) => self.confirm_select(ctx, s),
+            C::Channel(channel::AMQPMethod::Flow(f)) => self.channel_flow(ctx, f),
+            C::Channel(channel::AMQPMethod::Open(_)) => {
                 Err(BrokerError::channel_error("second 'channel.open' seen"))
             }
-            C::Access(amq_protocol::protocol::access::AMQPMethod::Request(_)) => {
-                ctx.reply(
-                    self.id,
-                    C::Access(amq_protocol::protocol::access::AMQPMethod::RequestOk(
-                        amq_protocol::protocol::access::RequestOk {},
-                    )),
-                );
-                Ok(())
-            }
+            C::Access(access::AMQPMethod::Request(_)) => self.access_request(ctx),
             _ => Err(BrokerError::command_invalid("unimplemented method")),
         }
+    }
+
+    // ----- channel and access classes -------------------------------------
+
+    /// `active=false` pauses deliveries (RabbitMQ refuses it); `true`
+    /// resumes them.
+    fn channel_flow(&mut self, ctx: &mut Ctx<'_>, f: channel::Flow) -> Result<()> {
+        self.flow.active.store(f.active, Ordering::Relaxed);
+        if f.active {
+            ctx.kick.extend(self.consumers.values().map(|(_, q)| q.clone()));
+        }
+        let ok = channel::FlowOk { active: f.active };
+        ctx.reply(self.id, AMQPClass::Channel(channel::AMQPMethod::FlowOk(ok)));
+        Ok(())
+    }
+
+    /// access.request is obsolete; it is answered and changes nothing.
+    fn access_request(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
+        ctx.reply(self.id, AMQPClass::Access(access::AMQPMethod::RequestOk(access::RequestOk {})));
+        Ok(())
     }
 }

@@ -6,8 +6,18 @@ use super::*;
 impl Channel {
     // ----- settling ------------------------------------------------------------------
 
-    pub(super) fn basic_ack(&mut self, ctx: &mut Ctx<'_>, tag: u64, multiple: bool) -> Result<()> {
-        self.settle(ctx, tag, multiple, Settle::Ack)
+    pub(super) fn basic_ack(&mut self, ctx: &mut Ctx<'_>, a: basic::Ack) -> Result<()> {
+        self.settle(ctx, a.delivery_tag, a.multiple, Settle::Ack)
+    }
+
+    pub(super) fn basic_nack(&mut self, ctx: &mut Ctx<'_>, n: basic::Nack) -> Result<()> {
+        let op = if n.requeue { Settle::Requeue } else { Settle::Discard };
+        self.settle(ctx, n.delivery_tag, n.multiple, op)
+    }
+
+    pub(super) fn basic_reject(&mut self, ctx: &mut Ctx<'_>, r: basic::Reject) -> Result<()> {
+        let op = if r.requeue { Settle::Requeue } else { Settle::Discard };
+        self.settle(ctx, r.delivery_tag, false, op)
     }
 
     pub(super) fn settle(&mut self, ctx: &mut Ctx<'_>, tag: u64, multiple: bool, op: Settle) -> Result<()> {
@@ -35,6 +45,13 @@ impl Channel {
         }
     }
 
+    /// basic.recover: recover-async, then recover-ok.
+    pub(super) fn basic_recover(&mut self, ctx: &mut Ctx<'_>, r: basic::Recover) -> Result<()> {
+        self.recover(ctx, r.requeue)?;
+        ctx.reply(self.id, AMQPClass::Basic(basic::AMQPMethod::RecoverOk(basic::RecoverOk {})));
+        Ok(())
+    }
+
     pub(super) fn recover(&mut self, ctx: &mut Ctx<'_>, requeue: bool) -> Result<()> {
         if !requeue {
             return Err(BrokerError::not_implemented("requeue=false"));
@@ -43,6 +60,32 @@ impl Channel {
         apply_settles(ctx, entries.into_iter().map(|u| (Settle::Requeue, u)));
         self.note_counts();
         self.kick_if_global(ctx);
+        Ok(())
+    }
+
+    // ----- transactions --------------------------------------------------------
+
+    pub(super) fn tx_select(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
+        if self.confirms.is_some() {
+            return Err(BrokerError::precondition_failed("cannot switch from confirm to tx mode"));
+        }
+        if self.tx.is_none() {
+            self.tx = Some(Tx::default());
+            self.stats.transactional.store(true, Ordering::Relaxed);
+        }
+        ctx.reply(self.id, AMQPClass::Tx(tx::AMQPMethod::SelectOk(tx::SelectOk {})));
+        Ok(())
+    }
+
+    /// Drops the transaction's publishes; its settled deliveries are unacked
+    /// again.
+    pub(super) fn tx_rollback(&mut self, ctx: &mut Ctx<'_>) -> Result<()> {
+        let Some(t) = self.tx.as_mut() else {
+            return Err(BrokerError::precondition_failed("channel is not transactional"));
+        };
+        let t = std::mem::take(t);
+        self.unacked.restore(t.settles.into_iter().map(|(_, u)| u).collect());
+        ctx.reply(self.id, AMQPClass::Tx(tx::AMQPMethod::RollbackOk(tx::RollbackOk {})));
         Ok(())
     }
 

@@ -25,6 +25,34 @@ use crate::definitions::ExchangeType;
 pub use headers::HeadersMatcher;
 pub use topic::TopicTrie;
 
+/// What kind of object a binding leads to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DestKind {
+    Queue,
+    Exchange,
+}
+
+impl DestKind {
+    /// `queue` or `exchange`: RabbitMQ's `destination_type`, the kind in
+    /// definition commands and the store, and the resource kind of
+    /// permission checks.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DestKind::Queue => "queue",
+            DestKind::Exchange => "exchange",
+        }
+    }
+
+    /// Reads [`DestKind::as_str`]'s words back; anything but `exchange` is a
+    /// queue, as the store has always read them.
+    pub fn from_name(kind: &str) -> DestKind {
+        match kind {
+            "exchange" => DestKind::Exchange,
+            _ => DestKind::Queue,
+        }
+    }
+}
+
 /// Where a binding leads.
 #[derive(Clone)]
 pub enum Destination {
@@ -40,11 +68,10 @@ impl Destination {
         }
     }
 
-    /// `queue` or `exchange`, as RabbitMQ's `destination_type`.
-    pub fn kind(&self) -> &'static str {
+    pub fn kind(&self) -> DestKind {
         match self {
-            Destination::Queue(_) => "queue",
-            Destination::Exchange(_) => "exchange",
+            Destination::Queue(_) => DestKind::Queue,
+            Destination::Exchange(_) => DestKind::Exchange,
         }
     }
 
@@ -59,7 +86,7 @@ impl Destination {
 
 impl std::fmt::Debug for Destination {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.kind(), self.name())
+        write!(f, "{}:{}", self.kind().as_str(), self.name())
     }
 }
 
@@ -83,7 +110,7 @@ impl Binding {
 pub struct BindingInfo {
     pub source: Arc<str>,
     pub destination: Arc<str>,
-    pub destination_kind: &'static str,
+    pub destination_kind: DestKind,
     pub routing_key: Box<str>,
     pub arguments: FieldTable,
 }

@@ -16,10 +16,11 @@ use base64::Engine;
 use sha2::{Digest, Sha256};
 use warren_api_types::objects;
 use warren_api_types::requests::CreateBinding;
+use warren_api_types::url::quote_plus;
 
 use super::{exchange_name, listed_vhosts, vhost};
 use crate::broker::auth::Access;
-use crate::broker::exchange::BindingInfo;
+use crate::broker::exchange::{BindingInfo, DestKind};
 use crate::definitions::DefinitionCommand;
 use crate::http::Ctx;
 use crate::http::amqp_json::{json_to_table, table_to_json};
@@ -47,19 +48,6 @@ impl Listed for objects::Binding {
     }
 }
 
-/// URL-encoding as `application/x-www-form-urlencoded`, with `~` escaped.
-fn quote_plus(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.' | b'-' => out.push(b as char),
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 pub fn properties_key(routing_key: &str, args: &FieldTable) -> String {
     if args.inner().is_empty() {
         return if routing_key.is_empty() { "~".into() } else { quote_plus(routing_key) };
@@ -74,7 +62,7 @@ fn item(vhost: &str, b: &BindingInfo) -> objects::Binding {
         source: b.source.to_string(),
         vhost: vhost.to_owned(),
         destination: b.destination.to_string(),
-        destination_type: b.destination_kind.to_owned(),
+        destination_type: b.destination_kind.as_str().to_owned(),
         routing_key: b.routing_key.to_string(),
         arguments: table_to_json(&b.arguments),
         properties_key: properties_key(&b.routing_key, &b.arguments),
@@ -114,7 +102,7 @@ fn between(
     who: &Authed,
     v: &str,
     source: &str,
-    kind: &str,
+    kind: DestKind,
     dest: &str,
 ) -> ApiResult<Vec<objects::Binding>> {
     who.require_vhost_read(v)?;
@@ -122,16 +110,19 @@ fn between(
     let source = exchange_name(source);
     vh.exchange(source).ok_or_else(ApiError::object_not_found)?;
     let dest_exists = match kind {
-        "queue" => vh.queue(dest).is_some(),
-        _ => vh.exchange(exchange_name(dest)).is_some(),
+        DestKind::Queue => vh.queue(dest).is_some(),
+        DestKind::Exchange => vh.exchange(exchange_name(dest)).is_some(),
     };
     if !dest_exists {
         return Err(ApiError::object_not_found());
     }
-    let dest = if kind == "queue" { dest } else { exchange_name(dest) };
+    let dest = match kind {
+        DestKind::Queue => dest,
+        DestKind::Exchange => exchange_name(dest),
+    };
     Ok(of_vhost(ctx, v)?
         .into_iter()
-        .filter(|b| b.source == source && b.destination_type == kind && b.destination == dest)
+        .filter(|b| b.source == source && b.destination_type == kind.as_str() && b.destination == dest)
         .collect())
 }
 
@@ -140,7 +131,7 @@ async fn create(
     who: Authed,
     v: String,
     source: String,
-    kind: &str,
+    kind: DestKind,
     dest: String,
     body: CreateBinding,
 ) -> ApiResult<Response> {
@@ -148,7 +139,10 @@ async fn create(
     between(&ctx, &who, &v, &source, kind, &dest)?;
     check_echo("vhost", body.vhost.as_deref(), &v)?;
     let source = exchange_name(&source).to_owned();
-    let dest = if kind == "queue" { dest } else { exchange_name(&dest).to_owned() };
+    let dest = match kind {
+        DestKind::Queue => dest,
+        DestKind::Exchange => exchange_name(&dest).to_owned(),
+    };
     let arguments = match &body.arguments {
         Some(a) => json_to_table(a)?,
         None => FieldTable::default(),
@@ -157,10 +151,10 @@ async fn create(
     if routing_key.len() > 255 {
         return Err(ApiError::bad_request("routing_key is longer than 255 bytes"));
     }
-    if source.is_empty() || (kind == "exchange" && dest.is_empty()) {
+    if source.is_empty() || (kind == DestKind::Exchange && dest.is_empty()) {
         return Err(ApiError::not_authorised("operation not permitted on the default exchange"));
     }
-    who.require_access(&v, Access::Write, kind, &dest)?;
+    who.require_access(&v, Access::Write, kind.as_str(), &dest)?;
     who.require_access(&v, Access::Read, "exchange", &source)?;
     check_topic_read(&ctx, &who, &v, &source, &routing_key)?;
     let key = properties_key(&routing_key, &arguments);
@@ -168,7 +162,7 @@ async fn create(
         .apply(DefinitionCommand::Bind {
             vhost: v,
             source,
-            destination_kind: kind.to_owned(),
+            destination_kind: kind.as_str().to_owned(),
             destination: dest,
             routing_key,
             arguments,
@@ -187,7 +181,7 @@ fn find(
     who: &Authed,
     v: &str,
     source: &str,
-    kind: &str,
+    kind: DestKind,
     dest: &str,
     props: &str,
 ) -> ApiResult<objects::Binding> {
@@ -202,7 +196,7 @@ async fn remove(
     who: Authed,
     v: String,
     source: String,
-    kind: &str,
+    kind: DestKind,
     dest: String,
     props: String,
 ) -> ApiResult<Response> {
@@ -211,7 +205,7 @@ async fn remove(
     if b.source.is_empty() {
         return Err(ApiError::not_authorised("operation not permitted on the default exchange"));
     }
-    who.require_access(&v, Access::Write, kind, &b.destination)?;
+    who.require_access(&v, Access::Write, kind.as_str(), &b.destination)?;
     who.require_access(&v, Access::Read, "exchange", &b.source)?;
     check_topic_read(&ctx, &who, &v, &b.source, &b.routing_key)?;
     let arguments = match &b.arguments {
@@ -222,7 +216,7 @@ async fn remove(
         .apply(DefinitionCommand::Unbind {
             vhost: v,
             source: b.source,
-            destination_kind: kind.to_owned(),
+            destination_kind: kind.as_str().to_owned(),
             destination: b.destination,
             routing_key: b.routing_key,
             arguments,
@@ -241,7 +235,7 @@ async fn between_q(
     P((v, s, d)): Three,
     lq: ListQuery,
 ) -> ApiResult<Response> {
-    respond(&lq, between(&ctx, &who, &v, &s, "queue", &d)?)
+    respond(&lq, between(&ctx, &who, &v, &s, DestKind::Queue, &d)?)
 }
 async fn between_e(
     State(ctx): State<Ctx>,
@@ -249,7 +243,7 @@ async fn between_e(
     P((v, s, d)): Three,
     lq: ListQuery,
 ) -> ApiResult<Response> {
-    respond(&lq, between(&ctx, &who, &v, &s, "exchange", &d)?)
+    respond(&lq, between(&ctx, &who, &v, &s, DestKind::Exchange, &d)?)
 }
 async fn create_q(
     State(ctx): State<Ctx>,
@@ -257,7 +251,7 @@ async fn create_q(
     P((v, s, d)): Three,
     Body(b): Body<CreateBinding>,
 ) -> ApiResult<Response> {
-    create(ctx, who, v, s, "queue", d, b).await
+    create(ctx, who, v, s, DestKind::Queue, d, b).await
 }
 async fn create_e(
     State(ctx): State<Ctx>,
@@ -265,19 +259,19 @@ async fn create_e(
     P((v, s, d)): Three,
     Body(b): Body<CreateBinding>,
 ) -> ApiResult<Response> {
-    create(ctx, who, v, s, "exchange", d, b).await
+    create(ctx, who, v, s, DestKind::Exchange, d, b).await
 }
 async fn show_q(State(ctx): State<Ctx>, who: Authed, P((v, s, d, p)): Four) -> ApiResult<Response> {
-    Ok(json(&find(&ctx, &who, &v, &s, "queue", &d, &p)?))
+    Ok(json(&find(&ctx, &who, &v, &s, DestKind::Queue, &d, &p)?))
 }
 async fn show_e(State(ctx): State<Ctx>, who: Authed, P((v, s, d, p)): Four) -> ApiResult<Response> {
-    Ok(json(&find(&ctx, &who, &v, &s, "exchange", &d, &p)?))
+    Ok(json(&find(&ctx, &who, &v, &s, DestKind::Exchange, &d, &p)?))
 }
 async fn remove_q(State(ctx): State<Ctx>, who: Authed, P((v, s, d, p)): Four) -> ApiResult<Response> {
-    remove(ctx, who, v, s, "queue", d, p).await
+    remove(ctx, who, v, s, DestKind::Queue, d, p).await
 }
 async fn remove_e(State(ctx): State<Ctx>, who: Authed, P((v, s, d, p)): Four) -> ApiResult<Response> {
-    remove(ctx, who, v, s, "exchange", d, p).await
+    remove(ctx, who, v, s, DestKind::Exchange, d, p).await
 }
 
 #[cfg(test)]

@@ -59,6 +59,7 @@ fn item(ctx: &Ctx, v: &VHost, lq: &ListQuery) -> objects::Vhost {
         description: meta.description,
         tags: meta.tags,
         tracing: false,
+        default_queue_type: None,
         totals,
         message_stats: Some(ms),
         cluster_state,
