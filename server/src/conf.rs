@@ -81,8 +81,30 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
             }
         }
         k if k.starts_with("listeners.ssl.") => {
-            return Err(format!("'{k}': TLS listeners are not supported yet"));
+            let addr = listener(value, key)?;
+            c.amqps_port = Some(addr.port());
+            if let Some(ip) = addr.ip.filter(|ip| !c.bind.contains(ip)) {
+                c.bind.push(ip);
+            }
         }
+        "ssl_options.certfile" => c.tls.certfile = Some(PathBuf::from(value)),
+        "ssl_options.keyfile" => c.tls.keyfile = Some(PathBuf::from(value)),
+        "ssl_options.cacertfile" => c.tls.cacertfile = Some(PathBuf::from(value)),
+        "ssl_options.verify" => {
+            c.tls.verify_peer = match value {
+                "verify_peer" => true,
+                "verify_none" => false,
+                _ => return Err(expected(key, value, "verify_peer or verify_none")),
+            }
+        }
+        "ssl_options.fail_if_no_peer_cert" => {
+            c.tls.fail_if_no_peer_cert = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(expected(key, value, "true or false")),
+            }
+        }
+        k if k.starts_with("ssl_options.versions.") => c.tls.versions.push(value.to_owned()),
         "management.tcp.port" | "management.listener.port" => c.http_port = number(value, key)?,
         "management.tcp.ip" | "management.listener.ip" => {
             c.http_bind = Some(value.parse().map_err(|_| expected(key, value, "an IP address"))?)
@@ -158,6 +180,12 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
 /// The keys `set` reads, for suggestions; the families take any last part.
 const KEYS: &[&str] = &[
     "listeners.tcp.default",
+    "listeners.ssl.default",
+    "ssl_options.certfile",
+    "ssl_options.keyfile",
+    "ssl_options.cacertfile",
+    "ssl_options.verify",
+    "ssl_options.fail_if_no_peer_cert",
     "management.tcp.port",
     "management.tcp.ip",
     "management.login_session_timeout",
@@ -188,7 +216,8 @@ const KEYS: &[&str] = &[
     "cluster_secret",
     "cluster_secret_file",
 ];
-const FAMILIES: &[&str] = &["listeners.tcp.", "loopback_users.", "default_user_tags."];
+const FAMILIES: &[&str] =
+    &["listeners.tcp.", "listeners.ssl.", "ssl_options.versions.", "loopback_users.", "default_user_tags."];
 
 /// "unknown key", with the nearest known key when one is close.
 fn unknown(key: &str) -> String {
@@ -297,6 +326,28 @@ fn listener(value: &str, key: &str) -> Result<Listener, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tls_keys_are_read() {
+        let mut c = Config::default();
+        apply(
+            "listeners.ssl.default = 5671\n\
+             ssl_options.cacertfile = /etc/ca.pem\n\
+             ssl_options.certfile = /etc/cert.pem\n\
+             ssl_options.keyfile = /etc/key.pem\n\
+             ssl_options.verify = verify_peer\n\
+             ssl_options.fail_if_no_peer_cert = true\n\
+             ssl_options.versions.1 = tlsv1.3\n",
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.amqps_port, Some(5671));
+        assert_eq!(c.tls.certfile.as_deref(), Some(std::path::Path::new("/etc/cert.pem")));
+        assert!(c.tls.verify_peer && c.tls.fail_if_no_peer_cert);
+        assert_eq!(c.tls.versions, ["tlsv1.3"]);
+        let e = apply("ssl_options.verify = maybe\n", &mut Config::default()).unwrap_err();
+        assert!(e.1.contains("verify_peer or verify_none"), "{e:?}");
+    }
 
     #[test]
     fn rabbitmq_conf_keys_are_read() {

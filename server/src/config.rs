@@ -10,6 +10,10 @@ pub struct Config {
     /// Interfaces to listen on. Empty means every interface, IPv6 and IPv4.
     pub bind: Vec<IpAddr>,
     pub amqp_port: u16,
+    /// The AMQPS (TLS) listener's port (`listeners.ssl.*`); none by default.
+    pub amqps_port: Option<u16>,
+    /// `ssl_options.*`, for the AMQPS listener.
+    pub tls: crate::tls::TlsOptions,
     pub http_port: u16,
     pub data_dir: PathBuf,
     pub node_name: String,
@@ -73,6 +77,8 @@ impl Default for Config {
         Config {
             bind: Vec::new(),
             amqp_port: 5672,
+            amqps_port: None,
+            tls: Default::default(),
             http_port: 15672,
             data_dir: PathBuf::from("./data"),
             node_name: default_node_name(),

@@ -26,6 +26,8 @@
 //!   [`broker::queue::backend::QueueBackends`] for queues held on other
 //!   nodes): the authenticated inter-node link, the metadata Raft group, and
 //!   queues served through every node.
+//! - [`tls`]: TLS on the AMQP listener (AMQPS), with rabbitmq.conf's
+//!   `ssl_options`.
 //! - [`server`]: starts the listeners and stops them on a signal; [`net`]
 //!   puts peer addresses in the form RabbitMQ shows (IPv4-mapped as IPv4).
 //!
@@ -44,3 +46,4 @@ pub mod http;
 pub mod net;
 pub mod server;
 pub mod store;
+pub mod tls;

@@ -30,6 +30,9 @@ pub struct App {
     broker: Arc<Broker>,
     /// The addresses bound at start (ports resolved), rebound by `start`.
     addrs: Vec<SocketAddr>,
+    /// The AMQPS listeners' addresses, and their TLS settings.
+    tls_addrs: Vec<SocketAddr>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     running: parking_lot::Mutex<Option<Vec<JoinHandle<()>>>>,
     /// Serialises stop and start.
     change: tokio::sync::Mutex<()>,
@@ -83,16 +86,19 @@ impl App {
             return Ok(false);
         }
         let mut listeners = Vec::new();
-        for addr in &self.addrs {
+        let plain = self.addrs.iter().map(|a| (a, None));
+        let tls = self.tls_addrs.iter().map(|a| (a, self.tls.clone()));
+        for (addr, tls) in plain.chain(tls) {
             let l = TcpListener::bind(addr)
                 .await
                 .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))?;
-            listeners.push(l);
+            listeners.push((l, tls));
         }
         let mut tasks = Vec::new();
-        for l in listeners {
-            tracing::info!("started AMQP 0-9-1 listener on {}", l.local_addr()?);
-            tasks.push(tokio::spawn(crate::amqp::accept_loop(self.broker.clone(), l)));
+        for (l, tls) in listeners {
+            let kind = if tls.is_some() { "AMQP 0-9-1/TLS" } else { "AMQP 0-9-1" };
+            tracing::info!("started {kind} listener on {}", l.local_addr()?);
+            tasks.push(tokio::spawn(crate::amqp::accept_loop(self.broker.clone(), l, tls)));
         }
         *self.running.lock() = Some(tasks);
         Ok(true)
@@ -129,6 +135,14 @@ async fn bind_all(config: &Config, port: u16) -> std::io::Result<Vec<TcpListener
 impl Node {
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let listeners = bind_all(&config, config.amqp_port).await?;
+        let tls = match config.amqps_port {
+            Some(_) => Some(config.tls.acceptor().map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
+            None => None,
+        };
+        let tls_listeners = match config.amqps_port {
+            Some(port) => bind_all(&config, port).await?,
+            None => Vec::new(),
+        };
         let http_listeners = bind_all(&config, config.http_port).await?;
         let broker = Broker::new(config).await?;
         let mut amqp_addrs = Vec::new();
@@ -142,11 +156,20 @@ impl Node {
             let addr = l.local_addr()?;
             tracing::info!("started AMQP 0-9-1 listener on {addr}");
             amqp_addrs.push(addr);
-            amqp_tasks.push(tokio::spawn(crate::amqp::accept_loop(broker.clone(), l)));
+            amqp_tasks.push(tokio::spawn(crate::amqp::accept_loop(broker.clone(), l, None)));
+        }
+        let mut tls_addrs = Vec::new();
+        for l in tls_listeners {
+            let addr = l.local_addr()?;
+            tracing::info!("started AMQP 0-9-1/TLS listener on {addr}");
+            tls_addrs.push(addr);
+            amqp_tasks.push(tokio::spawn(crate::amqp::accept_loop(broker.clone(), l, tls.clone())));
         }
         let app = Arc::new(App {
             broker: broker.clone(),
             addrs: amqp_addrs.clone(),
+            tls_addrs,
+            tls,
             running: parking_lot::Mutex::new(Some(amqp_tasks)),
             change: tokio::sync::Mutex::new(()),
             stop_node: tokio::sync::Notify::new(),

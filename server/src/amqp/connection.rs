@@ -13,12 +13,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use amq_protocol::protocol::{AMQPClass, basic, channel, connection};
 use rustc_hash::FxHashMap;
-use tokio::net::TcpStream;
 
 use super::channel::Channel;
 use super::codec::{FRAME_MIN_SIZE, Frame, read_frame};
 use super::handshake::{self, Refused};
-use super::io::Io;
+use super::io::{Io, Socket};
 use super::session::{Ctx, Session};
 use crate::broker::Broker;
 use crate::broker::alarms::AlarmState;
@@ -36,8 +35,10 @@ const READ_PAUSE: usize = 4 * 1024 * 1024;
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, local: SocketAddr) {
-    let _ = stream.set_nodelay(true);
+pub async fn serve(broker: Arc<Broker>, stream: Socket, peer: SocketAddr, local: SocketAddr) {
+    if let Socket::Tcp(s) = &stream {
+        let _ = s.set_nodelay(true);
+    }
     let name = format!("{peer} -> {local}");
     tracing::info!("accepting AMQP connection {name}");
     let mut io = Io::new(stream, FRAME_MIN_SIZE);
@@ -73,6 +74,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr, loc
         channel_max: opened.channel_max,
         heartbeat: opened.heartbeat,
         auth_mechanism: opened.mechanism.clone(),
+        ssl: matches!(io.stream, Socket::Relay(_)),
         outbox: outbox.clone(),
         channels: Default::default(),
         recv_oct: Default::default(),

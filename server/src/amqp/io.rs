@@ -3,19 +3,59 @@
 //! Reads and writes use readiness plus `try_read`/`try_write`, so that one
 //! task can wait for input, output room and outbox work at once without
 //! ever blocking in a write while the peer blocks in its own.
+//!
+//! The socket is the client's TCP connection, or, for a TLS client, this
+//! node's end of the socket pair its TLS task relays through (`crate::tls`).
 
 use std::io;
 use std::time::Instant;
 
 use bytes::BytesMut;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 
 use super::codec::FrameWriter;
 
 const READ_CHUNK: usize = 64 * 1024;
 
+/// A connection's socket: readiness and non-blocking reads and writes.
+pub enum Socket {
+    Tcp(TcpStream),
+    /// Plain bytes relayed from a TLS connection.
+    Relay(UnixStream),
+}
+
+impl Socket {
+    pub async fn readable(&self) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.readable().await,
+            Socket::Relay(s) => s.readable().await,
+        }
+    }
+
+    pub async fn writable(&self) -> io::Result<()> {
+        match self {
+            Socket::Tcp(s) => s.writable().await,
+            Socket::Relay(s) => s.writable().await,
+        }
+    }
+
+    fn try_read_buf(&self, buf: &mut BytesMut) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_read_buf(buf),
+            Socket::Relay(s) => s.try_read_buf(buf),
+        }
+    }
+
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Socket::Tcp(s) => s.try_write(buf),
+            Socket::Relay(s) => s.try_write(buf),
+        }
+    }
+}
+
 pub struct Io {
-    pub stream: TcpStream,
+    pub stream: Socket,
     pub rbuf: BytesMut,
     pub out: FrameWriter,
     pub last_read: Instant,
@@ -25,7 +65,7 @@ pub struct Io {
 }
 
 impl Io {
-    pub fn new(stream: TcpStream, frame_max: u32) -> Self {
+    pub fn new(stream: Socket, frame_max: u32) -> Self {
         let now = Instant::now();
         Io {
             stream,

@@ -24,13 +24,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
 
 /// Accepts connections until the task is dropped. Accept errors (running
 /// out of file descriptors, say) are logged and retried with a backoff
 /// instead of ending the listener.
-pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
+pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, tls: Option<TlsAcceptor>) {
     let mut backoff = Duration::from_millis(10);
     loop {
         match listener.accept().await {
@@ -40,7 +41,21 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener) {
                 // from here on (names, the API, the loopback rule).
                 let peer = crate::net::canonical(peer);
                 let local = stream.local_addr().map(crate::net::canonical).unwrap_or(peer);
-                tokio::spawn(connection::serve(broker.clone(), stream, peer, local));
+                let broker = broker.clone();
+                match &tls {
+                    None => {
+                        tokio::spawn(connection::serve(broker, io::Socket::Tcp(stream), peer, local));
+                    }
+                    Some(acceptor) => {
+                        let acceptor = acceptor.clone();
+                        tokio::spawn(async move {
+                            let timeout = broker.config.handshake_timeout;
+                            if let Some(relay) = crate::tls::accept(&acceptor, stream, peer, timeout).await {
+                                connection::serve(broker, io::Socket::Relay(relay), peer, local).await;
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 tracing::error!("accept failed: {e}; retrying in {backoff:?}");

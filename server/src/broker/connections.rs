@@ -49,6 +49,8 @@ pub struct ConnectionInfo {
     pub channel_max: u16,
     pub heartbeat: u16,
     pub auth_mechanism: String,
+    /// Whether the client came over TLS (the AMQPS listener).
+    pub ssl: bool,
     pub outbox: Arc<Outbox>,
     pub channels: AtomicU32,
     pub recv_oct: AtomicU64,

@@ -87,7 +87,7 @@ fn connection_item(ctx: &Ctx, c: &Arc<ConnectionInfo>) -> objects::Connection {
         port: c.local.port(),
         peer_host: c.peer.ip().to_string(),
         peer_port: c.peer.port(),
-        ssl: false,
+        ssl: c.ssl,
         channels: c.channel_count(),
         channel_max: c.channel_max,
         frame_max: c.frame_max,

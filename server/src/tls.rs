@@ -1,0 +1,134 @@
+//! TLS on the AMQP listener (AMQPS), configured with rabbitmq.conf's keys:
+//! `listeners.ssl.default = 5671` and `ssl_options.certfile`, `keyfile`,
+//! `cacertfile`, `verify`, `fail_if_no_peer_cert` and `versions.N`.
+//!
+//! A TLS connection is decrypted by its own task, which relays the plain
+//! bytes to the connection's task over an in-process socket pair. The AMQP
+//! connection code (readiness-driven reads and writes on a socket) then
+//! serves a TLS client exactly as it serves a plain one, and the plain path
+//! pays nothing for TLS being possible.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpStream, UnixStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::rustls::server::WebPkiClientVerifier;
+use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+
+/// `ssl_options.*`.
+#[derive(Debug, Clone, Default)]
+pub struct TlsOptions {
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+    pub cacertfile: Option<PathBuf>,
+    /// `verify = verify_peer`: client certificates are checked against
+    /// `cacertfile` when a client presents one.
+    pub verify_peer: bool,
+    /// With `verify_peer`, a client without a certificate is refused.
+    pub fail_if_no_peer_cert: bool,
+    /// `versions.N`: `tlsv1.2`, `tlsv1.3`; empty for both.
+    pub versions: Vec<String>,
+}
+
+impl TlsOptions {
+    /// The acceptor these options describe, or why there is none.
+    pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
+        let certfile = self.certfile.as_deref().ok_or("ssl_options.certfile is not set")?;
+        let keyfile = self.keyfile.as_deref().ok_or("ssl_options.keyfile is not set")?;
+        let certs = read_certs(certfile)?;
+        let key = PrivateKeyDer::from_pem_file(keyfile)
+            .map_err(|e| format!("cannot read a private key from {}: {e}", keyfile.display()))?;
+        // ring, which the build already has, rather than aws-lc-rs (a large C
+        // build); it lacks only the post-quantum key exchanges.
+        #[allow(deprecated)]
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let versions = self.protocol_versions()?;
+        let builder = ServerConfig::builder_with_provider(provider.clone())
+            .with_protocol_versions(&versions)
+            .map_err(|e| format!("TLS versions: {e}"))?;
+        let builder = if self.verify_peer {
+            let cafile = self.cacertfile.as_deref().ok_or("verify_peer needs ssl_options.cacertfile")?;
+            let mut roots = RootCertStore::empty();
+            for c in read_certs(cafile)? {
+                roots.add(c).map_err(|e| format!("{}: {e}", cafile.display()))?;
+            }
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
+            let verifier = match self.fail_if_no_peer_cert {
+                true => verifier,
+                false => verifier.allow_unauthenticated(),
+            };
+            builder
+                .with_client_cert_verifier(verifier.build().map_err(|e| format!("client verification: {e}"))?)
+        } else {
+            builder.with_no_client_auth()
+        };
+        let config = builder
+            .with_single_cert(certs, key)
+            .map_err(|e| format!("the certificate and key in {}: {e}", certfile.display()))?;
+        Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+
+    fn protocol_versions(&self) -> Result<Vec<&'static rustls::SupportedProtocolVersion>, String> {
+        if self.versions.is_empty() {
+            return Ok(rustls::ALL_VERSIONS.to_vec());
+        }
+        self.versions
+            .iter()
+            .map(|v| match v.as_str() {
+                "tlsv1.2" => Ok(&rustls::version::TLS12),
+                "tlsv1.3" => Ok(&rustls::version::TLS13),
+                other => Err(format!("TLS version '{other}' is not supported (tlsv1.2, tlsv1.3)")),
+            })
+            .collect()
+    }
+}
+
+fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certs: Vec<_> = CertificateDer::pem_file_iter(path)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificates from {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", path.display()));
+    }
+    Ok(certs)
+}
+
+/// Completes the TLS handshake of `tcp` within `timeout`, then relays its
+/// plain bytes through a socket pair; returns the connection's end.
+pub async fn accept(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<UnixStream> {
+    let _ = tcp.set_nodelay(true);
+    let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => tls,
+        Ok(Err(e)) => {
+            tracing::warn!("TLS handshake with {peer} failed: {e}");
+            return None;
+        }
+        Err(_) => {
+            tracing::warn!("TLS handshake with {peer} timed out");
+            return None;
+        }
+    };
+    let (ours, theirs) = match UnixStream::pair() {
+        Ok(pair) => pair,
+        Err(e) => {
+            tracing::error!("cannot serve the TLS connection from {peer}: {e}");
+            return None;
+        }
+    };
+    tokio::spawn(async move {
+        let (mut tls, mut plain) = (tls, theirs);
+        // Ends when either side closes; the other side then sees the end.
+        let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+    });
+    Some(ours)
+}

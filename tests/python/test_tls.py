@@ -1,0 +1,140 @@
+"""AMQPS: pika over TLS to a warren-server whose warren.conf turns on
+``listeners.ssl.default`` with rabbitmq.conf's ``ssl_options`` keys, as
+RabbitMQ's TLS guide configures it. The certificates are made here, with
+the openssl command, for this run only.
+
+Runs against Warren only (it starts its own server with its own config).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import socket
+import ssl
+import subprocess
+import urllib.request
+from pathlib import Path
+
+import pika
+import pytest
+
+from conftest import DEFAULT_SERVER_BIN, WarrenServer, free_port, wait_for_port
+
+pytestmark = pytest.mark.skipif(bool(os.environ.get("BROKER_HOST")), reason="starts its own Warren")
+
+
+def openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_certs(d: Path) -> None:
+    """A CA, and a server certificate for localhost/127.0.0.1 it signed."""
+    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=warren-test-ca",
+            "-keyout", "ca_key.pem", "-out", "ca_certificate.pem", cwd=d)
+    openssl("req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost",
+            "-keyout", "server_key.pem", "-out", "server.csr", cwd=d)
+    (d / "san.ext").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
+    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca_certificate.pem", "-CAkey", "ca_key.pem",
+            "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server_certificate.pem", cwd=d)
+
+
+class TlsWarren(WarrenServer):
+    def __init__(self, binary: Path, data_dir: Path, conf: Path, tls_port: int):
+        super().__init__(binary, data_dir, "guest", "guest")
+        self.conf = conf
+        self.tls_port = tls_port
+
+    def command(self) -> list[str]:
+        return super().command() + ["--config", str(self.conf)]
+
+
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory):
+    d = tmp_path_factory.mktemp("tls")
+    make_certs(d)
+    tls_port = free_port()
+    conf = d / "warren.conf"
+    conf.write_text(
+        f"listeners.ssl.default = {tls_port}\n"
+        f"ssl_options.cacertfile = {d / 'ca_certificate.pem'}\n"
+        f"ssl_options.certfile = {d / 'server_certificate.pem'}\n"
+        f"ssl_options.keyfile = {d / 'server_key.pem'}\n"
+        "ssl_options.verify = verify_peer\n"
+        "ssl_options.fail_if_no_peer_cert = false\n"
+    )
+    data = d / "data"
+    data.mkdir()
+    binary = Path(os.environ.get("WARREN_SERVER_BIN", DEFAULT_SERVER_BIN))
+    server = TlsWarren(binary, data, conf, tls_port)
+    server.start()
+    wait_for_port("127.0.0.1", tls_port, 20.0, server._alive)
+    server.ca = d / "ca_certificate.pem"
+    yield server
+    server.shutdown()
+
+
+def tls_parameters(server) -> pika.ConnectionParameters:
+    context = ssl.create_default_context(cafile=str(server.ca))
+    return pika.ConnectionParameters(
+        host="127.0.0.1",
+        port=server.tls_port,
+        credentials=pika.PlainCredentials("guest", "guest"),
+        ssl_options=pika.SSLOptions(context, "localhost"),
+    )
+
+
+def api_get(server, path: str):
+    req = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}")
+    req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+def test_pika_publishes_and_consumes_over_tls(tls_broker):
+    conn = pika.BlockingConnection(tls_parameters(tls_broker))
+    try:
+        ch = conn.channel()
+        ch.confirm_delivery()
+        ch.queue_declare("tls-q", durable=True)
+        for i in range(100):
+            ch.basic_publish("", "tls-q", f"secret {i}".encode(),
+                             pika.BasicProperties(delivery_mode=2), mandatory=True)
+        got = []
+        while (m := ch.basic_get("tls-q", auto_ack=True))[0] is not None:
+            got.append(m[2].decode())
+        assert got == [f"secret {i}" for i in range(100)]
+        # The management API says the connection came over TLS.
+        conns = api_get(tls_broker, "/api/connections")
+        tls_conns = [c for c in conns if c["ssl"]]
+        assert len(tls_conns) == 1, conns
+        assert tls_conns[0]["peer_host"] == "127.0.0.1"
+    finally:
+        conn.close()
+
+
+def test_a_client_that_does_not_trust_the_server_is_refused_and_others_are_served(tls_broker):
+    # A client with the system's CAs only does not trust the test CA.
+    params = pika.ConnectionParameters(
+        host="127.0.0.1", port=tls_broker.tls_port,
+        credentials=pika.PlainCredentials("guest", "guest"),
+        ssl_options=pika.SSLOptions(ssl.create_default_context(), "localhost"),
+        connection_attempts=1,
+    )
+    with pytest.raises((pika.exceptions.AMQPConnectionError, ssl.SSLError)):
+        pika.BlockingConnection(params)
+    # Plain AMQP sent to the TLS port gets no AMQP answer.
+    with socket.create_connection(("127.0.0.1", tls_broker.tls_port), timeout=5) as s:
+        s.sendall(b"AMQP\x00\x00\x09\x01")
+        s.settimeout(5)
+        try:
+            answer = s.recv(64)
+        except (ConnectionResetError, TimeoutError, socket.timeout):
+            answer = b""
+        assert not answer.startswith(b"\x01\x00\x00"), answer
+    # The plain listener and the TLS listener still serve.
+    plain = pika.BlockingConnection(tls_broker.parameters())
+    plain.close()
+    conn = pika.BlockingConnection(tls_parameters(tls_broker))
+    conn.close()
