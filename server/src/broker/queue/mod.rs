@@ -569,14 +569,28 @@ impl Queue {
 
     /// Republishes a message through the dead-letter exchange, if the queue
     /// has one.
-    fn dead_letter(&self, m: &QueuedMessage, reason: Reason, cfg: &QueueConfig, vhost: Option<&Arc<VHost>>, now: u64) {
+    fn dead_letter(
+        &self,
+        m: &QueuedMessage,
+        reason: Reason,
+        cfg: &QueueConfig,
+        vhost: Option<&Arc<VHost>>,
+        now: u64,
+    ) {
         match reason {
             Reason::Expired => self.stats.expired.incr(),
             Reason::Maxlen => self.stats.dropped.incr(),
             _ => {}
         }
         if let (Some(dlx), Some(v)) = (&cfg.dead_letter_exchange, vhost) {
-            let d = deadletter::build(&m.msg, reason, &self.name, dlx, cfg.dead_letter_routing_key.as_deref(), now);
+            let d = deadletter::build(
+                &m.msg,
+                reason,
+                &self.name,
+                dlx,
+                cfg.dead_letter_routing_key.as_deref(),
+                now,
+            );
             v.dead_letter(dlx, d, reason, self.stores.as_ref());
         }
     }
