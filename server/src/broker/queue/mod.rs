@@ -36,7 +36,7 @@ pub use config::{Overflow, QueueConfig};
 pub use ready::QueuedMessage;
 
 use self::paging::StorePager;
-use self::state::{Effects, Leave, QueueState, Step};
+use self::state::{Effects, Leave, Leaving, QueueState, Step};
 use super::consumer::{Consumer, Outbound};
 use super::deadletter::{self, Reason};
 use super::error::{BrokerError, Result};
@@ -551,7 +551,7 @@ impl Queue {
     /// Lets go of the messages an operation decided leave the queue, once
     /// the lock is released: dead-letters them (or drops them) and drops
     /// their claim in the store.
-    fn let_go(&self, leaving: Vec<Leave>) {
+    fn let_go(&self, leaving: Leaving) {
         // The settings and vhost, read once and only when dead-lettering.
         let mut dlx = None;
         for l in leaving {

@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use smallvec::SmallVec;
+
 use super::config::{Overflow, QueueConfig};
 use super::consumers::{ConsumerHandle, Consumers};
 use super::ready::{Pager, QueuedMessage, Ready};
@@ -47,6 +49,10 @@ pub(super) enum Leave {
     DeadLetter { msg: QueuedMessage, reason: Reason },
 }
 
+/// Messages leaving the queue, taken out of [`Effects`] to be let go of
+/// after the lock; a few fit without allocating.
+pub(super) type Leaving = SmallVec<[Leave; 8]>;
+
 /// What operations on a [`QueueState`] decided. The shell keeps one and
 /// empties it after each operation, so an operation that decides nothing
 /// allocates nothing.
@@ -73,9 +79,9 @@ impl<C> Effects<C> {
         self.leaving.push(Leave::DeadLetter { msg, reason });
     }
 
-    /// The leaving messages, taken out (the buffer is kept when empty).
-    pub fn take_leaving(&mut self) -> Vec<Leave> {
-        if self.leaving.is_empty() { Vec::new() } else { std::mem::take(&mut self.leaving) }
+    /// The leaving messages, taken out; the buffer keeps its capacity.
+    pub fn take_leaving(&mut self) -> Leaving {
+        self.leaving.drain(..).collect()
     }
 }
 
