@@ -13,11 +13,12 @@
 //! other cannot deadlock.
 //!
 //! The `Queue` here is the shell around that lock. What the queue decides
-//! is [`state::QueueState`], a pure state machine: each operation takes the
-//! lock, calls the state with the time, and carries out the effects it
-//! returns: deliveries pushed to consumers' outboxes and store marks while
-//! still holding the lock (they must happen in the order decided), messages
-//! leaving the queue (store acks, dead-lettering) after releasing it.
+//! is `QueueState` (`state.rs`), a pure state machine: each operation
+//! takes the lock, calls the state with the time, and carries out the
+//! effects it returns: deliveries pushed to consumers' outboxes and store
+//! marks while still holding the lock (they must happen in the order
+//! decided), messages leaving the queue (store acks, dead-lettering) after
+//! releasing it.
 
 pub mod backend;
 mod config;

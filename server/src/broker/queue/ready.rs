@@ -8,7 +8,9 @@
 //! persistent messages of a durable queue are already in the message store;
 //! others are written to the paging store. As the head drains, the oldest
 //! tail entries are read back in order. A backlog of millions of messages
-//! therefore costs a few bytes per message of RAM.
+//! therefore costs a few bytes per message of RAM. `Ready` decides when to
+//! page; a [`Pager`] does the writing and reading (over the stores in the
+//! queue's shell, in memory in tests).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
