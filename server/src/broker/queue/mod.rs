@@ -11,11 +11,21 @@
 //! only counts them. Dead-lettering republishes through the vhost, always
 //! after the lock is released, so that two queues dead-lettering into each
 //! other cannot deadlock.
+//!
+//! The `Queue` here is the shell around that lock. What the queue decides
+//! is `QueueState` (`state.rs`), a pure state machine: each operation
+//! takes the lock, calls the state with the time, and carries out the
+//! effects it returns: deliveries pushed to consumers' outboxes and store
+//! marks while still holding the lock (they must happen in the order
+//! decided), messages leaving the queue (store acks, dead-lettering) after
+//! releasing it.
 
 pub mod backend;
 mod config;
 mod consumers;
+mod paging;
 mod ready;
+mod state;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
@@ -26,8 +36,8 @@ use parking_lot::Mutex;
 pub use config::{Overflow, QueueConfig};
 pub use ready::QueuedMessage;
 
-use self::consumers::Consumers;
-use self::ready::{Paging, Ready};
+use self::paging::StorePager;
+use self::state::{Effects, Leave, Leaving, QueueState, Step};
 use super::consumer::{Consumer, Outbound};
 use super::deadletter::{self, Reason};
 use super::error::{BrokerError, Result};
@@ -42,13 +52,11 @@ pub fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
 
+/// What the lock guards: the queue's state, and the buffer its operations
+/// record their effects in (kept, so that the hot path does not allocate).
 struct Inner {
-    ready: Ready,
-    unacked: u64,
-    unacked_bytes: u64,
-    consumers: Consumers,
-    had_consumers: bool,
-    config: Arc<QueueConfig>,
+    state: QueueState<Arc<Consumer>>,
+    effects: Effects<Arc<Consumer>>,
 }
 
 pub struct Queue {
@@ -104,10 +112,6 @@ pub enum ConsumeRefusal {
     ExclusiveInUse,
 }
 
-/// Messages a locked operation decided to dead-letter (or drop), handled
-/// once the lock is released.
-type Dead = Vec<(QueuedMessage, Reason)>;
-
 impl Queue {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -121,8 +125,8 @@ impl Queue {
         vhost_ref: Weak<VHost>,
         config: QueueConfig,
     ) -> Self {
-        let consumers = Consumers::new(config.single_active_consumer);
-        let may_expire = config.message_ttl.is_some() || config.expires.is_some();
+        let state = QueueState::new(config);
+        let may_expire = state.may_expire();
         Queue {
             name,
             vhost,
@@ -138,14 +142,7 @@ impl Queue {
             backend: OnceLock::new(),
             stores,
             vhost_ref,
-            inner: Mutex::new(Inner {
-                ready: Ready::new(config.max_priority),
-                unacked: 0,
-                unacked_bytes: 0,
-                consumers,
-                had_consumers: false,
-                config: Arc::new(config),
-            }),
+            inner: Mutex::new(Inner { state, effects: Effects::default() }),
             deleted: AtomicBool::new(false),
             last_used: AtomicU64::new(now_ms()),
             may_expire: AtomicBool::new(may_expire),
@@ -162,7 +159,7 @@ impl Queue {
     }
 
     pub fn config(&self) -> Arc<QueueConfig> {
-        self.inner.lock().config.clone()
+        self.inner.lock().state.config().clone()
     }
 
     /// The store id when this queue keeps persistent messages on disk.
@@ -170,23 +167,81 @@ impl Queue {
         if self.durable { self.store_id.get().copied() } else { None }
     }
 
-    fn paging(&self) -> Paging<'_> {
-        Paging { stores: self.stores.as_ref(), store_id: self.persistent_id(), queue: &self.name }
+    fn pager(&self) -> StorePager<'_> {
+        StorePager { stores: self.stores.as_ref(), store_id: self.persistent_id(), queue: &self.name }
+    }
+
+    /// Runs `op` on the state under the lock and carries out its effects:
+    /// the steps while still holding it, the messages leaving after.
+    fn with_state<R>(
+        self: &Arc<Self>,
+        op: impl FnOnce(&mut QueueState<Arc<Consumer>>, &StorePager<'_>, &mut Effects<Arc<Consumer>>) -> R,
+    ) -> R {
+        self.run(op, |steps| self.carry_out(steps))
+    }
+
+    /// `with_state` for the operations that hand nothing out (settling,
+    /// purging), which need no `Arc` of the queue.
+    fn with_state_quiet<R>(
+        &self,
+        op: impl FnOnce(&mut QueueState<Arc<Consumer>>, &StorePager<'_>, &mut Effects<Arc<Consumer>>) -> R,
+    ) -> R {
+        self.run(op, |steps| debug_assert!(steps.is_empty(), "a quiet queue operation handed messages out"))
+    }
+
+    fn run<R>(
+        &self,
+        op: impl FnOnce(&mut QueueState<Arc<Consumer>>, &StorePager<'_>, &mut Effects<Arc<Consumer>>) -> R,
+        steps: impl FnOnce(&mut Vec<Step<Arc<Consumer>>>),
+    ) -> R {
+        let pager = self.pager();
+        let (r, leaving) = {
+            let mut g = self.inner.lock();
+            let Inner { state, effects } = &mut *g;
+            let r = op(state, &pager, effects);
+            steps(&mut effects.steps);
+            if state.may_expire() && !self.may_expire.load(Ordering::Relaxed) {
+                self.may_expire.store(true, Ordering::Relaxed);
+            }
+            (r, effects.take_leaving())
+        };
+        self.let_go(leaving);
+        r
+    }
+
+    /// Carries out the steps an operation decided, in order, under the lock.
+    fn carry_out(self: &Arc<Self>, steps: &mut Vec<Step<Arc<Consumer>>>) {
+        for step in steps.drain(..) {
+            match step {
+                Step::Deliver { consumer, msg } => {
+                    if consumer.no_ack {
+                        self.stats.deliver_no_ack.incr();
+                    } else {
+                        self.stats.deliver.incr();
+                    }
+                    self.count_redelivery(&msg);
+                    consumer.outbox.clone().push(Outbound::Deliver { consumer, queue: self.clone(), msg });
+                }
+                Step::MarkDelivered(r) => {
+                    if let (Some(s), Some(id)) = (&self.stores, self.persistent_id()) {
+                        s.persistent.mark_delivered(r, id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn count_redelivery(&self, m: &QueuedMessage) {
+        if m.redelivered {
+            self.stats.redeliver.incr();
+        }
     }
 
     pub fn counts(&self) -> QueueCounts {
         if self.is_remote() {
             return *self.remote_counts.lock();
         }
-        let g = self.inner.lock();
-        QueueCounts {
-            ready: g.ready.len(),
-            ready_bytes: g.ready.bytes(),
-            unacked: g.unacked,
-            unacked_bytes: g.unacked_bytes,
-            consumers: g.consumers.len() as u64,
-            paged: g.ready.paged(),
-        }
+        self.inner.lock().state.counts()
     }
 
     /// Records the queue's home node, and whether that is another node. A
@@ -313,12 +368,12 @@ impl Queue {
     }
 
     pub fn consumers(&self) -> Vec<Arc<Consumer>> {
-        self.inner.lock().consumers.list().to_vec()
+        self.inner.lock().state.consumers().to_vec()
     }
 
     /// The consumer receiving messages under single active consumer.
     pub fn active_consumer(&self) -> Option<Arc<Consumer>> {
-        self.inner.lock().consumers.active().cloned()
+        self.inner.lock().state.active_consumer().cloned()
     }
 
     pub fn touch(&self) {
@@ -331,17 +386,8 @@ impl Queue {
 
     /// Applies new effective settings (a policy changed).
     pub fn set_config(self: &Arc<Self>, config: QueueConfig) {
-        let mut dead = Dead::new();
-        {
-            let mut g = self.inner.lock();
-            if config.message_ttl.is_some() || config.expires.is_some() {
-                self.may_expire.store(true, Ordering::Relaxed);
-            }
-            g.config = Arc::new(config);
-            self.enforce_limits(&mut g, &mut dead);
-            self.dispatch_locked(&mut g, &mut dead);
-        }
-        self.handle_dead(dead);
+        let now = now_ms();
+        self.with_state(|s, pager, fx| s.set_config(config, now, pager, fx));
     }
 
     /// Appends a routed message and hands it to a consumer if one has
@@ -351,169 +397,31 @@ impl Queue {
     pub fn publish(self: &Arc<Self>, msg: Arc<Message>, stored: Option<StoreRef>) -> bool {
         self.stats.publish.incr();
         let now = now_ms();
-        let mut dead = Dead::new();
-        let accepted = {
-            let mut g = self.inner.lock();
-            if self.is_deleted() {
-                drop(g);
-                self.forget(stored);
-                return true;
-            }
-            let cfg = g.config.clone();
-            let size = msg.body_size() as u64;
-            let full = cfg.max_length.is_some_and(|max| g.ready.len() >= max)
-                || cfg.max_length_bytes.is_some_and(|max| g.ready.bytes() + size > max);
-            let expires = expiry(&msg, cfg.message_ttl, now);
-            let m = QueuedMessage { seq: 0, msg, redelivered: false, stored, expires, deliveries: 0 };
-            if full && cfg.overflow != Overflow::DropHead {
-                if cfg.overflow == Overflow::RejectPublishDlx {
-                    dead.push((m, Reason::Maxlen));
-                } else {
-                    drop(g);
-                    self.forget(m.stored);
-                    return false;
-                }
-                false
-            } else {
-                if expires != 0 {
-                    self.may_expire.store(true, Ordering::Relaxed);
-                }
-                g.ready.push(m, &self.paging());
-                self.enforce_limits(&mut g, &mut dead);
-                self.dispatch_locked(&mut g, &mut dead);
-                if expires != 0 {
-                    // A message with TTL 0 lives only if a consumer took it.
-                    let mut expired = Vec::new();
-                    g.ready.expire(now, &self.paging(), &mut expired);
-                    dead.extend(expired.into_iter().map(|m| (m, Reason::Expired)));
-                }
-                true
-            }
-        };
-        self.handle_dead(dead);
-        accepted
-    }
-
-    /// drop-head: the oldest messages go once a length limit is exceeded.
-    fn enforce_limits(&self, g: &mut Inner, dead: &mut Dead) {
-        let cfg = g.config.clone();
-        if cfg.overflow != Overflow::DropHead {
-            return;
-        }
-        while cfg.max_length.is_some_and(|max| g.ready.len() > max)
-            || cfg.max_length_bytes.is_some_and(|max| g.ready.bytes() > max)
-        {
-            match g.ready.drop_one(&self.paging()) {
-                Some(m) => dead.push((m, Reason::Maxlen)),
-                None => break,
-            }
-        }
+        self.with_state(|s, pager, fx| s.publish(msg, stored, now, pager, fx))
     }
 
     /// Gives ready messages to consumers with credit.
     pub fn dispatch(self: &Arc<Self>) {
-        let mut dead = Dead::new();
-        {
-            let mut g = self.inner.lock();
-            self.dispatch_locked(&mut g, &mut dead);
-        }
-        self.handle_dead(dead);
-    }
-
-    fn dispatch_locked(self: &Arc<Self>, g: &mut Inner, dead: &mut Dead) {
-        if g.consumers.is_empty() {
-            return;
-        }
         let now = now_ms();
-        while !g.ready.is_empty() {
-            let Some(consumer) = g.consumers.pick() else { break };
-            let Some(m) = self.pop_live(g, now, dead) else {
-                consumer.release(1);
-                break;
-            };
-            self.note_delivered(g, &m, consumer.no_ack);
-            let m = self.with_delivery_count(g, m);
-            consumer.outbox.clone().push(Outbound::Deliver { consumer, queue: self.clone(), msg: m });
-        }
-    }
-
-    /// The next message that has not expired; expired ones are set aside
-    /// for dead-lettering.
-    fn pop_live(&self, g: &mut Inner, now: u64, dead: &mut Dead) -> Option<QueuedMessage> {
-        loop {
-            let m = g.ready.pop(&self.paging())?;
-            if m.expired(now) {
-                dead.push((m, Reason::Expired));
-                continue;
-            }
-            return Some(m);
-        }
-    }
-
-    /// Quorum queues tell consumers how often a message was delivered.
-    fn with_delivery_count(&self, g: &Inner, mut m: QueuedMessage) -> QueuedMessage {
-        if g.config.quorum && m.deliveries > 0 {
-            m.msg = Arc::new(m.msg.with_header("x-delivery-count", i64::from(m.deliveries)));
-        }
-        m
-    }
-
-    fn note_delivered(&self, g: &mut Inner, m: &QueuedMessage, no_ack: bool) {
-        if no_ack {
-            self.stats.deliver_no_ack.incr();
-        } else {
-            self.stats.deliver.incr();
-        }
-        self.track(g, m, no_ack);
-    }
-
-    /// Counts a message handed out; one needing an ack is recorded as
-    /// delivered in the store, so that it comes back redelivered after a
-    /// restart.
-    fn track(&self, g: &mut Inner, m: &QueuedMessage, no_ack: bool) {
-        if !no_ack {
-            g.unacked += 1;
-            g.unacked_bytes += m.size();
-            if let (Some(r), false) = (m.stored, m.redelivered) {
-                if let (Some(s), Some(id)) = (&self.stores, self.persistent_id()) {
-                    s.persistent.mark_delivered(r, id);
-                }
-            }
-        }
-        if m.redelivered {
-            self.stats.redeliver.incr();
-        }
+        self.with_state(|s, pager, fx| s.dispatch(now, pager, fx));
     }
 
     /// basic.get from the messages held here.
     pub fn get_here(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u64)> {
         self.touch();
-        let mut dead = Dead::new();
-        let got = {
-            let mut g = self.inner.lock();
-            match self.pop_live(&mut g, now_ms(), &mut dead) {
-                None => {
-                    self.stats.get_empty.incr();
-                    None
+        let now = now_ms();
+        let got = self.with_state(|s, pager, fx| s.get(no_ack, now, pager, fx));
+        match &got {
+            None => self.stats.get_empty.incr(),
+            Some((m, _)) => {
+                if no_ack {
+                    self.stats.get_no_ack.incr();
+                } else {
+                    self.stats.get.incr();
                 }
-                Some(m) => {
-                    if no_ack {
-                        self.stats.get_no_ack.incr();
-                    } else {
-                        self.stats.get.incr();
-                    }
-                    self.track(&mut g, &m, no_ack);
-                    let m = self.with_delivery_count(&g, m);
-                    Some((m, g.ready.len()))
-                }
-            }
-        };
-        if let Some((m, _)) = &got {
-            if no_ack {
-                self.forget(m.stored);
+                self.count_redelivery(m);
             }
         }
-        self.handle_dead(dead);
         got
     }
 
@@ -538,19 +446,10 @@ impl Queue {
         if self.settle_elsewhere(backend::Settle::Ack, msgs.clone()) {
             return;
         }
-        let mut count = 0;
-        let mut bytes = 0;
-        for m in msgs {
-            count += 1;
-            bytes += m.size();
-            self.forget(m.stored);
-        }
+        let count = self.with_state_quiet(|s, _, fx| s.settle(msgs, fx));
         if acked {
             self.stats.ack.add(count);
         }
-        let mut g = self.inner.lock();
-        g.unacked = g.unacked.saturating_sub(count);
-        g.unacked_bytes = g.unacked_bytes.saturating_sub(bytes);
     }
 
     /// Rejected without requeue (basic.reject, basic.nack): dead-lettered
@@ -559,12 +458,7 @@ impl Queue {
         if self.settle_elsewhere(backend::Settle::Discard, &msgs) {
             return;
         }
-        {
-            let mut g = self.inner.lock();
-            g.unacked = g.unacked.saturating_sub(msgs.len() as u64);
-            g.unacked_bytes = g.unacked_bytes.saturating_sub(msgs.iter().map(QueuedMessage::size).sum());
-        }
-        self.handle_dead(msgs.into_iter().map(|m| (m, Reason::Rejected)).collect());
+        self.with_state_quiet(|s, _, fx| s.discard(msgs, fx));
     }
 
     /// Puts delivered messages back, each at its original position, marked
@@ -574,31 +468,8 @@ impl Queue {
         if msgs.is_empty() || self.settle_elsewhere(backend::Settle::Requeue, &msgs) {
             return;
         }
-        let mut dead = Dead::new();
-        {
-            let mut g = self.inner.lock();
-            g.unacked = g.unacked.saturating_sub(msgs.len() as u64);
-            g.unacked_bytes = g.unacked_bytes.saturating_sub(msgs.iter().map(QueuedMessage::size).sum());
-            if self.is_deleted() {
-                drop(g);
-                for m in msgs {
-                    self.forget(m.stored);
-                }
-                return;
-            }
-            let limit = g.config.delivery_limit;
-            for mut m in msgs {
-                m.redelivered = true;
-                m.deliveries += 1;
-                if limit.is_some_and(|l| u64::from(m.deliveries) > l) {
-                    dead.push((m, Reason::DeliveryLimit));
-                } else {
-                    g.ready.requeue(m);
-                }
-            }
-            self.dispatch_locked(&mut g, &mut dead);
-        }
-        self.handle_dead(dead);
+        let now = now_ms();
+        self.with_state(|s, pager, fx| s.requeue(msgs, now, pager, fx));
     }
 
     /// Puts back a message handed to a connection but never written to its
@@ -611,32 +482,13 @@ impl Queue {
             }
             return;
         }
-        let mut dead = Dead::new();
-        {
-            let mut g = self.inner.lock();
-            if was_acked_delivery {
-                g.unacked = g.unacked.saturating_sub(1);
-                g.unacked_bytes = g.unacked_bytes.saturating_sub(m.size());
-            }
-            if self.is_deleted() {
-                drop(g);
-                self.forget(m.stored);
-                return;
-            }
-            g.ready.requeue(m);
-            self.dispatch_locked(&mut g, &mut dead);
-        }
-        self.handle_dead(dead);
+        let now = now_ms();
+        self.with_state(|s, pager, fx| s.return_undelivered(m, was_acked_delivery, now, pager, fx));
     }
 
     /// Removes every ready message held here; returns how many there were.
     pub fn purge_here(&self) -> u64 {
-        let dropped = self.inner.lock().ready.take_all();
-        let n = dropped.len() as u64;
-        for m in dropped.release(&self.paging()) {
-            self.forget(m.stored);
-        }
-        n
+        self.with_state_quiet(|s, pager, fx| s.purge(pager, fx))
     }
 
     /// Expires messages at the head and reports whether the queue itself
@@ -645,32 +497,14 @@ impl Queue {
         if !self.may_expire.load(Ordering::Relaxed) || self.is_deleted() {
             return false;
         }
-        let mut expired = Vec::new();
-        let unused_too_long = {
-            let mut g = self.inner.lock();
-            g.ready.expire(now, &self.paging(), &mut expired);
-            let unused = g.consumers.is_empty() && g.unacked == 0;
-            g.config.expires.is_some_and(|ms| unused && now.saturating_sub(self.last_used()) >= ms)
-        };
-        self.handle_dead(expired.into_iter().map(|m| (m, Reason::Expired)).collect());
-        unused_too_long
+        let last_used = self.last_used();
+        self.with_state(|s, pager, fx| s.sweep(now, last_used, pager, fx))
     }
 
     pub fn add_consumer(self: &Arc<Self>, c: Arc<Consumer>) -> Result<(), ConsumeRefusal> {
         self.touch();
-        let mut dead = Dead::new();
-        {
-            let mut g = self.inner.lock();
-            let list = g.consumers.list();
-            if (c.exclusive && !list.is_empty()) || list.iter().any(|x| x.exclusive) {
-                return Err(ConsumeRefusal::ExclusiveInUse);
-            }
-            g.consumers.add(c);
-            g.had_consumers = true;
-            self.dispatch_locked(&mut g, &mut dead);
-        }
-        self.handle_dead(dead);
-        Ok(())
+        let now = now_ms();
+        self.with_state(|s, pager, fx| s.add_consumer(c, now, pager, fx))
     }
 
     /// Detaches a consumer. Returns true when this was the last consumer of
@@ -685,16 +519,9 @@ impl Queue {
             return false;
         }
         self.touch();
-        let mut dead = Dead::new();
-        let last = {
-            let mut g = self.inner.lock();
-            g.consumers.remove(c);
-            // Under single active consumer the next one takes over now.
-            self.dispatch_locked(&mut g, &mut dead);
-            self.auto_delete && g.had_consumers && g.consumers.is_empty() && !self.is_deleted()
-        };
-        self.handle_dead(dead);
-        last
+        let now = now_ms();
+        let last = self.with_state(|s, pager, fx| s.remove_consumer(c, now, pager, fx));
+        self.auto_delete && last
     }
 
     /// Marks the queue deleted and empties it. Returns the number of ready
@@ -703,7 +530,7 @@ impl Queue {
         let consumers = {
             let mut g = self.inner.lock();
             self.deleted.store(true, Ordering::Release);
-            g.consumers.take_all()
+            g.state.delete()
         };
         (self.purge_here(), consumers)
     }
@@ -712,53 +539,60 @@ impl Queue {
     /// order. A priority queue reads each message to learn its priority.
     pub fn recover(&self, entries: impl IntoIterator<Item = (StoreRef, bool, u32)>) {
         let mut g = self.inner.lock();
-        let prioritised = g.config.max_priority.is_some();
+        let prioritised = g.state.config().max_priority.is_some();
         for (r, redelivered, body_len) in entries {
             let priority = match (&self.stores, prioritised) {
                 (Some(s), true) => s.persistent.read(r).map(|m| Message::from_store(m).priority).unwrap_or(0),
                 _ => 0,
             };
-            g.ready.recover(r, redelivered, body_len, priority);
+            g.state.recover(r, redelivered, body_len, priority);
         }
     }
 
-    /// Dead-letters (or drops) what a locked operation set aside.
-    fn handle_dead(self: &Arc<Self>, dead: Dead) {
-        if dead.is_empty() {
-            return;
-        }
-        let cfg = self.config();
-        let vhost = self.vhost_ref.upgrade();
-        let now = now_ms();
-        for (m, reason) in dead {
-            match reason {
-                Reason::Expired => self.stats.expired.incr(),
-                Reason::Maxlen => self.stats.dropped.incr(),
-                _ => {}
+    /// Lets go of the messages an operation decided leave the queue, once
+    /// the lock is released: dead-letters them (or drops them) and drops
+    /// their claim in the store.
+    fn let_go(&self, leaving: Leaving) {
+        // The settings and vhost, read once and only when dead-lettering.
+        let mut dlx = None;
+        for l in leaving {
+            match l {
+                Leave::Forget(r) => self.forget(Some(r)),
+                Leave::DeadLetter { msg, reason } => {
+                    let (cfg, vhost, now) =
+                        dlx.get_or_insert_with(|| (self.config(), self.vhost_ref.upgrade(), now_ms()));
+                    self.dead_letter(&msg, reason, cfg, vhost.as_ref(), *now);
+                    self.forget(msg.stored);
+                }
             }
-            if let (Some(dlx), Some(v)) = (&cfg.dead_letter_exchange, &vhost) {
-                let d = deadletter::build(
-                    &m.msg,
-                    reason,
-                    &self.name,
-                    dlx,
-                    cfg.dead_letter_routing_key.as_deref(),
-                    now,
-                );
-                v.dead_letter(dlx, d, reason, self.stores.as_ref());
-            }
-            self.forget(m.stored);
         }
     }
-}
 
-/// When a message published now expires: the lower of the queue's TTL and
-/// the message's own `expiration`.
-fn expiry(msg: &Message, queue_ttl: Option<u64>, now: u64) -> u64 {
-    let own = msg.expiration_ms();
-    match (queue_ttl, own) {
-        (None, None) => 0,
-        (Some(t), None) | (None, Some(t)) => now + t,
-        (Some(a), Some(b)) => now + a.min(b),
+    /// Republishes a message through the dead-letter exchange, if the queue
+    /// has one.
+    fn dead_letter(
+        &self,
+        m: &QueuedMessage,
+        reason: Reason,
+        cfg: &QueueConfig,
+        vhost: Option<&Arc<VHost>>,
+        now: u64,
+    ) {
+        match reason {
+            Reason::Expired => self.stats.expired.incr(),
+            Reason::Maxlen => self.stats.dropped.incr(),
+            _ => {}
+        }
+        if let (Some(dlx), Some(v)) = (&cfg.dead_letter_exchange, vhost) {
+            let d = deadletter::build(
+                &m.msg,
+                reason,
+                &self.name,
+                dlx,
+                cfg.dead_letter_routing_key.as_deref(),
+                now,
+            );
+            v.dead_letter(dlx, d, reason, self.stores.as_ref());
+        }
     }
 }

@@ -8,14 +8,15 @@
 //! persistent messages of a durable queue are already in the message store;
 //! others are written to the paging store. As the head drains, the oldest
 //! tail entries are read back in order. A backlog of millions of messages
-//! therefore costs a few bytes per message of RAM.
+//! therefore costs a few bytes per message of RAM. `Ready` decides when to
+//! page; a [`Pager`] does the writing and reading (over the stores in the
+//! queue's shell, in memory in tests).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use crate::broker::message::Message;
-use crate::store::Stores;
-use crate::store::messages::{StoreRef, StoredMessage};
+use crate::store::messages::StoreRef;
 
 /// Ready messages kept in memory per level before newer ones are paged out.
 const HEAD_MAX_MESSAGES: usize = 2048;
@@ -48,13 +49,13 @@ impl QueuedMessage {
 
 /// A ready message that lives only on disk.
 #[derive(Clone, Copy, Debug)]
-struct Paged {
-    r: StoreRef,
+pub(super) struct Paged {
+    pub r: StoreRef,
     /// True: in the persistent store (the queue's own reference); false: in
     /// the paging store.
-    persistent: bool,
-    redelivered: bool,
-    expires: u64,
+    pub persistent: bool,
+    pub redelivered: bool,
+    pub expires: u64,
 }
 
 #[derive(Default)]
@@ -70,72 +71,18 @@ impl Level {
     }
 }
 
-/// What `Ready` needs from its queue to page messages in and out.
-pub(super) struct Paging<'a> {
-    pub stores: Option<&'a Arc<Stores>>,
-    /// The queue's id in the persistent store (a durable queue).
-    pub store_id: Option<u32>,
-    pub queue: &'a str,
-}
-
-impl Paging<'_> {
-    fn page_out(&self, m: &QueuedMessage) -> Option<Paged> {
-        if let Some(r) = m.stored {
-            return Some(Paged { r, persistent: true, redelivered: m.redelivered, expires: m.expires });
-        }
-        let stores = self.stores?;
-        let msg = &m.msg;
-        let sm = StoredMessage {
-            exchange: &msg.exchange,
-            routing_key: &msg.routing_key,
-            properties: &msg.properties,
-            body: &msg.body,
-        };
-        match stores.paging.append(&sm, &[0]) {
-            Ok(r) => Some(Paged { r, persistent: false, redelivered: m.redelivered, expires: m.expires }),
-            Err(e) => {
-                tracing::error!("cannot page out a message of queue '{}': {e}", self.queue);
-                None
-            }
-        }
-    }
-
-    fn page_in(&self, p: Paged, seq: u64) -> Option<QueuedMessage> {
-        let stores = self.stores?;
-        let store = if p.persistent { &stores.persistent } else { &stores.paging };
-        match store.read(p.r) {
-            Ok(m) => {
-                if !p.persistent {
-                    stores.paging.ack(p.r, 0);
-                }
-                Some(QueuedMessage {
-                    seq,
-                    msg: Arc::new(Message::from_store(m)),
-                    redelivered: p.redelivered,
-                    stored: p.persistent.then_some(p.r),
-                    expires: p.expires,
-                    deliveries: 0,
-                })
-            }
-            Err(e) => {
-                tracing::error!("queue '{}': cannot read a paged message back, dropping it: {e}", self.queue);
-                self.release(p);
-                None
-            }
-        }
-    }
-
+/// Where `Ready` pages message bodies out to and reads them back from.
+/// The queue's shell implements it over the stores (`paging.rs`); unit
+/// tests implement it in memory.
+pub(super) trait Pager {
+    /// Puts a message on disk; None when it cannot (it then stays in
+    /// memory).
+    fn page_out(&self, m: &QueuedMessage) -> Option<Paged>;
+    /// Reads a paged message back with sequence number `seq`; None when it
+    /// is unreadable (it is then gone, and released).
+    fn page_in(&self, p: Paged, seq: u64) -> Option<QueuedMessage>;
     /// Lets go of a paged message's place on disk.
-    fn release(&self, p: Paged) {
-        let Some(stores) = self.stores else { return };
-        if p.persistent {
-            if let Some(id) = self.store_id {
-                stores.persistent.ack(p.r, id);
-            }
-        } else {
-            stores.paging.ack(p.r, 0);
-        }
-    }
+    fn release(&self, p: Paged);
 }
 
 /// Stored references of dropped messages, for the caller to release.
@@ -149,7 +96,7 @@ impl Dropped {
         self.in_memory.len() + self.paged.len()
     }
 
-    pub fn release(self, paging: &Paging<'_>) -> Vec<QueuedMessage> {
+    pub fn release(self, paging: &impl Pager) -> Vec<QueuedMessage> {
         for p in self.paged {
             paging.release(p);
         }
@@ -197,7 +144,7 @@ impl Ready {
     }
 
     /// Appends a newly published message, in memory or paged out.
-    pub fn push(&mut self, mut m: QueuedMessage, paging: &Paging<'_>) {
+    pub fn push(&mut self, mut m: QueuedMessage, paging: &impl Pager) {
         let size = m.size();
         self.count += 1;
         self.bytes += size;
@@ -221,7 +168,7 @@ impl Ready {
     }
 
     /// Brings tail entries of a level back into memory as its head drains.
-    fn refill(&mut self, i: usize, paging: &Paging<'_>) {
+    fn refill(&mut self, i: usize, paging: &impl Pager) {
         if self.levels[i].tail.is_empty() || self.levels[i].head.len() >= HEAD_MAX_MESSAGES / 2 {
             return;
         }
@@ -249,7 +196,7 @@ impl Ready {
 
     /// Takes the next message to deliver: the oldest of the highest
     /// priority, read back from disk if needed.
-    pub fn pop(&mut self, paging: &Paging<'_>) -> Option<QueuedMessage> {
+    pub fn pop(&mut self, paging: &impl Pager) -> Option<QueuedMessage> {
         loop {
             let i = self.top()?;
             self.refill(i, paging);
@@ -272,16 +219,15 @@ impl Ready {
 
     /// Removes expired messages from the front of each level (RabbitMQ
     /// expires messages when they reach the head).
-    pub fn expire(&mut self, now: u64, paging: &Paging<'_>, out: &mut Vec<QueuedMessage>) {
+    pub fn expire(&mut self, now: u64, paging: &impl Pager, mut expired: impl FnMut(QueuedMessage)) {
         for i in 0..self.levels.len() {
             loop {
                 self.refill(i, paging);
-                let expired = self.levels[i].head.front().is_some_and(|m| m.expired(now));
-                if !expired {
+                if !self.levels[i].head.front().is_some_and(|m| m.expired(now)) {
                     break;
                 }
                 if let Some(m) = self.take_head(i) {
-                    out.push(m);
+                    expired(m);
                 }
             }
         }
@@ -289,7 +235,7 @@ impl Ready {
 
     /// Drops the oldest message of the lowest non-empty priority (length
     /// limits with drop-head).
-    pub fn drop_one(&mut self, paging: &Paging<'_>) -> Option<QueuedMessage> {
+    pub fn drop_one(&mut self, paging: &impl Pager) -> Option<QueuedMessage> {
         let i = self.levels.iter().position(|l| l.len() > 0)?;
         self.refill(i, paging);
         self.take_head(i)
