@@ -120,6 +120,32 @@ async fn ttl_expiry_dead_letters_with_the_full_x_death_header() {
     assert!(get(&ch, &q).await.is_none());
 }
 
+/// RabbitMQ: "messages with TTL 0 expire on reaching a queue unless they
+/// can be delivered to a consumer immediately".
+#[tokio::test]
+async fn a_ttl_zero_message_reaches_a_waiting_consumer_and_otherwise_expires() {
+    let srv = Server::start();
+    let (_c, ch) = srv.channel().await;
+    let q = unique("ttl0");
+    declare(&ch, &q, args(&[("x-message-ttl", AMQPValue::LongInt(0))])).await;
+    let mut consumer = ch
+        .basic_consume(q.as_str().into(), "now".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    publish(&ch, "", &q, b"right now", BasicProperties::default()).await;
+    let d = tokio::time::timeout(T, consumer.next())
+        .await
+        .expect("the waiting consumer gets it")
+        .unwrap()
+        .unwrap();
+    assert_eq!(d.data, b"right now");
+    d.ack(BasicAckOptions::default()).await.unwrap();
+    ch.basic_cancel("now".into(), BasicCancelOptions::default()).await.unwrap();
+    // Nobody waiting: it is gone at once.
+    publish(&ch, "", &q, b"too late", BasicProperties::default()).await;
+    assert!(get(&ch, &q).await.is_none());
+}
+
 #[tokio::test]
 async fn reject_without_requeue_dead_letters_with_the_routing_key_override() {
     let srv = Server::start();

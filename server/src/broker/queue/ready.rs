@@ -43,7 +43,7 @@ impl QueuedMessage {
     }
 
     pub fn expired(&self, now: u64) -> bool {
-        self.expires != 0 && self.expires <= now
+        self.expires != 0 && self.expires < now
     }
 }
 

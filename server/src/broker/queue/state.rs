@@ -188,8 +188,9 @@ impl<C: ConsumerHandle> QueueState<C> {
         self.enforce_limits(pager, out);
         self.dispatch(now, pager, out);
         if expires != 0 {
-            // A message with TTL 0 lives only if a consumer took it.
-            self.ready.expire(now, pager, |m| out.dead_letter(m, Reason::Expired));
+            // What is due now goes now: a message with TTL 0 lives only if
+            // a consumer took it just above, as in RabbitMQ.
+            self.ready.expire(now + 1, pager, |m| out.dead_letter(m, Reason::Expired));
         }
         true
     }
@@ -666,13 +667,14 @@ mod tests {
         // Its own expiration is lower than the queue's TTL.
         f.publish_msg(message("m3", 0, Some(10)), None, 60);
         assert!(f.q.may_expire());
-        assert!(!f.q.sweep(99, 0, &f.pager, &mut f.fx));
+        // Deliverable up to its expiry time, gone after it.
+        assert!(!f.q.sweep(100, 0, &f.pager, &mut f.fx));
         assert!(f.effects().is_empty());
-        f.q.sweep(100, 0, &f.pager, &mut f.fx);
+        f.q.sweep(101, 0, &f.pager, &mut f.fx);
         assert_eq!(f.effects(), ["dead m1 Expired"]);
         // m3 expired at 70 but waits behind m2, as in RabbitMQ; a get
         // skips both once they are due.
-        assert!(f.get(150).is_none());
+        assert!(f.get(151).is_none());
         assert_eq!(f.effects(), ["dead m2 Expired", "dead m3 Expired"]);
     }
 
@@ -682,6 +684,17 @@ mod tests {
         f.publish("alone", 5);
         assert_eq!(f.effects(), ["dead alone Expired"]);
         assert_eq!(f.q.counts().ready, 0);
+    }
+
+    #[test]
+    fn ttl_zero_reaches_a_consumer_ready_for_it() {
+        let mut f = queue(QueueConfig { message_ttl: Some(0), ..Default::default() });
+        let a = consumer("a", 1, 0);
+        f.add(&a, 5);
+        f.publish("taken", 5);
+        // a has no credit left: the next one expires at once.
+        f.publish("late", 5);
+        assert_eq!(f.effects(), ["deliver a taken", "dead late Expired"]);
     }
 
     #[test]
