@@ -154,31 +154,34 @@ pub struct Consumer {
     in_flight: AtomicU32,
 }
 
+/// What a consumer is made of: its tag and settings (basic.consume's), and
+/// where its deliveries go (its channel, connection and outbox).
+pub struct ConsumerSpec {
+    pub tag: ShortString,
+    pub channel: u16,
+    pub connection_id: u64,
+    pub outbox: Arc<Outbox>,
+    pub flow: Arc<ChannelFlow>,
+    pub no_ack: bool,
+    pub exclusive: bool,
+    pub prefetch: u32,
+    pub arguments: FieldTable,
+    pub priority: i32,
+}
+
 impl Consumer {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        tag: ShortString,
-        channel: u16,
-        connection_id: u64,
-        outbox: Arc<Outbox>,
-        flow: Arc<ChannelFlow>,
-        no_ack: bool,
-        exclusive: bool,
-        prefetch: u32,
-        arguments: FieldTable,
-        priority: i32,
-    ) -> Self {
+    pub fn new(s: ConsumerSpec) -> Self {
         Consumer {
-            tag,
-            channel,
-            connection_id,
-            outbox,
-            flow,
-            no_ack,
-            exclusive,
-            prefetch,
-            arguments,
-            priority,
+            tag: s.tag,
+            channel: s.channel,
+            connection_id: s.connection_id,
+            outbox: s.outbox,
+            flow: s.flow,
+            no_ack: s.no_ack,
+            exclusive: s.exclusive,
+            prefetch: s.prefetch,
+            arguments: s.arguments,
+            priority: s.priority,
             in_flight: AtomicU32::new(0),
         }
     }

@@ -36,7 +36,7 @@ use tokio::sync::mpsc;
 use super::forward::WireMessage;
 use super::network::{Call, Reply};
 use super::node::Cluster;
-use crate::broker::consumer::{ChannelFlow, Consumer, Outbound, Outbox};
+use crate::broker::consumer::{ChannelFlow, Consumer, ConsumerSpec, Outbound, Outbox};
 use crate::broker::error::{BrokerError, Result};
 use crate::broker::queue::backend::Settle;
 use crate::broker::queue::{ConsumeRefusal, Queue, QueuedMessage};
@@ -262,18 +262,18 @@ impl Cluster {
                 req.queue, req.vhost, self.me.name
             ))));
         };
-        let consumer = Arc::new(Consumer::new(
-            req.tag.as_str().into(),
-            0,
-            broker.next_id(),
-            Arc::new(Outbox::default()),
-            Arc::new(ChannelFlow::default()),
-            req.no_ack,
-            req.exclusive,
-            req.prefetch,
-            req.arguments,
-            req.priority,
-        ));
+        let consumer = Arc::new(Consumer::new(ConsumerSpec {
+            tag: req.tag.as_str().into(),
+            channel: 0,
+            connection_id: broker.next_id(),
+            outbox: Arc::new(Outbox::default()),
+            flow: Arc::new(ChannelFlow::default()),
+            no_ack: req.no_ack,
+            exclusive: req.exclusive,
+            prefetch: req.prefetch,
+            arguments: req.arguments,
+            priority: req.priority,
+        }));
         let stand_in = Arc::new(StandIn {
             node: from.clone(),
             sub: req.sub,

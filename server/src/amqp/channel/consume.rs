@@ -2,6 +2,7 @@
 //! deliveries queues hand over.
 
 use super::*;
+use crate::broker::consumer::ConsumerSpec;
 
 impl Channel {
     // ----- consuming -------------------------------------------------------------
@@ -42,18 +43,18 @@ impl Channel {
         crate::broker::args::validate_consumer_args(&c.arguments, &name, &s.vhost.name)?;
         let priority =
             c.arguments.inner().get("x-priority").and_then(crate::broker::args::as_int).unwrap_or(0) as i32;
-        let consumer = Arc::new(Consumer::new(
-            tag.clone(),
-            self.id,
-            s.conn_id,
-            s.outbox.clone(),
-            self.flow.clone(),
-            c.no_ack,
-            c.exclusive,
-            self.prefetch,
-            c.arguments,
+        let consumer = Arc::new(Consumer::new(ConsumerSpec {
+            tag: tag.clone(),
+            channel: self.id,
+            connection_id: s.conn_id,
+            outbox: s.outbox.clone(),
+            flow: self.flow.clone(),
+            no_ack: c.no_ack,
+            exclusive: c.exclusive,
+            prefetch: self.prefetch,
+            arguments: c.arguments,
             priority,
-        ));
+        }));
         // The queue may hand over messages at once, but they wait in this
         // connection's outbox, which is written after this reply: consume-ok
         // always reaches the client before the first delivery.
@@ -89,18 +90,18 @@ impl Channel {
         // RabbitMQ's form: the prefix, a dot, and an opaque token.
         let name = format!("{REPLY_TO}.{}", &generated_name("x")[2..]);
         let q = s.vhost.new_reply_queue(&name, s.conn_id);
-        let consumer = Arc::new(Consumer::new(
-            tag.clone(),
-            self.id,
-            s.conn_id,
-            s.outbox.clone(),
-            self.flow.clone(),
-            true,
-            false,
-            0,
-            FieldTable::default(),
-            0,
-        ));
+        let consumer = Arc::new(Consumer::new(ConsumerSpec {
+            tag: tag.clone(),
+            channel: self.id,
+            connection_id: s.conn_id,
+            outbox: s.outbox.clone(),
+            flow: self.flow.clone(),
+            no_ack: true,
+            exclusive: false,
+            prefetch: 0,
+            arguments: FieldTable::default(),
+            priority: 0,
+        }));
         let _ = q.add_consumer(consumer.clone());
         self.consumers.insert(tag.clone(), (consumer, q.clone()));
         self.reply_queue = Some(q);

@@ -141,22 +141,22 @@ impl<C: ConsumerHandle> Consumers<C> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::broker::consumer::{ChannelFlow, Outbox};
+    use crate::broker::consumer::{ChannelFlow, ConsumerSpec, Outbox};
     use amq_protocol::types::FieldTable;
 
     fn consumer(tag: &str, priority: i32) -> Arc<Consumer> {
-        Arc::new(Consumer::new(
-            tag.into(),
-            1,
-            1,
-            Arc::new(Outbox::default()),
-            Arc::new(ChannelFlow::default()),
-            true,
-            false,
-            0,
-            FieldTable::default(),
+        Arc::new(Consumer::new(ConsumerSpec {
+            tag: tag.into(),
+            channel: 1,
+            connection_id: 1,
+            outbox: Arc::new(Outbox::default()),
+            flow: Arc::new(ChannelFlow::default()),
+            no_ack: true,
+            exclusive: false,
+            prefetch: 0,
+            arguments: FieldTable::default(),
             priority,
-        ))
+        }))
     }
 
     fn picks(c: &mut Consumers<Arc<Consumer>>, n: usize) -> Vec<String> {
