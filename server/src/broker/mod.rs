@@ -3,9 +3,10 @@
 //! definition change goes, whoever asks for it.
 //!
 //! - The model: [`vhost`] (a namespace of exchanges and queues),
-//!   [`exchange`] (the routers, one file per type), [`queue`] (ready
-//!   messages, consumers, RabbitMQ's queue extensions; `queue::backend`
-//!   for a queue whose messages another node holds), [`message`] and
+//!   [`exchange`] (the routers, one file per type), [`queue`] (a shell
+//!   around `queue::state`, the pure core that applies RabbitMQ's queue
+//!   rules and returns effects; `queue::backend` for a queue whose
+//!   messages another node holds), [`message`] and
 //!   [`props`] (a published message and its properties in wire form),
 //!   [`field_table`] (checking tables before decoding them).
 //! - Changing it: `crate::definitions` (`DefinitionCommand`, every
