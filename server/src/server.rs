@@ -155,7 +155,7 @@ impl Node {
         });
         let http_addrs = http_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
         let secret = cluster_secret(&broker.config)?;
-        start_cluster(&broker, &app, &http_addrs, secret.clone()).await?;
+        start_cluster(&broker, &app, secret.clone()).await?;
         let stats = Arc::new(crate::http::stats::Stats::default());
         let ctx = Arc::new(crate::http::ApiState {
             broker: broker.clone(),
@@ -164,6 +164,15 @@ impl Node {
             app: app.clone(),
             http_addrs: http_addrs.clone(),
         });
+        if let Some(c) = app.cluster() {
+            // What this node says about itself to the others, as its API
+            // describes it (a weak reference: the API state holds the app,
+            // which holds the cluster).
+            let weak = Arc::downgrade(&ctx);
+            c.set_info(Arc::new(move || {
+                weak.upgrade().map(|ctx| crate::http::api::overview::node_info(&ctx))
+            }));
+        }
         for (l, addr) in http_listeners.into_iter().zip(&http_addrs) {
             tracing::info!("started HTTP listener on {addr}");
             tasks.push(tokio::spawn(crate::http::serve(ctx.clone(), l)));
@@ -212,12 +221,7 @@ fn cluster_secret(c: &Config) -> anyhow::Result<Secret> {
 
 /// Opens the cluster listener, on which other nodes can reach this one and
 /// ask to join it, and rejoins the cluster if this node was in one.
-async fn start_cluster(
-    broker: &Arc<Broker>,
-    app: &Arc<App>,
-    http: &[SocketAddr],
-    secret: Secret,
-) -> anyhow::Result<()> {
+async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, secret: Secret) -> anyhow::Result<()> {
     let c = &broker.config;
     let port = c.cluster_port();
     // One address, the one other nodes are told to use: the configured
@@ -246,16 +250,6 @@ async fn start_cluster(
     let cluster = crate::cluster::node::Cluster::start(broker, listener, advertised.clone(), secret)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the cluster listener: {e}"))?;
-    let (app2, started, weak) = (app.clone(), broker.started_at, Arc::downgrade(broker));
-    let (name, http) = (c.node_name.clone(), http.to_vec());
-    cluster.set_info(Arc::new(move || crate::cluster::network::NodeInfo {
-        name: name.clone(),
-        app_running: app2.is_running(),
-        amqp_listeners: app2.listeners().iter().map(|a| a.to_string()).collect(),
-        http_listeners: http.iter().map(|a| a.to_string()).collect(),
-        uptime_ms: started.elapsed().as_millis() as u64,
-        queue_totals: weak.upgrade().map(|b| crate::http::api::overview::node_queue_totals(&b)),
-    }));
     let _ = app.cluster.set(cluster);
     tracing::info!("started cluster listener on {bound} (advertised as {advertised})");
     Ok(())

@@ -46,6 +46,9 @@ pub struct MemberStatus {
     pub info: Option<NodeInfo>,
 }
 
+/// How this node describes itself (None while it stops).
+pub type NodeDescriber = Arc<dyn Fn() -> Option<NodeInfo> + Send + Sync>;
+
 struct Running {
     raft: Raft,
     sm: StateMachine,
@@ -60,7 +63,7 @@ pub struct Cluster {
     running: parking_lot::RwLock<Option<Arc<Running>>>,
     /// Serialises forming, joining and leaving.
     forming: tokio::sync::Mutex<()>,
-    info: parking_lot::RwLock<Option<Arc<dyn Fn() -> NodeInfo + Send + Sync>>>,
+    info: parking_lot::RwLock<Option<NodeDescriber>>,
     pub(super) forwarders: super::forward::Forwarders,
     pub(super) consuming: super::consume::Consuming,
     pub(super) liveness: super::liveness::Liveness,
@@ -140,16 +143,15 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Tells the cluster how to describe this node (its AMQP app's state).
-    pub fn set_info(&self, f: Arc<dyn Fn() -> NodeInfo + Send + Sync>) {
+    /// Tells the cluster how to describe this node (its AMQP app's state,
+    /// its figures).
+    pub fn set_info(&self, f: NodeDescriber) {
         *self.info.write() = Some(f);
     }
 
     fn local_info(&self) -> NodeInfo {
-        match self.info.read().as_ref() {
-            Some(f) => f(),
-            None => NodeInfo { name: self.me.name.clone(), ..Default::default() },
-        }
+        let described = self.info.read().as_ref().and_then(|f| f());
+        described.unwrap_or_else(|| NodeInfo { name: self.me.name.clone(), ..Default::default() })
     }
 
     pub fn is_clustered(&self) -> bool {

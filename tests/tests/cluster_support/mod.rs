@@ -20,10 +20,15 @@ pub struct Node {
 
 impl Node {
     pub fn start(n: usize, secret: &str) -> Node {
+        Node::start_with(n, secret, &[])
+    }
+
+    /// A node started with `extra` flags besides the cluster's.
+    pub fn start_with(n: usize, secret: &str, extra: &[&str]) -> Node {
         let name = format!("warren-{n}@127.0.0.1");
         // Stats (and the other nodes' queue counts) every 500 ms. The
         // cluster port is picked by the node, and kept for its restarts.
-        let mut server = Server::start_with(&[
+        let mut args = vec![
             "--nodename",
             &name,
             "--cluster-port",
@@ -32,7 +37,9 @@ impl Node {
             secret,
             "--stats-interval-ms",
             "500",
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let mut server = Server::start_with(&args);
         const MARK: &str = "started cluster listener on ";
         assert!(server.wait_for_log(MARK, T), "{}", server.log_text());
         let log = server.log_text();
@@ -80,7 +87,12 @@ impl Node {
 }
 
 pub async fn cluster_of_three() -> [Node; 3] {
-    let nodes = [Node::start(1, SECRET), Node::start(2, SECRET), Node::start(3, SECRET)];
+    form([Node::start(1, SECRET), Node::start(2, SECRET), Node::start(3, SECRET)]).await
+}
+
+/// The second and third nodes join the first; returns once every node sees
+/// all three running.
+pub async fn form(nodes: [Node; 3]) -> [Node; 3] {
     nodes[1].join(&nodes[0]).await;
     nodes[2].join(&nodes[0]).await;
     for n in &nodes {
