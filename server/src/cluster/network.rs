@@ -25,6 +25,10 @@ pub enum Call {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// A metadata change, for the leader to commit.
     Propose(Proposal),
+    /// Answer (`Reply::Done`) once you have applied the metadata log up to
+    /// this index: the caller made a change there and answers its client
+    /// only when every running member has it.
+    Applied(u64),
     /// The caller wants to join the cluster this node is in.
     Join(Member),
     /// Remove a node from the membership (`forget_cluster_node`).
