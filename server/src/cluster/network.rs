@@ -107,8 +107,9 @@ pub struct NodeInfo {
     pub queue_totals: Option<warren_api_types::objects::NodeQueueTotals>,
     /// The node's own `/api/nodes` entry (memory, disk, descriptors,
     /// sockets, alarms and the rest), which another member shows as is.
+    /// (Boxed: it is large, and every reply on the link is a `Reply`.)
     #[serde(default)]
-    pub node: Option<warren_api_types::objects::Node>,
+    pub node: Option<Box<warren_api_types::objects::Node>>,
 }
 
 /// Links to the other nodes, one per address, shared by Raft's replication
@@ -228,7 +229,7 @@ mod tests {
             },
             ..Default::default()
         };
-        let info = NodeInfo { name: "warren@a".into(), node: Some(node), ..Default::default() };
+        let info = NodeInfo { name: "warren@a".into(), node: Some(Box::new(node)), ..Default::default() };
         let bytes = rmp_serde::to_vec_named(&info).unwrap();
         let back: NodeInfo = rmp_serde::from_slice(&bytes).unwrap();
         assert_eq!(back.node, info.node);

@@ -411,7 +411,7 @@ pub fn node_info(ctx: &Ctx) -> NodeInfo {
         http_listeners: addrs(&ctx.http_addrs),
         uptime_ms: item.uptime,
         queue_totals: item.queue_totals.clone(),
-        node: Some(item),
+        node: Some(Box::new(item)),
     }
 }
 
@@ -429,7 +429,7 @@ pub async fn all_nodes(ctx: &Ctx) -> Vec<objects::Node> {
             continue;
         }
         let info = m.info.unwrap_or_default();
-        out.push(info.node.unwrap_or_else(|| objects::Node {
+        out.push(info.node.map(|n| *n).unwrap_or_else(|| objects::Node {
             name: m.name,
             kind: "disc".into(),
             running: info.app_running,
