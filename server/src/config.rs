@@ -52,8 +52,8 @@ pub struct Config {
     /// The largest request body the management API reads, in bytes
     /// (`management.http.max_body_size`); larger ones are answered 400.
     pub max_body_size: usize,
-    /// The key that signs login tokens. None: a random key per node start,
-    /// so a restart logs everybody out.
+    /// The key that signs login tokens. None: a key derived from the
+    /// cluster secret, the same on every node that shares it.
     pub jwt_secret: Option<String>,
     /// How often the management side samples the message counters into
     /// rates and history (RabbitMQ's `collect_statistics_interval`). Zero

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::broker::Broker;
 use crate::cluster::node::Cluster;
+use crate::cluster::secret::Secret;
 use crate::config::Config;
 
 pub struct Node {
@@ -176,15 +177,25 @@ impl Node {
             cluster: Default::default(),
         });
         let http_addrs = http_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
-        start_cluster(&broker, &app, &http_addrs).await?;
+        let secret = cluster_secret(&broker.config)?;
+        start_cluster(&broker, &app, secret.clone()).await?;
         let stats = Arc::new(crate::http::stats::Stats::default());
         let ctx = Arc::new(crate::http::ApiState {
             broker: broker.clone(),
             stats: stats.clone(),
-            jwt: crate::http::auth::JwtKeys::new(broker.config.jwt_secret.as_deref()),
+            jwt: crate::http::auth::JwtKeys::new(broker.config.jwt_secret.as_deref(), Some(&secret)),
             app: app.clone(),
             http_addrs: http_addrs.clone(),
         });
+        if let Some(c) = app.cluster() {
+            // What this node says about itself to the others, as its API
+            // describes it (a weak reference: the API state holds the app,
+            // which holds the cluster).
+            let weak = Arc::downgrade(&ctx);
+            c.set_info(Arc::new(move || {
+                weak.upgrade().map(|ctx| crate::http::api::overview::node_info(&ctx))
+            }));
+        }
         for (l, addr) in http_listeners.into_iter().zip(&http_addrs) {
             tracing::info!("started HTTP listener on {addr}");
             tasks.push(tokio::spawn(crate::http::serve(ctx.clone(), l)));
@@ -219,9 +230,21 @@ impl Node {
     }
 }
 
+/// The cluster secret: configured, or read from its file (created with a
+/// random secret when missing).
+fn cluster_secret(c: &Config) -> anyhow::Result<Secret> {
+    let path = match (&c.cluster_secret, &c.cluster_secret_file) {
+        (Some(s), _) => return Ok(Secret::new(s.as_bytes())),
+        (None, Some(path)) => path.clone(),
+        (None, None) => Secret::default_path(),
+    };
+    Secret::load_or_create(&path)
+        .map_err(|e| anyhow::anyhow!("cannot read the cluster secret from {}: {e}", path.display()))
+}
+
 /// Opens the cluster listener, on which other nodes can reach this one and
 /// ask to join it, and rejoins the cluster if this node was in one.
-async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, http: &[SocketAddr]) -> anyhow::Result<()> {
+async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, secret: Secret) -> anyhow::Result<()> {
     let c = &broker.config;
     let port = c.cluster_port();
     // One address, the one other nodes are told to use: the configured
@@ -247,29 +270,9 @@ async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, http: &[SocketAddr]
         ip.to_string()
     };
     let advertised = format!("{host}:{}", bound.port());
-    let secret = match (&c.cluster_secret, &c.cluster_secret_file) {
-        (Some(s), _) => crate::cluster::secret::Secret::new(s.as_bytes()),
-        (None, Some(path)) => crate::cluster::secret::Secret::load_or_create(path)
-            .map_err(|e| anyhow::anyhow!("cannot read the cluster secret from {}: {e}", path.display()))?,
-        (None, None) => {
-            let path = crate::cluster::secret::Secret::default_path();
-            crate::cluster::secret::Secret::load_or_create(&path)
-                .map_err(|e| anyhow::anyhow!("cannot read the cluster secret from {}: {e}", path.display()))?
-        }
-    };
     let cluster = crate::cluster::node::Cluster::start(broker, listener, advertised.clone(), secret)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the cluster listener: {e}"))?;
-    let (app2, started, weak) = (app.clone(), broker.started_at, Arc::downgrade(broker));
-    let (name, http) = (c.node_name.clone(), http.to_vec());
-    cluster.set_info(Arc::new(move || crate::cluster::network::NodeInfo {
-        name: name.clone(),
-        app_running: app2.is_running(),
-        amqp_listeners: app2.listeners().iter().map(|a| a.to_string()).collect(),
-        http_listeners: http.iter().map(|a| a.to_string()).collect(),
-        uptime_ms: started.elapsed().as_millis() as u64,
-        queue_totals: weak.upgrade().map(|b| crate::http::api::overview::node_queue_totals(&b)),
-    }));
     let _ = app.cluster.set(cluster);
     tracing::info!("started cluster listener on {bound} (advertised as {advertised})");
     Ok(())

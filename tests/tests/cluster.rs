@@ -4,97 +4,19 @@
 //! the Raft leader, a node's restart, forget_cluster_node, and the bad
 //! inputs: a wrong secret, joining with the app running.
 
+mod cluster_support;
 mod ctl_common;
 mod dashboard_support;
 
 use std::time::Duration;
 
+use cluster_support::{Node, SECRET, T, cluster_of_three};
 use ctl_common::ctl;
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, ExchangeKind};
-use warren_tests::http::{Api, json};
-use warren_tests::{Server, eventually};
-
-const T: Duration = Duration::from_secs(20);
-const SECRET: &str = "tutorial-cookie";
-
-struct Node {
-    name: String,
-    cluster_port: u16,
-    server: Server,
-}
-
-impl Node {
-    fn start(n: usize, secret: &str) -> Node {
-        let name = format!("warren-{n}@127.0.0.1");
-        // Stats (and the other nodes' queue counts) every 500 ms. The
-        // cluster port is picked by the node, and kept for its restarts.
-        let mut server = Server::start_with(&[
-            "--nodename",
-            &name,
-            "--cluster-port",
-            "0",
-            "--cluster-secret",
-            secret,
-            "--stats-interval-ms",
-            "500",
-        ]);
-        const MARK: &str = "started cluster listener on ";
-        assert!(server.wait_for_log(MARK, T), "{}", server.log_text());
-        let log = server.log_text();
-        let line = log.lines().find(|l| l.contains(MARK)).unwrap();
-        let addr = line.split(MARK).nth(1).unwrap().split_whitespace().next().unwrap();
-        let cluster_port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
-        server.set_arg("--cluster-port", &cluster_port.to_string());
-        Node { name, cluster_port, server }
-    }
-
-    fn api(&self) -> Api {
-        Api::new(&self.server)
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.cluster_port)
-    }
-
-    /// stop_app, join_cluster `seed`, start_app: the tutorial's sequence.
-    async fn join(&self, seed: &Node) {
-        let api = self.api();
-        assert_eq!(api.post("/api/node/stop_app", json!({})).await.code(), 204);
-        let r =
-            api.post("/api/node/join_cluster", json!({"node": seed.name, "address": seed.address()})).await;
-        assert_eq!(r.code(), 204, "{}\n{}", r.body, self.server.log_text());
-        assert_eq!(api.post("/api/node/start_app", json!({})).await.code(), 204);
-    }
-
-    async fn status(&self) -> serde_json::Value {
-        self.api().ok("/api/node/cluster_status").await
-    }
-
-    /// Waits until this node sees `running` running members and a leader.
-    async fn until_running(&self, running: usize) -> serde_json::Value {
-        eventually(T, || async {
-            let st = self.status().await;
-            let up = st["running_nodes"].as_array().cloned().unwrap_or_default();
-            (up.len() == running && up.contains(&st["leader"])).then_some(st)
-        })
-        .await
-        .unwrap_or_else(|| {
-            panic!("{} never saw {running} running nodes: {}", self.name, self.server.log_text())
-        })
-    }
-}
-
-async fn cluster_of_three() -> [Node; 3] {
-    let nodes = [Node::start(1, SECRET), Node::start(2, SECRET), Node::start(3, SECRET)];
-    nodes[1].join(&nodes[0]).await;
-    nodes[2].join(&nodes[0]).await;
-    for n in &nodes {
-        n.until_running(3).await;
-    }
-    nodes
-}
+use warren_tests::eventually;
+use warren_tests::http::json;
 
 #[tokio::test]
 async fn three_nodes_share_metadata_and_survive_the_loss_of_the_leader() {

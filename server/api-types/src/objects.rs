@@ -282,10 +282,10 @@ pub struct Overview {
     pub enable_queue_totals: bool,
 }
 
-/// A node, with every field RabbitMQ 3.10's `/api/nodes` has. Figures this
-/// node cannot know of another member of the cluster are left out for
-/// that member (`None`), as RabbitMQ leaves them out for a stopped node;
-/// for the node answering they are all present.
+/// A node, with every field RabbitMQ 3.10's `/api/nodes` has. A member
+/// of the cluster that does not answer has its figures left out (`None`),
+/// as RabbitMQ leaves them out for a stopped node; for the node answering,
+/// and for every member that answers it, they are all present.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub name: String,

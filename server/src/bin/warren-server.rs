@@ -54,8 +54,9 @@ struct Args {
     /// (management.login_session_timeout).
     #[arg(long)]
     login_session_timeout: Option<u64>,
-    /// Key signing dashboard login tokens; random per start when unset,
-    /// which logs everybody out at a restart.
+    /// Key signing dashboard login tokens; when unset, derived from the
+    /// cluster secret, so that every node sharing it accepts the tokens of
+    /// the others.
     #[arg(long, env = "WARREN_JWT_SECRET", hide_env_values = true)]
     jwt_secret: Option<String>,
     /// Milliseconds between samples of the message counters into rates

@@ -25,6 +25,10 @@ pub enum Call {
     Snapshot(InstallSnapshotRequest<TypeConfig>),
     /// A metadata change, for the leader to commit.
     Propose(Proposal),
+    /// Answer (`Reply::Done`) once you have applied the metadata log up to
+    /// this index: the caller made a change there and answers its client
+    /// only when every running member has it.
+    Applied(u64),
     /// The caller wants to join the cluster this node is in.
     Join(Member),
     /// Remove a node from the membership (`forget_cluster_node`).
@@ -101,6 +105,11 @@ pub struct NodeInfo {
     /// The queues whose home the node is, and their messages.
     #[serde(default)]
     pub queue_totals: Option<warren_api_types::objects::NodeQueueTotals>,
+    /// The node's own `/api/nodes` entry (memory, disk, descriptors,
+    /// sockets, alarms and the rest), which another member shows as is.
+    /// (Boxed: it is large, and every reply on the link is a `Reply`.)
+    #[serde(default)]
+    pub node: Option<Box<warren_api_types::objects::Node>>,
 }
 
 /// Links to the other nodes, one per address, shared by Raft's replication
@@ -191,5 +200,38 @@ impl RaftNetwork<TypeConfig> for Client {
             Reply::Vote(r) => Ok(r),
             _ => Err(unexpected()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use warren_api_types::objects::{Node, NodeDetails};
+
+    use super::*;
+
+    /// A node's entry crosses the link whole: its flattened details and the
+    /// figures left out when unknown come back as they left.
+    #[test]
+    fn node_info_crosses_the_link_unchanged() {
+        let node = Node {
+            name: "warren@a".into(),
+            running: true,
+            uptime: 7,
+            mem_used: Some(1 << 30),
+            mem_alarm: true,
+            fd_used: Some(12),
+            disk_free: None,
+            details: NodeDetails {
+                proc_used: Some(3),
+                io_read_avg_time: Some(0.5),
+                ra_open_file_metrics: Some([("ra_log_wal".to_owned(), 0)].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let info = NodeInfo { name: "warren@a".into(), node: Some(Box::new(node)), ..Default::default() };
+        let bytes = rmp_serde::to_vec_named(&info).unwrap();
+        let back: NodeInfo = rmp_serde::from_slice(&bytes).unwrap();
+        assert_eq!(back.node, info.node);
     }
 }

@@ -35,6 +35,10 @@ const PROPOSE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long joining may take (the joiner receives the whole metadata).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 const INFO_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the answer to a change waits for another member to apply it,
+/// at most: a member that is slow, or down but not yet found so
+/// ([`super::liveness`]), delays changes by no more than this.
+const APPLIED_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A member as `cluster_status` and `/api/nodes` show it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -45,6 +49,9 @@ pub struct MemberStatus {
     /// None when the node did not answer.
     pub info: Option<NodeInfo>,
 }
+
+/// How this node describes itself (None while it stops).
+pub type NodeDescriber = Arc<dyn Fn() -> Option<NodeInfo> + Send + Sync>;
 
 struct Running {
     raft: Raft,
@@ -60,7 +67,7 @@ pub struct Cluster {
     running: parking_lot::RwLock<Option<Arc<Running>>>,
     /// Serialises forming, joining and leaving.
     forming: tokio::sync::Mutex<()>,
-    info: parking_lot::RwLock<Option<Arc<dyn Fn() -> NodeInfo + Send + Sync>>>,
+    info: parking_lot::RwLock<Option<NodeDescriber>>,
     pub(super) forwarders: super::forward::Forwarders,
     pub(super) consuming: super::consume::Consuming,
     pub(super) liveness: super::liveness::Liveness,
@@ -140,16 +147,15 @@ impl Cluster {
         Ok(cluster)
     }
 
-    /// Tells the cluster how to describe this node (its AMQP app's state).
-    pub fn set_info(&self, f: Arc<dyn Fn() -> NodeInfo + Send + Sync>) {
+    /// Tells the cluster how to describe this node (its AMQP app's state,
+    /// its figures).
+    pub fn set_info(&self, f: NodeDescriber) {
         *self.info.write() = Some(f);
     }
 
     fn local_info(&self) -> NodeInfo {
-        match self.info.read().as_ref() {
-            Some(f) => f(),
-            None => NodeInfo { name: self.me.name.clone(), ..Default::default() },
-        }
+        let described = self.info.read().as_ref().and_then(|f| f());
+        described.unwrap_or_else(|| NodeInfo { name: self.me.name.clone(), ..Default::default() })
     }
 
     pub fn is_clustered(&self) -> bool {
@@ -212,7 +218,10 @@ impl Cluster {
     // ------------------------------------------------------------ changes
 
     /// Commits a metadata change through the cluster and returns what
-    /// applying it did on this node.
+    /// applying it did on this node, once every other running member has
+    /// applied it too (as RabbitMQ answers once every node has a change):
+    /// a client that reads through another node right after the answer
+    /// finds what it made.
     pub async fn propose(&self, mut cmd: DefinitionCommand) -> Result<Applied> {
         let running = self.running().ok_or_else(|| BrokerError::internal("this node is not clustered"))?;
         if let DefinitionCommand::DeclareQueue { home, .. } = &mut cmd {
@@ -226,14 +235,43 @@ impl Cluster {
             running.sm.0.pending.forget(seq);
             return Err(e);
         }
-        match tokio::time::timeout_at(deadline, done).await {
+        let result = match tokio::time::timeout_at(deadline, done).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(unavailable("the node stopped")),
+            Ok(Err(_)) => return Err(unavailable("the node stopped")),
             Err(_) => {
                 running.sm.0.pending.forget(seq);
-                Err(unavailable("it was committed but not applied on this node in time"))
+                return Err(unavailable("it was committed but not applied on this node in time"));
             }
+        };
+        // Entries apply in order and the applied position moves before an
+        // entry applies: this covers the change, perhaps a few after it.
+        if let Some(applied) = running.sm.applied().last {
+            self.until_members_applied(applied.index).await;
         }
+        result
+    }
+
+    /// Waits until every other member that is not down has applied the log
+    /// up to `index`, or for [`APPLIED_TIMEOUT`], whichever comes first.
+    async fn until_members_applied(&self, index: u64) {
+        let up = self.other_members().into_iter().filter(|m| !self.liveness.is_down(&m.name));
+        let asks = up.map(|m| async move {
+            match self.peers.call(&m.addr, Call::Applied(index), APPLIED_TIMEOUT).await {
+                Ok(Reply::Done) => {}
+                Ok(_) => tracing::debug!("{m} answered oddly to Applied({index})"),
+                Err(e) => tracing::debug!("{m} did not say it applied up to {index}: {e}"),
+            }
+        });
+        futures_util::future::join_all(asks).await;
+    }
+
+    /// Answers once this node has applied the log up to `index`.
+    async fn applied(&self, index: u64) -> Result<Reply> {
+        let wait = self.raft()?.wait(Some(APPLIED_TIMEOUT));
+        wait.applied_index_at_least(Some(index), "a change made through another node")
+            .await
+            .map(|_| Reply::Done)
+            .map_err(unavailable)
     }
 
     /// Gets `p` committed: by this node's Raft when it leads, else by the
@@ -279,6 +317,7 @@ impl Cluster {
             Call::Propose(p) => Box::pin(async move {
                 self.raft()?.client_write(p).await.map(|r| Reply::Proposed(r.data)).map_err(unavailable)
             }),
+            Call::Applied(index) => Box::pin(async move { self.applied(index).await }),
             Call::Join(member) => Box::pin(async move {
                 tracing::info!("{from} asks to join the cluster");
                 self.admit(member).await.map(|_| Reply::Joined)

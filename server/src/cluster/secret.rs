@@ -2,6 +2,10 @@
 //! nodes that share it may talk to each other; no one else may. It is never
 //! sent over the wire: each side of a link proves it knows it with an
 //! HMAC-SHA256 over fresh nonces (see [`super::link`]).
+//!
+//! Keys that every member must share for other purposes are derived from
+//! it ([`Secret::derive`]), such as the key signing management login
+//! tokens, so that a token from one node is valid on every node.
 
 use std::path::{Path, PathBuf};
 
@@ -70,6 +74,16 @@ impl Secret {
         mac.finalize().into_bytes().to_vec()
     }
 
+    /// A key for `purpose`, the same on every node that shares the secret
+    /// and unrelated to the link's proofs: HMAC-SHA256 of the label under
+    /// the secret.
+    pub fn derive(&self, purpose: &str) -> [u8; 32] {
+        let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
+        mac.update(b"warren key: ");
+        mac.update(purpose.as_bytes());
+        mac.finalize().into_bytes().into()
+    }
+
     /// Checks a proof in constant time.
     pub fn verify(&self, role: &str, mine: &[u8], theirs: &[u8], proof: &[u8]) -> bool {
         let mut mac = HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length");
@@ -93,6 +107,14 @@ mod tests {
         assert!(!s.verify("server", b"a", b"b", &p));
         assert!(!s.verify("client", b"b", b"a", &p));
         assert!(!Secret::new("other").verify("client", b"a", b"b", &p));
+    }
+
+    #[test]
+    fn derived_keys_depend_on_secret_and_purpose() {
+        let s = Secret::new("cookie");
+        assert_eq!(s.derive("a"), Secret::new("cookie").derive("a"));
+        assert_ne!(s.derive("a"), s.derive("b"));
+        assert_ne!(s.derive("a"), Secret::new("other").derive("a"));
     }
 
     #[test]

@@ -7,10 +7,13 @@
 //!   any other waits for the password gate, shared with AMQP logins, which
 //!   runs a few argon2 checks at a time (`broker::password`).
 //! - `Authorization: Bearer <jwt>` (the dashboard): a token from
-//!   `POST /api/login`, HS256-signed with the node's key (random per start
-//!   unless configured), expiring after `login_session_timeout`. The token
-//!   carries a digest of the user's password hash, so changing the password
-//!   or deleting the user ends every session.
+//!   `POST /api/login`, HS256-signed with the configured `jwt_secret`, or
+//!   else a key derived from the cluster secret, which every member of a
+//!   cluster shares, so a token from any node is valid on every node;
+//!   expiring after `login_session_timeout`. The token carries a digest of
+//!   the user's password hash, which is checked against the user record
+//!   (replicated in a cluster), so changing the password or deleting the
+//!   user ends every session on every node.
 //!
 //! Then RabbitMQ's rules (`rabbit_web_dispatch_access_control`): the guest
 //! loopback rule on the client's address, one of the management tags, and
@@ -52,11 +55,18 @@ pub struct JwtKeys {
     decoding: DecodingKey,
 }
 
+/// What [`Secret::derive`](crate::cluster::secret::Secret::derive) is
+/// asked for: the login tokens' key.
+const JWT_PURPOSE: &str = "management login tokens";
+
 impl JwtKeys {
-    pub fn new(secret: Option<&str>) -> Self {
-        let bytes: Vec<u8> = match secret {
-            Some(s) => s.as_bytes().to_vec(),
-            None => rand::random::<[u8; 32]>().to_vec(),
+    /// The configured secret; else a key derived from the cluster secret;
+    /// else (no cluster side) a random one, valid until the node stops.
+    pub fn new(configured: Option<&str>, cluster: Option<&crate::cluster::secret::Secret>) -> Self {
+        let bytes: Vec<u8> = match (configured, cluster) {
+            (Some(s), _) => s.as_bytes().to_vec(),
+            (None, Some(c)) => c.derive(JWT_PURPOSE).to_vec(),
+            (None, None) => rand::random::<[u8; 32]>().to_vec(),
         };
         JwtKeys { encoding: EncodingKey::from_secret(&bytes), decoding: DecodingKey::from_secret(&bytes) }
     }

@@ -25,6 +25,7 @@ use warren_api_types::objects::{
 use warren_api_types::stats::RateDetails;
 
 use super::{node, vhosts};
+use crate::cluster::network::NodeInfo;
 use crate::definitions::DefinitionCommand;
 use crate::http::Ctx;
 use crate::http::auth::Authed;
@@ -341,7 +342,7 @@ fn node_details(ctx: &Ctx) -> NodeDetails {
 
 /// The queues this node holds (all of them on a single node; in a cluster,
 /// those whose home it is) and their messages.
-pub fn node_queue_totals(broker: &crate::broker::Broker) -> objects::NodeQueueTotals {
+fn node_queue_totals(broker: &crate::broker::Broker) -> objects::NodeQueueTotals {
     let mut t = objects::NodeQueueTotals::default();
     for v in broker.vhosts() {
         if broker.consensus().is_none() {
@@ -398,9 +399,26 @@ pub fn node_item(ctx: &Ctx) -> objects::Node {
     }
 }
 
+/// What this node says about itself over the cluster link: among the
+/// rest, its own `/api/nodes` entry.
+pub fn node_info(ctx: &Ctx) -> NodeInfo {
+    let item = node_item(ctx);
+    let addrs = |a: &[SocketAddr]| a.iter().map(|a| a.to_string()).collect();
+    NodeInfo {
+        name: item.name.clone(),
+        app_running: item.running,
+        amqp_listeners: addrs(&ctx.app.listeners()),
+        http_listeners: addrs(&ctx.http_addrs),
+        uptime_ms: item.uptime,
+        queue_totals: item.queue_totals.clone(),
+        node: Some(Box::new(item)),
+    }
+}
+
 /// Every member of the cluster (this node alone when standalone). This
-/// node is described in full; another member by what it says over the
-/// cluster link, or as not running when it does not answer.
+/// node is described by [`node_item`]; another member by the entry it
+/// built the same way and sent over the cluster link, or as not running,
+/// with its figures left out, when it does not answer.
 pub async fn all_nodes(ctx: &Ctx) -> Vec<objects::Node> {
     let Some(cluster) = ctx.app.clustered() else { return vec![node_item(ctx)] };
     let me = node(ctx);
@@ -411,7 +429,7 @@ pub async fn all_nodes(ctx: &Ctx) -> Vec<objects::Node> {
             continue;
         }
         let info = m.info.unwrap_or_default();
-        out.push(objects::Node {
+        out.push(info.node.map(|n| *n).unwrap_or_else(|| objects::Node {
             name: m.name,
             kind: "disc".into(),
             running: info.app_running,
@@ -419,7 +437,7 @@ pub async fn all_nodes(ctx: &Ctx) -> Vec<objects::Node> {
             exchange_types: exchange_types(),
             queue_totals: info.queue_totals,
             ..objects::Node::default()
-        });
+        }));
     }
     out
 }
