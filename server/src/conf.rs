@@ -74,10 +74,8 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
         k if k.starts_with("listeners.tcp.") => {
             let addr = listener(value, key)?;
             c.amqp_port = addr.port();
-            if let Some(ip) = addr.ip {
-                if !c.bind.contains(&ip) {
-                    c.bind.push(ip);
-                }
+            if let Some(ip) = addr.ip.filter(|ip| !c.bind.contains(ip)) {
+                c.bind.push(ip);
             }
         }
         k if k.starts_with("listeners.ssl.") => {

@@ -102,6 +102,9 @@ struct Subscription {
     queue: Arc<Queue>,
 }
 
+/// Settles waiting for a home's settling task.
+type SettleQueue = mpsc::UnboundedSender<(Settle, Vec<u64>)>;
+
 #[derive(Default)]
 pub struct Consuming {
     next: AtomicU64,
@@ -112,7 +115,7 @@ pub struct Consuming {
     /// Subscriber side: this node's consumers of remote queues, by number.
     subscriptions: parking_lot::Mutex<HashMap<u64, Subscription>>,
     /// Subscriber side: the settling task of each home.
-    settlers: parking_lot::Mutex<HashMap<String, mpsc::UnboundedSender<(Settle, Vec<u64>)>>>,
+    settlers: parking_lot::Mutex<HashMap<String, SettleQueue>>,
 }
 
 impl Consuming {
