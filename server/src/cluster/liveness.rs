@@ -123,9 +123,10 @@ pub(super) async fn reap(cluster: Weak<Cluster>) {
         }
         let Ok(broker) = c.broker() else { return };
         for v in broker.vhosts() {
-            let orphans = v.queues().into_iter().filter(|q| {
-                q.is_exclusive() && q.home.get().is_some_and(|h| gone.contains(h.as_ref()))
-            });
+            let orphans = v
+                .queues()
+                .into_iter()
+                .filter(|q| q.is_exclusive() && q.home.get().is_some_and(|h| gone.contains(h.as_ref())));
             for q in orphans {
                 let home = q.home.get().map(|h| h.to_string()).unwrap_or_default();
                 let cmd = DefinitionCommand::DeleteQueue {
@@ -141,7 +142,9 @@ pub(super) async fn reap(cluster: Weak<Cluster>) {
                         q.name,
                         v.name
                     ),
-                    Err(e) => tracing::warn!("cluster: cannot delete exclusive queue '{}' of {home}: {e}", q.name),
+                    Err(e) => {
+                        tracing::warn!("cluster: cannot delete exclusive queue '{}' of {home}: {e}", q.name)
+                    }
                 }
             }
         }

@@ -196,7 +196,8 @@ pub fn cluster_status(c: &Ctx) -> R<()> {
             let _ = writeln!(t, "(none)");
         }
         for (n, unreachable) in cut {
-            let names: Vec<&str> = unreachable.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let names: Vec<&str> =
+                unreachable.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             let _ = writeln!(t, "Node {n} cannot communicate with {}", names.join(", "));
         }
         if let Some(why) = cs["minority"].as_str() {
