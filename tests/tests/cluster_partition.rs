@@ -6,10 +6,12 @@
 //! nothing.
 
 mod cluster_support;
+mod ctl_common;
 
 use std::time::{Duration, Instant};
 
 use cluster_support::{T, cluster_of_three};
+use ctl_common::ctl;
 use lapin::options::*;
 use lapin::types::FieldTable;
 use warren_tests::http::json;
@@ -39,6 +41,10 @@ async fn a_minority_node_refuses_changes_at_once_and_says_why() {
     assert_eq!(st["running_nodes"], json!([me]), "{st}");
     let why = st["minority"].as_str().unwrap_or_default();
     assert!(why.contains("minority partition: 1 of 3 members reachable"), "{st}");
+    let run = ctl(&nodes[0].server, &["cluster_status"]);
+    let text = run.ok();
+    let cut = format!("Node {me} cannot communicate with {}", lost.join(", "));
+    assert!(text.contains(&cut) && text.contains("minority partition"), "{text}");
     for n in api.ok("/api/nodes").await.as_array().unwrap() {
         match n["name"] == json!(me) {
             true => assert_eq!(n["partitions"], json!(lost), "{n}"),
