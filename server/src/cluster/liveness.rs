@@ -17,7 +17,6 @@
 //! has been down for [`EXCLUSIVE_GRACE`] ([`reap`]): their owner's
 //! connection died with it, as RabbitMQ deletes them.
 
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::sync::Weak;
 use std::time::{Duration, Instant};
@@ -58,15 +57,14 @@ impl Liveness {
     }
 
     fn mark(&self, node: &str, up: bool) {
-        let changed = match up {
-            true => self.down.write().remove(node).is_some(),
-            false => match self.down.write().entry(node.to_owned()) {
-                Entry::Occupied(_) => false,
-                Entry::Vacant(e) => {
-                    e.insert(Instant::now());
-                    true
-                }
-            },
+        let changed = {
+            let mut down = self.down.write();
+            // A member keeps the time it first failed until it answers.
+            let since = down.get(node).copied().unwrap_or_else(Instant::now);
+            match up {
+                true => down.remove(node).is_some(),
+                false => down.insert(node.to_owned(), since).is_none(),
+            }
         };
         if changed {
             match up {
@@ -114,7 +112,8 @@ pub(super) async fn reap(cluster: Weak<Cluster>) {
     loop {
         tokio::time::sleep(PING_INTERVAL).await;
         let Some(c) = cluster.upgrade() else { return };
-        if !c.is_leader() {
+        // A leader cut off from the majority cannot commit: not worth trying.
+        if !c.is_leader() || c.minority().is_some() {
             continue;
         }
         let gone: HashSet<String> = c.liveness.down_longer_than(EXCLUSIVE_GRACE).into_iter().collect();
