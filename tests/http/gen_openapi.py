@@ -329,6 +329,7 @@ op("post", "/api/definitions/{vhost}", "Import a vhost's definitions", ok(None, 
 unavailable = {"503": {"description": "Check failed", "content": {"application/json": {"schema": ref("Health")}}}}
 op("get", "/api/aliveness-test/{vhost}", "Publish and get a message", {**ok(ref("Health")), **unavailable})
 for check in ["alarms", "local-alarms", "virtual-hosts", "node-is-quorum-critical", "node-is-mirror-sync-critical",
+              "metadata-majority",
               "ready-to-serve-clients", "port-listener/{port}", "protocol-listener/{protocol}"]:
     op("get", f"/api/health/checks/{check}", f"Health check: {check}", {**ok(ref("Health")), **unavailable})
 for path in ["/api/healthchecks/node", "/api/healthchecks/node/{node}"]:

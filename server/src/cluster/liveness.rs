@@ -8,32 +8,64 @@
 //! served by a node that has none of its messages. A member is up until a
 //! ping has failed, so a node that just started does not see every queue as
 //! down before its first round.
+//!
+//! Liveness also tells a node whether it is in a minority: when fewer than
+//! a majority of the voters answer (this node included), no metadata change
+//! can commit, so [`super::node::Cluster::propose`] refuses at once with
+//! the reason instead of waiting for the Raft timeout. And the Raft leader
+//! deletes, for the whole cluster, the exclusive queues of a member that
+//! has been down for [`EXCLUSIVE_GRACE`] ([`reap`]): their owner's
+//! connection died with it, as RabbitMQ deletes them.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Weak;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::network::{Call, Reply};
 use super::node::Cluster;
+use crate::definitions::DefinitionCommand;
 
 pub const PING_INTERVAL: Duration = Duration::from_millis(500);
 pub const PING_TIMEOUT: Duration = Duration::from_millis(1000);
+/// How long a member stays down before the leader deletes its exclusive
+/// queues: a brief pause (a GC, a SIGSTOP, a slow disk) deletes nothing.
+pub const EXCLUSIVE_GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 pub struct Liveness {
-    down: parking_lot::RwLock<HashSet<String>>,
+    /// The members that failed their last ping, and since when.
+    down: parking_lot::RwLock<HashMap<String, Instant>>,
 }
 
 impl Liveness {
     /// Whether the member called `node` failed its last ping.
     pub fn is_down(&self, node: &str) -> bool {
         let down = self.down.read();
-        !down.is_empty() && down.contains(node)
+        !down.is_empty() && down.contains_key(node)
+    }
+
+    /// The members that failed their last ping, by name.
+    pub fn down(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.down.read().keys().cloned().collect();
+        names.sort();
+        names
+    }
+
+    /// The members that have been down for longer than `grace`.
+    fn down_longer_than(&self, grace: Duration) -> Vec<String> {
+        self.down.read().iter().filter(|(_, since)| since.elapsed() > grace).map(|(n, _)| n.clone()).collect()
     }
 
     fn mark(&self, node: &str, up: bool) {
-        let changed =
-            if up { self.down.write().remove(node) } else { self.down.write().insert(node.to_owned()) };
+        let changed = {
+            let mut down = self.down.write();
+            // A member keeps the time it first failed until it answers.
+            let since = down.get(node).copied().unwrap_or_else(Instant::now);
+            match up {
+                true => down.remove(node).is_some(),
+                false => down.insert(node.to_owned(), since).is_none(),
+            }
+        };
         if changed {
             match up {
                 true => tracing::info!("cluster: {node} answers again"),
@@ -45,8 +77,8 @@ impl Liveness {
     /// Forgets what it knew of members that left.
     fn retain(&self, members: &HashSet<String>) {
         let mut down = self.down.write();
-        if down.iter().any(|n| !members.contains(n)) {
-            down.retain(|n| members.contains(n));
+        if down.keys().any(|n| !members.contains(n)) {
+            down.retain(|n, _| members.contains(n));
         }
     }
 }
@@ -68,6 +100,52 @@ pub(super) async fn watch(cluster: Weak<Cluster>) {
         });
         for (name, up) in futures_util::future::join_all(pings).await {
             c.liveness.mark(&name, up);
+        }
+    }
+}
+
+/// As the Raft leader, deletes the exclusive queues whose home has been
+/// down for [`EXCLUSIVE_GRACE`], until the cluster is gone. Each deletion
+/// is an ordinary metadata change, applied by every member; one that fails
+/// (no majority, a new leader) is tried again on the next round.
+pub(super) async fn reap(cluster: Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(PING_INTERVAL).await;
+        let Some(c) = cluster.upgrade() else { return };
+        // A leader cut off from the majority cannot commit: not worth trying.
+        if !c.is_leader() || c.minority().is_some() {
+            continue;
+        }
+        let gone: HashSet<String> = c.liveness.down_longer_than(EXCLUSIVE_GRACE).into_iter().collect();
+        if gone.is_empty() {
+            continue;
+        }
+        let Ok(broker) = c.broker() else { return };
+        for v in broker.vhosts() {
+            let orphans = v
+                .queues()
+                .into_iter()
+                .filter(|q| q.is_exclusive() && q.home.get().is_some_and(|h| gone.contains(h.as_ref())));
+            for q in orphans {
+                let home = q.home.get().map(|h| h.to_string()).unwrap_or_default();
+                let cmd = DefinitionCommand::DeleteQueue {
+                    vhost: v.name.to_string(),
+                    name: q.name.to_string(),
+                    if_unused: false,
+                    if_empty: false,
+                    requester: None,
+                };
+                match c.propose(cmd).await {
+                    Ok(_) => tracing::info!(
+                        "cluster: deleted exclusive queue '{}' in vhost '{}': its node {home} is down",
+                        q.name,
+                        v.name
+                    ),
+                    Err(e) => {
+                        tracing::warn!("cluster: cannot delete exclusive queue '{}' of {home}: {e}", q.name)
+                    }
+                }
+            }
         }
     }
 }

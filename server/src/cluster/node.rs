@@ -130,6 +130,7 @@ impl Cluster {
             liveness: Default::default(),
         });
         tokio::spawn(super::liveness::watch(Arc::downgrade(&cluster)));
+        tokio::spawn(super::liveness::reap(Arc::downgrade(&cluster)));
         let backends = super::remote::RemoteBackends::new(Arc::downgrade(&cluster));
         broker.install_cluster(cluster.clone(), Arc::new(backends));
         let was_clustered =
@@ -211,6 +212,40 @@ impl Cluster {
         self.liveness.is_down(name)
     }
 
+    /// The members that do not answer (failed their last ping).
+    pub fn unreachable(&self) -> Vec<String> {
+        self.liveness.down()
+    }
+
+    /// How many voters answer, this node included, and how many there
+    /// are; None when not clustered.
+    pub fn reachable_voters(&self) -> Option<(usize, usize)> {
+        let running = self.running()?;
+        let m = running.raft.metrics().borrow().clone();
+        let membership = m.membership_config.membership();
+        let voters: Vec<&Member> = membership.voter_ids().filter_map(|id| membership.get_node(&id)).collect();
+        let up = voters.iter().filter(|v| v.name == self.me.name || !self.liveness.is_down(&v.name)).count();
+        Some((up, voters.len()))
+    }
+
+    /// Why this node cannot change metadata now, if it cannot: it sees
+    /// fewer than a majority of the voters, so nothing it proposes can
+    /// commit.
+    pub fn minority(&self) -> Option<String> {
+        let (up, voters) = self.reachable_voters()?;
+        (up * 2 <= voters).then(|| {
+            format!(
+                "this node is in a minority partition: {up} of {voters} members reachable, \
+                 a majority is needed for metadata changes"
+            )
+        })
+    }
+
+    /// Whether this node is the Raft leader.
+    pub(super) fn is_leader(&self) -> bool {
+        self.running().is_some_and(|r| r.raft.metrics().borrow().current_leader == Some(self.id))
+    }
+
     pub(super) fn broker(&self) -> Result<Arc<Broker>> {
         self.broker.upgrade().ok_or_else(|| BrokerError::internal("the node is stopping"))
     }
@@ -221,9 +256,14 @@ impl Cluster {
     /// applying it did on this node, once every other running member has
     /// applied it too (as RabbitMQ answers once every node has a change):
     /// a client that reads through another node right after the answer
-    /// finds what it made.
+    /// finds what it made. A node in a minority refuses at once, with the
+    /// reason; one that sees a majority but cannot commit (no leader yet)
+    /// gives up after [`PROPOSE_TIMEOUT`].
     pub async fn propose(&self, mut cmd: DefinitionCommand) -> Result<Applied> {
         let running = self.running().ok_or_else(|| BrokerError::internal("this node is not clustered"))?;
+        if let Some(why) = self.minority() {
+            return Err(BrokerError::unavailable(why));
+        }
         if let DefinitionCommand::DeclareQueue { home, .. } = &mut cmd {
             home.get_or_insert_with(|| self.me.name.clone());
         }
@@ -559,6 +599,8 @@ impl Cluster {
             async move {
                 let info = if id == self.id {
                     Some(self.local_info())
+                } else if self.liveness.is_down(&node.name) {
+                    None
                 } else {
                     match self.peers.call(&node.addr, Call::Info, INFO_TIMEOUT).await {
                         Ok(Reply::Info(i)) => Some(i),

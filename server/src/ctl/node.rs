@@ -132,6 +132,7 @@ pub fn cluster_status(c: &Ctx) -> R<()> {
     let members = strings(&cs, "disk_nodes");
     let running = strings(&cs, "running_nodes");
     let leader = cs["leader"].as_str().map(str::to_owned);
+    let partitions = cs.get("partitions").cloned().unwrap_or_else(|| json!({}));
     let alarms: Vec<Value> = strings(&st, "alarms")
         .into_iter()
         .map(|a| json!({"node": node, "type": "resource", "resource": a}))
@@ -155,7 +156,7 @@ pub fn cluster_status(c: &Ctx) -> R<()> {
         "cpu_cores": {node.as_str(): st["processors"]},
         "maintenance_status": {node.as_str(): "not under maintenance"},
         "alarms": alarms,
-        "partitions": {},
+        "partitions": partitions,
         "listeners": {node.as_str(): listeners},
         "feature_flags": [],
     });
@@ -189,7 +190,19 @@ pub fn cluster_status(c: &Ctx) -> R<()> {
         for a in &alarms {
             let _ = writeln!(t, "Resource alarm: {} on node {node}", s(a, "resource"));
         }
-        let _ = writeln!(t, "\nNetwork Partitions\n\n(none)");
+        let _ = writeln!(t, "\nNetwork Partitions\n");
+        let cut: Vec<(&String, &Value)> = partitions.as_object().into_iter().flatten().collect();
+        if cut.is_empty() {
+            let _ = writeln!(t, "(none)");
+        }
+        for (n, unreachable) in cut {
+            let names: Vec<&str> =
+                unreachable.as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            let _ = writeln!(t, "Node {n} cannot communicate with {}", names.join(", "));
+        }
+        if let Some(why) = cs["minority"].as_str() {
+            let _ = writeln!(t, "\nWarning: {why}");
+        }
         let _ = writeln!(t, "\nListeners\n");
         for l in &listeners {
             let _ = writeln!(

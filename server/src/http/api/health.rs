@@ -4,6 +4,9 @@
 //! reason; and the deprecated `/api/healthchecks/node[/{node}]`, which
 //! RabbitMQ 3.10 still serves and monitoring scripts still call.
 //!
+//! `metadata-majority`, Warren's own, fails on a clustered node that sees
+//! fewer than a majority of the members (a minority partition).
+//!
 //! Warren has no memory or disk alarms yet, so the alarm checks pass; they
 //! will read the alarms once the broker raises them.
 
@@ -40,6 +43,7 @@ pub fn router() -> Router<Ctx> {
         .route("/api/health/checks/virtual-hosts", get(virtual_hosts))
         .route("/api/health/checks/node-is-quorum-critical", get(ok))
         .route("/api/health/checks/node-is-mirror-sync-critical", get(ok))
+        .route("/api/health/checks/metadata-majority", get(metadata_majority))
         .route("/api/health/checks/ready-to-serve-clients", get(ready))
         .route("/api/healthchecks/node", get(|s, w| node_check(s, w, None)))
         .route("/api/healthchecks/node/{node}", get(|s, w, P(n): P<String>| node_check(s, w, Some(n))))
@@ -140,6 +144,15 @@ async fn virtual_hosts(State(ctx): State<Ctx>, _who: Authed) -> Response {
     // Every vhost in the registry is running: Warren has no stopped state.
     let _ = ctx.broker.vhosts();
     status_ok()
+}
+
+/// Warren's own: 503 while this node, clustered, sees fewer than a
+/// majority of the members, so that it cannot change definitions.
+async fn metadata_majority(State(ctx): State<Ctx>, _who: Authed) -> Response {
+    match ctx.app.clustered().and_then(|c| c.minority()) {
+        Some(why) => failed(j!({"status": "failed", "reason": why})),
+        None => status_ok(),
+    }
 }
 
 async fn ready(State(ctx): State<Ctx>, _who: Authed) -> Response {

@@ -12,7 +12,9 @@
 //! - `POST /api/node/stop`: the process shuts down, as on SIGTERM.
 //! - `POST /api/node/authenticate` `{"username", "password"}`: whether the
 //!   credentials are valid (`authenticate_user`), tags or no tags.
-//! - `GET /api/node/cluster_status`: the members, which run, the leader.
+//! - `GET /api/node/cluster_status`: the members, which run, the leader,
+//!   which members this node cannot reach (`partitions`), and whether it
+//!   sees a majority (`minority`: why not).
 //! - `POST /api/node/join_cluster` `{"node", "address"?}`: this node (its
 //!   app stopped) resets and joins the cluster of `node`, reached at
 //!   `address` or at the node name's host and port 25672.
@@ -56,12 +58,21 @@ async fn cluster_status(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Respon
         .filter(|m| m.info.as_ref().is_some_and(|i| i.app_running))
         .map(|m| m.name.as_str())
         .collect();
+    // As RabbitMQ's: for each node that sees a partition, those it cannot
+    // reach. This node speaks only for itself.
+    let unreachable = cluster.unreachable();
+    let partitions = match unreachable.is_empty() {
+        true => j!({}),
+        false => j!({ cluster.me.name.as_str(): unreachable }),
+    };
     Ok(json(&j!({
         "cluster_name": cluster_name_of(&ctx),
         "clustered": cluster.is_clustered(),
         "leader": cluster.leader(),
         "disk_nodes": members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
         "running_nodes": running,
+        "partitions": partitions,
+        "minority": cluster.minority(),
         "members": members,
     })))
 }

@@ -392,7 +392,9 @@ pub fn node_item(ctx: &Ctx) -> objects::Node {
         disk_free_limit: limits.as_ref().map(|l| l.disk_free_limit),
         disk_free_alarm: alarms.disk,
         exchange_types: exchange_types(),
-        partitions: Vec::new(),
+        // The members this node cannot reach, as RabbitMQ lists the nodes
+        // a node is partitioned from.
+        partitions: ctx.app.clustered().map(|c| c.unreachable()).unwrap_or_default(),
         cluster_links: Vec::new(),
         details: node_details(ctx),
         queue_totals: Some(node_queue_totals(&ctx.broker)),

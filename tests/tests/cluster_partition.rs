@@ -1,0 +1,135 @@
+//! A cluster split by faults (docs/cluster.md): a node left without a
+//! majority refuses definition changes at once and says why, shows the
+//! partition in `cluster_status`, `/api/nodes` and a health check, and
+//! takes changes again once the others are back; the exclusive queues of a
+//! node that died are deleted by the others, while a brief pause deletes
+//! nothing.
+
+mod cluster_support;
+mod ctl_common;
+
+use std::time::{Duration, Instant};
+
+use cluster_support::{T, cluster_of_three};
+use ctl_common::ctl;
+use lapin::options::*;
+use lapin::types::FieldTable;
+use warren_tests::http::json;
+use warren_tests::{eventually, reply_code, reply_text};
+
+const MAJORITY_CHECK: &str = "/api/health/checks/metadata-majority";
+
+#[tokio::test]
+async fn a_minority_node_refuses_changes_at_once_and_says_why() {
+    let mut nodes = cluster_of_three().await;
+    let api = nodes[0].api();
+    assert_eq!(api.ok(MAJORITY_CHECK).await["status"], "ok");
+    let (_c, ch) = nodes[0].server.channel().await;
+    let me = nodes[0].name.clone();
+
+    nodes[1].server.kill();
+    nodes[2].server.kill();
+    let st = eventually(T, || async {
+        let st = nodes[0].status().await;
+        (st["partitions"][&me].as_array().map(Vec::len) == Some(2)).then_some(st)
+    })
+    .await
+    .expect("the survivor never found the two others unreachable");
+    let mut lost = vec![nodes[1].name.clone(), nodes[2].name.clone()];
+    lost.sort();
+    assert_eq!(st["partitions"][&me], json!(lost), "{st}");
+    assert_eq!(st["running_nodes"], json!([me]), "{st}");
+    let why = st["minority"].as_str().unwrap_or_default();
+    assert!(why.contains("minority partition: 1 of 3 members reachable"), "{st}");
+    let run = ctl(&nodes[0].server, &["cluster_status"]);
+    let text = run.ok();
+    let cut = format!("Node {me} cannot communicate with {}", lost.join(", "));
+    assert!(text.contains(&cut) && text.contains("minority partition"), "{text}");
+    for n in api.ok("/api/nodes").await.as_array().unwrap() {
+        match n["name"] == json!(me) {
+            true => assert_eq!(n["partitions"], json!(lost), "{n}"),
+            false => assert_eq!(n["running"], false, "{n}"),
+        }
+    }
+
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    let started = Instant::now();
+    let e = ch.queue_declare("after-the-split".into(), durable, FieldTable::default()).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "the refusal took {:?}", started.elapsed());
+    assert_eq!(reply_code(&e), Some(541), "{e}");
+    assert!(reply_text(&e).contains("minority partition: 1 of 3 members reachable"), "{e}");
+
+    let started = Instant::now();
+    let r = api.put("/api/vhosts/after-the-split", json!({})).await;
+    assert!(started.elapsed() < Duration::from_secs(2), "the refusal took {:?}", started.elapsed());
+    assert_eq!(r.code(), 503, "{}", r.body);
+    assert!(r.reason().contains("a majority is needed for metadata changes"), "{}", r.body);
+
+    let r = api.get(MAJORITY_CHECK).await;
+    assert_eq!(r.code(), 503, "{}", r.body);
+    assert_eq!(r.body["status"], "failed", "{}", r.body);
+    assert!(r.reason().contains("minority partition"), "{}", r.body);
+
+    nodes[1].server.start_again();
+    nodes[2].server.start_again();
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    let (_c, ch) = nodes[0].server.channel().await;
+    let declared = eventually(T, || async {
+        ch.queue_declare("after-the-split".into(), durable, FieldTable::default()).await.ok()
+    })
+    .await;
+    assert!(declared.is_some(), "{}", nodes[0].server.log_text());
+    let st = nodes[0].status().await;
+    assert_eq!(st["partitions"], json!({}), "{st}");
+    assert_eq!(st["minority"], json!(null), "{st}");
+    assert_eq!(api.ok(MAJORITY_CHECK).await["status"], "ok");
+}
+
+#[tokio::test]
+async fn exclusive_queues_die_with_their_node_cluster_wide() {
+    let mut nodes = cluster_of_three().await;
+    let (_c1, ch1) = nodes[0].server.channel().await;
+    let exclusive = QueueDeclareOptions { exclusive: true, ..Default::default() };
+    ch1.queue_declare("owned-by-1".into(), exclusive, FieldTable::default()).await.unwrap();
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch1.queue_declare("durable-on-1".into(), durable, FieldTable::default()).await.unwrap();
+    for n in &nodes[1..] {
+        assert_eq!(n.api().get("/api/queues/%2F/owned-by-1").await.code(), 200, "{}", n.name);
+    }
+
+    // A pause shorter than the grace period deletes nothing.
+    let pid = nodes[0].server.pid().unwrap() as libc::pid_t;
+    let signal = |sig| assert_eq!(unsafe { libc::kill(pid, sig) }, 0);
+    let apis: Vec<_> = nodes.iter().map(|n| n.api()).collect();
+    let state = |i: usize, q: &'static str| {
+        let api = apis[i].clone();
+        async move { api.ok(&format!("/api/queues/%2F/{q}")).await["state"].clone() }
+    };
+    signal(libc::SIGSTOP);
+    let down = eventually(T, || async { (state(1, "durable-on-1").await == "down").then_some(()) }).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    signal(libc::SIGCONT);
+    assert!(down.is_some(), "node 2 never found node 1 down");
+    let up = eventually(T, || async { (state(1, "durable-on-1").await == "running").then_some(()) }).await;
+    assert!(up.is_some(), "node 2 never found node 1 up again");
+    for n in &nodes {
+        assert_eq!(n.api().get("/api/queues/%2F/owned-by-1").await.code(), 200, "{}", n.name);
+    }
+
+    nodes[0].server.kill();
+    let killed = Instant::now();
+    for n in &nodes[1..] {
+        let api = n.api();
+        let gone = eventually(T, || async {
+            (api.get("/api/queues/%2F/owned-by-1").await.code() == 404).then_some(())
+        })
+        .await;
+        assert!(gone.is_some(), "{} still lists the exclusive queue of the dead node", n.name);
+    }
+    assert!(killed.elapsed() < Duration::from_secs(15), "deleted only after {:?}", killed.elapsed());
+    for (i, n) in nodes.iter().enumerate().skip(1) {
+        assert_eq!(state(i, "durable-on-1").await, "down", "{}", n.name);
+    }
+}
