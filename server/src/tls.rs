@@ -1,6 +1,8 @@
 //! TLS on the AMQP listener (AMQPS), configured with rabbitmq.conf's keys:
 //! `listeners.ssl.default = 5671` and `ssl_options.certfile`, `keyfile`,
-//! `cacertfile`, `verify`, `fail_if_no_peer_cert` and `versions.N`.
+//! `cacertfile`, `verify`, `fail_if_no_peer_cert` and `versions.N`. The
+//! management API's HTTPS listener (`management.ssl.*`, `crate::http::https`)
+//! builds its acceptor and does its handshakes here too.
 //!
 //! A TLS connection is decrypted by its own task, which relays the plain
 //! bytes to the connection's task over an in-process socket pair. The AMQP
@@ -19,6 +21,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+use tokio_rustls::server::TlsStream;
 
 /// `ssl_options.*`.
 #[derive(Debug, Clone, Default)]
@@ -38,8 +41,8 @@ pub struct TlsOptions {
 impl TlsOptions {
     /// The acceptor these options describe, or why there is none.
     pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
-        let certfile = self.certfile.as_deref().ok_or("ssl_options.certfile is not set")?;
-        let keyfile = self.keyfile.as_deref().ok_or("ssl_options.keyfile is not set")?;
+        let certfile = self.certfile.as_deref().ok_or("certfile is not set")?;
+        let keyfile = self.keyfile.as_deref().ok_or("keyfile is not set")?;
         let certs = read_certs(certfile)?;
         let key = PrivateKeyDer::from_pem_file(keyfile)
             .map_err(|e| format!("cannot read a private key from {}: {e}", keyfile.display()))?;
@@ -52,7 +55,7 @@ impl TlsOptions {
             .with_protocol_versions(&versions)
             .map_err(|e| format!("TLS versions: {e}"))?;
         let builder = if self.verify_peer {
-            let cafile = self.cacertfile.as_deref().ok_or("verify_peer needs ssl_options.cacertfile")?;
+            let cafile = self.cacertfile.as_deref().ok_or("verify_peer needs cacertfile")?;
             let mut roots = RootCertStore::empty();
             for c in read_certs(cafile)? {
                 roots.add(c).map_err(|e| format!("{}: {e}", cafile.display()))?;
@@ -98,6 +101,28 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// Completes the TLS handshake of `tcp` within `timeout`; a failure is
+/// logged and gives `None`. Used by the AMQPS and HTTPS listeners.
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    let _ = tcp.set_nodelay(true);
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::warn!("TLS handshake with {peer} failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("TLS handshake with {peer} timed out");
+            None
+        }
+    }
+}
+
 /// Completes the TLS handshake of `tcp` within `timeout`, then relays its
 /// plain bytes through a socket pair; returns the connection's end.
 pub async fn accept(
@@ -106,18 +131,7 @@ pub async fn accept(
     peer: SocketAddr,
     timeout: Duration,
 ) -> Option<UnixStream> {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::warn!("TLS handshake with {peer} failed: {e}");
-            return None;
-        }
-        Err(_) => {
-            tracing::warn!("TLS handshake with {peer} timed out");
-            return None;
-        }
-    };
+    let tls = handshake(acceptor, tcp, peer, timeout).await?;
     let (ours, theirs) = match UnixStream::pair() {
         Ok(pair) => pair,
         Err(e) => {
