@@ -123,15 +123,40 @@ pub async fn handshake(
     }
 }
 
+/// What `/api/connections` shows of a TLS session, under RabbitMQ's
+/// names: `ssl_protocol` (`tlsv1.3`) and `ssl_cipher` (the suite's IANA
+/// name as rustls spells it, `TLS13_AES_256_GCM_SHA384`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub protocol: String,
+    pub cipher: String,
+}
+
+impl TlsInfo {
+    pub fn of(session: &rustls::ServerConnection) -> TlsInfo {
+        let protocol = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "tlsv1.3".to_owned(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "tlsv1.2".to_owned(),
+            Some(other) => format!("{other:?}").to_lowercase(),
+            None => String::new(),
+        };
+        let cipher =
+            session.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).unwrap_or_default().to_owned();
+        TlsInfo { protocol, cipher }
+    }
+}
+
 /// Completes the TLS handshake of `tcp` within `timeout`, then relays its
-/// plain bytes through a socket pair; returns the connection's end.
+/// plain bytes through a socket pair; returns the connection's end and
+/// what was negotiated.
 pub async fn accept(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-) -> Option<UnixStream> {
+) -> Option<(UnixStream, TlsInfo)> {
     let tls = handshake(acceptor, tcp, peer, timeout).await?;
+    let info = TlsInfo::of(tls.get_ref().1);
     let (ours, theirs) = match UnixStream::pair() {
         Ok(pair) => pair,
         Err(e) => {
@@ -144,5 +169,5 @@ pub async fn accept(
         // Ends when either side closes; the other side then sees the end.
         let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
     });
-    Some(ours)
+    Some((ours, info))
 }

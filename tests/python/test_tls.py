@@ -119,10 +119,15 @@ def test_pika_publishes_and_consumes_over_tls(tls_broker):
             got.append(m[2].decode())
         assert got == [f"secret {i}" for i in range(100)]
         # The management API says the connection came over TLS.
+        plain = pika.BlockingConnection(tls_broker.parameters())
         conns = api_get(tls_broker, "/api/connections")
+        plain.close()
         tls_conns = [c for c in conns if c["ssl"]]
         assert len(tls_conns) == 1, conns
         assert tls_conns[0]["peer_host"] == "127.0.0.1"
+        assert tls_conns[0]["ssl_protocol"] in ("tlsv1.2", "tlsv1.3"), tls_conns[0]
+        assert tls_conns[0]["ssl_cipher"].startswith("TLS"), tls_conns[0]
+        assert all(c["ssl_protocol"] is None and c["ssl_cipher"] is None for c in conns if not c["ssl"]), conns
     finally:
         conn.close()
 
