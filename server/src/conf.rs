@@ -85,24 +85,14 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
                 c.bind.push(ip);
             }
         }
-        "ssl_options.certfile" => c.tls.certfile = Some(PathBuf::from(value)),
-        "ssl_options.keyfile" => c.tls.keyfile = Some(PathBuf::from(value)),
-        "ssl_options.cacertfile" => c.tls.cacertfile = Some(PathBuf::from(value)),
-        "ssl_options.verify" => {
-            c.tls.verify_peer = match value {
-                "verify_peer" => true,
-                "verify_none" => false,
-                _ => return Err(expected(key, value, "verify_peer or verify_none")),
-            }
+        k if k.starts_with("ssl_options.") => tls_option(&mut c.tls, &k["ssl_options.".len()..], key, value)?,
+        "management.ssl.port" => c.https_port = Some(number(value, key)?),
+        "management.ssl.ip" => {
+            c.https_bind = Some(value.parse().map_err(|_| expected(key, value, "an IP address"))?)
         }
-        "ssl_options.fail_if_no_peer_cert" => {
-            c.tls.fail_if_no_peer_cert = match value {
-                "true" => true,
-                "false" => false,
-                _ => return Err(expected(key, value, "true or false")),
-            }
+        k if k.starts_with("management.ssl.") => {
+            tls_option(&mut c.https_tls, &k["management.ssl.".len()..], key, value)?
         }
-        k if k.starts_with("ssl_options.versions.") => c.tls.versions.push(value.to_owned()),
         "management.tcp.port" | "management.listener.port" => c.http_port = number(value, key)?,
         "management.tcp.ip" | "management.listener.ip" => {
             c.http_bind = Some(value.parse().map_err(|_| expected(key, value, "an IP address"))?)
@@ -175,6 +165,33 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
     Ok(())
 }
 
+/// One TLS option (`certfile`, `verify`, ...) under `ssl_options.` (AMQPS)
+/// or `management.ssl.` (HTTPS); `name` is the key without that prefix.
+fn tls_option(t: &mut crate::tls::TlsOptions, name: &str, key: &str, value: &str) -> Result<(), String> {
+    match name {
+        "certfile" => t.certfile = Some(PathBuf::from(value)),
+        "keyfile" => t.keyfile = Some(PathBuf::from(value)),
+        "cacertfile" => t.cacertfile = Some(PathBuf::from(value)),
+        "verify" => {
+            t.verify_peer = match value {
+                "verify_peer" => true,
+                "verify_none" => false,
+                _ => return Err(expected(key, value, "verify_peer or verify_none")),
+            }
+        }
+        "fail_if_no_peer_cert" => {
+            t.fail_if_no_peer_cert = match value {
+                "true" => true,
+                "false" => false,
+                _ => return Err(expected(key, value, "true or false")),
+            }
+        }
+        n if n.starts_with("versions.") => t.versions.push(value.to_owned()),
+        _ => return Err(unknown(key)),
+    }
+    Ok(())
+}
+
 /// The keys `set` reads, for suggestions; the families take any last part.
 const KEYS: &[&str] = &[
     "listeners.tcp.default",
@@ -184,6 +201,13 @@ const KEYS: &[&str] = &[
     "ssl_options.cacertfile",
     "ssl_options.verify",
     "ssl_options.fail_if_no_peer_cert",
+    "management.ssl.port",
+    "management.ssl.ip",
+    "management.ssl.certfile",
+    "management.ssl.keyfile",
+    "management.ssl.cacertfile",
+    "management.ssl.verify",
+    "management.ssl.fail_if_no_peer_cert",
     "management.tcp.port",
     "management.tcp.ip",
     "management.login_session_timeout",
@@ -214,8 +238,14 @@ const KEYS: &[&str] = &[
     "cluster_secret",
     "cluster_secret_file",
 ];
-const FAMILIES: &[&str] =
-    &["listeners.tcp.", "listeners.ssl.", "ssl_options.versions.", "loopback_users.", "default_user_tags."];
+const FAMILIES: &[&str] = &[
+    "listeners.tcp.",
+    "listeners.ssl.",
+    "ssl_options.versions.",
+    "management.ssl.versions.",
+    "loopback_users.",
+    "default_user_tags.",
+];
 
 /// "unknown key", with the nearest known key when one is close.
 fn unknown(key: &str) -> String {
@@ -345,6 +375,36 @@ mod tests {
         assert_eq!(c.tls.versions, ["tlsv1.3"]);
         let e = apply("ssl_options.verify = maybe\n", &mut Config::default()).unwrap_err();
         assert!(e.1.contains("verify_peer or verify_none"), "{e:?}");
+    }
+
+    #[test]
+    fn management_ssl_keys_are_read() {
+        let mut c = Config::default();
+        apply(
+            "management.ssl.port = 15671\n\
+             management.ssl.ip = 127.0.0.1\n\
+             management.ssl.cacertfile = /etc/ca.pem\n\
+             management.ssl.certfile = /etc/https.pem\n\
+             management.ssl.keyfile = /etc/https_key.pem\n\
+             management.ssl.verify = verify_peer\n\
+             management.ssl.fail_if_no_peer_cert = false\n\
+             management.ssl.versions.1 = tlsv1.2\n",
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.https_port, Some(15671));
+        assert_eq!(c.https_bind, Some(std::net::IpAddr::from([127, 0, 0, 1])));
+        assert_eq!(c.https_tls.certfile.as_deref(), Some(std::path::Path::new("/etc/https.pem")));
+        assert_eq!(c.https_tls.keyfile.as_deref(), Some(std::path::Path::new("/etc/https_key.pem")));
+        assert_eq!(c.https_tls.cacertfile.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+        assert!(c.https_tls.verify_peer && !c.https_tls.fail_if_no_peer_cert);
+        assert_eq!(c.https_tls.versions, ["tlsv1.2"]);
+        // The AMQPS options are separate, as in rabbitmq.conf.
+        assert!(c.tls.certfile.is_none() && c.amqps_port.is_none());
+        let e = apply("management.ssl.verify = maybe\n", &mut Config::default()).unwrap_err();
+        assert!(e.1.contains("verify_peer or verify_none"), "{e:?}");
+        let e = apply("management.ssl.certfiel = /x\n", &mut Config::default()).unwrap_err();
+        assert!(e.1.contains("did you mean 'management.ssl.certfile'"), "{e:?}");
     }
 
     #[test]

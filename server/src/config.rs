@@ -15,6 +15,12 @@ pub struct Config {
     /// `ssl_options.*`, for the AMQPS listener.
     pub tls: crate::tls::TlsOptions,
     pub http_port: u16,
+    /// The management API's HTTPS listener (`management.ssl.port`), its
+    /// interface (`management.ssl.ip`; default: as `bind`) and TLS options
+    /// (`management.ssl.*`); none by default.
+    pub https_port: Option<u16>,
+    pub https_bind: Option<IpAddr>,
+    pub https_tls: crate::tls::TlsOptions,
     pub data_dir: PathBuf,
     pub node_name: String,
     pub cluster_name: String,
@@ -79,6 +85,9 @@ impl Default for Config {
             amqp_port: 5672,
             amqps_port: None,
             tls: Default::default(),
+            https_port: None,
+            https_bind: None,
+            https_tls: Default::default(),
             http_port: 15672,
             data_dir: PathBuf::from("./data"),
             node_name: default_node_name(),

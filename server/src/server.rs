@@ -117,13 +117,19 @@ impl App {
 }
 
 async fn bind_all(config: &Config, port: u16) -> std::io::Result<Vec<TcpListener>> {
+    bind_addrs(config.listen_addrs(port), config.bind.is_empty()).await
+}
+
+/// Listens on `addrs`; with `any`, they are every interface, and an IPv6
+/// one falls back to every IPv4 interface on a host without IPv6.
+async fn bind_addrs(addrs: Vec<SocketAddr>, any: bool) -> std::io::Result<Vec<TcpListener>> {
     let mut out = Vec::new();
-    for addr in config.listen_addrs(port) {
+    for addr in addrs {
         match TcpListener::bind(addr).await {
             Ok(l) => out.push(l),
             // No IPv6 on this host: fall back to every IPv4 interface.
-            Err(_) if config.bind.is_empty() && addr.is_ipv6() => {
-                out.push(TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], port))).await?)
+            Err(_) if any && addr.is_ipv6() => {
+                out.push(TcpListener::bind(SocketAddr::from(([0, 0, 0, 0], addr.port()))).await?)
             }
             Err(e) => {
                 return Err(std::io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")));
@@ -137,7 +143,7 @@ impl Node {
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let listeners = bind_all(&config, config.amqp_port).await?;
         let tls = match config.amqps_port {
-            Some(_) => Some(config.tls.acceptor().map_err(|e| anyhow::anyhow!("TLS: {e}"))?),
+            Some(_) => Some(config.tls.acceptor().map_err(|e| anyhow::anyhow!("TLS (ssl_options): {e}"))?),
             None => None,
         };
         let tls_listeners = match config.amqps_port {
@@ -145,6 +151,20 @@ impl Node {
             None => Vec::new(),
         };
         let http_listeners = bind_all(&config, config.http_port).await?;
+        let https = match config.https_port {
+            Some(port) => {
+                let acceptor = config
+                    .https_tls
+                    .acceptor()
+                    .map_err(|e| anyhow::anyhow!("HTTPS (management.ssl): {e}"))?;
+                let listeners = match config.https_bind {
+                    Some(ip) => bind_addrs(vec![SocketAddr::new(ip, port)], false).await?,
+                    None => bind_all(&config, port).await?,
+                };
+                Some((acceptor, listeners))
+            }
+            None => None,
+        };
         let broker = Broker::new(config).await?;
         let mut amqp_addrs = Vec::new();
         let mut amqp_tasks = Vec::new();
@@ -199,6 +219,12 @@ impl Node {
         for (l, addr) in http_listeners.into_iter().zip(&http_addrs) {
             tracing::info!("started HTTP listener on {addr}");
             tasks.push(tokio::spawn(crate::http::serve(ctx.clone(), l)));
+        }
+        if let Some((acceptor, listeners)) = https {
+            for l in listeners {
+                tracing::info!("started HTTPS listener on {}", l.local_addr()?);
+                tasks.push(tokio::spawn(crate::http::https::serve(ctx.clone(), l, acceptor.clone())));
+            }
         }
         let interval = broker.config.stats_interval;
         if let Some(c) = app.cluster() {

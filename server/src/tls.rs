@@ -1,6 +1,8 @@
 //! TLS on the AMQP listener (AMQPS), configured with rabbitmq.conf's keys:
 //! `listeners.ssl.default = 5671` and `ssl_options.certfile`, `keyfile`,
-//! `cacertfile`, `verify`, `fail_if_no_peer_cert` and `versions.N`.
+//! `cacertfile`, `verify`, `fail_if_no_peer_cert` and `versions.N`. The
+//! management API's HTTPS listener (`management.ssl.*`, `crate::http::https`)
+//! builds its acceptor and does its handshakes here too.
 //!
 //! A TLS connection is decrypted by its own task, which relays the plain
 //! bytes to the connection's task over an in-process socket pair. The AMQP
@@ -19,6 +21,7 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio_rustls::rustls::server::WebPkiClientVerifier;
 use tokio_rustls::rustls::{self, RootCertStore, ServerConfig};
+use tokio_rustls::server::TlsStream;
 
 /// `ssl_options.*`.
 #[derive(Debug, Clone, Default)]
@@ -38,8 +41,8 @@ pub struct TlsOptions {
 impl TlsOptions {
     /// The acceptor these options describe, or why there is none.
     pub fn acceptor(&self) -> Result<TlsAcceptor, String> {
-        let certfile = self.certfile.as_deref().ok_or("ssl_options.certfile is not set")?;
-        let keyfile = self.keyfile.as_deref().ok_or("ssl_options.keyfile is not set")?;
+        let certfile = self.certfile.as_deref().ok_or("certfile is not set")?;
+        let keyfile = self.keyfile.as_deref().ok_or("keyfile is not set")?;
         let certs = read_certs(certfile)?;
         let key = PrivateKeyDer::from_pem_file(keyfile)
             .map_err(|e| format!("cannot read a private key from {}: {e}", keyfile.display()))?;
@@ -52,7 +55,7 @@ impl TlsOptions {
             .with_protocol_versions(&versions)
             .map_err(|e| format!("TLS versions: {e}"))?;
         let builder = if self.verify_peer {
-            let cafile = self.cacertfile.as_deref().ok_or("verify_peer needs ssl_options.cacertfile")?;
+            let cafile = self.cacertfile.as_deref().ok_or("verify_peer needs cacertfile")?;
             let mut roots = RootCertStore::empty();
             for c in read_certs(cafile)? {
                 roots.add(c).map_err(|e| format!("{}: {e}", cafile.display()))?;
@@ -98,26 +101,62 @@ fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     Ok(certs)
 }
 
+/// Completes the TLS handshake of `tcp` within `timeout`; a failure is
+/// logged and gives `None`. Used by the AMQPS and HTTPS listeners.
+pub async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    timeout: Duration,
+) -> Option<TlsStream<TcpStream>> {
+    let _ = tcp.set_nodelay(true);
+    match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
+        Ok(Ok(tls)) => Some(tls),
+        Ok(Err(e)) => {
+            tracing::warn!("TLS handshake with {peer} failed: {e}");
+            None
+        }
+        Err(_) => {
+            tracing::warn!("TLS handshake with {peer} timed out");
+            None
+        }
+    }
+}
+
+/// What `/api/connections` shows of a TLS session, under RabbitMQ's
+/// names: `ssl_protocol` (`tlsv1.3`) and `ssl_cipher` (the suite's IANA
+/// name as rustls spells it, `TLS13_AES_256_GCM_SHA384`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsInfo {
+    pub protocol: String,
+    pub cipher: String,
+}
+
+impl TlsInfo {
+    pub fn of(session: &rustls::ServerConnection) -> TlsInfo {
+        let protocol = match session.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_3) => "tlsv1.3".to_owned(),
+            Some(rustls::ProtocolVersion::TLSv1_2) => "tlsv1.2".to_owned(),
+            Some(other) => format!("{other:?}").to_lowercase(),
+            None => String::new(),
+        };
+        let cipher =
+            session.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).unwrap_or_default().to_owned();
+        TlsInfo { protocol, cipher }
+    }
+}
+
 /// Completes the TLS handshake of `tcp` within `timeout`, then relays its
-/// plain bytes through a socket pair; returns the connection's end.
+/// plain bytes through a socket pair; returns the connection's end and
+/// what was negotiated.
 pub async fn accept(
     acceptor: &TlsAcceptor,
     tcp: TcpStream,
     peer: SocketAddr,
     timeout: Duration,
-) -> Option<UnixStream> {
-    let _ = tcp.set_nodelay(true);
-    let tls = match tokio::time::timeout(timeout, acceptor.accept(tcp)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::warn!("TLS handshake with {peer} failed: {e}");
-            return None;
-        }
-        Err(_) => {
-            tracing::warn!("TLS handshake with {peer} timed out");
-            return None;
-        }
-    };
+) -> Option<(UnixStream, TlsInfo)> {
+    let tls = handshake(acceptor, tcp, peer, timeout).await?;
+    let info = TlsInfo::of(tls.get_ref().1);
     let (ours, theirs) = match UnixStream::pair() {
         Ok(pair) => pair,
         Err(e) => {
@@ -130,5 +169,5 @@ pub async fn accept(
         // Ends when either side closes; the other side then sees the end.
         let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
     });
-    Some(ours)
+    Some((ours, info))
 }

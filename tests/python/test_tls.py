@@ -1,6 +1,7 @@
-"""AMQPS: pika over TLS to a warren-server whose warren.conf turns on
-``listeners.ssl.default`` with rabbitmq.conf's ``ssl_options`` keys, as
-RabbitMQ's TLS guide configures it. The certificates are made here, with
+"""AMQPS and HTTPS: pika over TLS to a warren-server whose warren.conf turns
+on ``listeners.ssl.default`` with rabbitmq.conf's ``ssl_options`` keys, as
+RabbitMQ's TLS guide configures it, and urllib to its management API over
+HTTPS (``management.ssl.*``). The certificates are made here, with
 the openssl command, for this run only.
 
 Runs against Warren only (it starts its own server with its own config).
@@ -14,6 +15,7 @@ import os
 import socket
 import ssl
 import subprocess
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -54,7 +56,7 @@ class TlsWarren(WarrenServer):
 def tls_broker(tmp_path_factory):
     d = tmp_path_factory.mktemp("tls")
     make_certs(d)
-    tls_port = free_port()
+    tls_port, https_port = free_port(), free_port()
     conf = d / "warren.conf"
     conf.write_text(
         f"listeners.ssl.default = {tls_port}\n"
@@ -63,6 +65,10 @@ def tls_broker(tmp_path_factory):
         f"ssl_options.keyfile = {d / 'server_key.pem'}\n"
         "ssl_options.verify = verify_peer\n"
         "ssl_options.fail_if_no_peer_cert = false\n"
+        f"management.ssl.port = {https_port}\n"
+        f"management.ssl.cacertfile = {d / 'ca_certificate.pem'}\n"
+        f"management.ssl.certfile = {d / 'server_certificate.pem'}\n"
+        f"management.ssl.keyfile = {d / 'server_key.pem'}\n"
     )
     data = d / "data"
     data.mkdir()
@@ -70,7 +76,9 @@ def tls_broker(tmp_path_factory):
     server = TlsWarren(binary, data, conf, tls_port)
     server.start()
     wait_for_port("127.0.0.1", tls_port, 20.0, server._alive)
+    wait_for_port("127.0.0.1", https_port, 20.0, server._alive)
     server.ca = d / "ca_certificate.pem"
+    server.https_port = https_port
     yield server
     server.shutdown()
 
@@ -85,11 +93,16 @@ def tls_parameters(server) -> pika.ConnectionParameters:
     )
 
 
-def api_get(server, path: str):
-    req = urllib.request.Request(f"http://127.0.0.1:{server.http_port}{path}")
+def fetch(url: str, context: ssl.SSLContext | None = None):
+    """GET as guest: the response's headers and its JSON body."""
+    req = urllib.request.Request(url)
     req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
-    with urllib.request.urlopen(req, timeout=10) as r:
-        return json.load(r)
+    with urllib.request.urlopen(req, timeout=10, context=context) as r:
+        return r.headers, json.load(r)
+
+
+def api_get(server, path: str):
+    return fetch(f"http://127.0.0.1:{server.http_port}{path}")[1]
 
 
 def test_pika_publishes_and_consumes_over_tls(tls_broker):
@@ -106,10 +119,15 @@ def test_pika_publishes_and_consumes_over_tls(tls_broker):
             got.append(m[2].decode())
         assert got == [f"secret {i}" for i in range(100)]
         # The management API says the connection came over TLS.
+        plain = pika.BlockingConnection(tls_broker.parameters())
         conns = api_get(tls_broker, "/api/connections")
+        plain.close()
         tls_conns = [c for c in conns if c["ssl"]]
         assert len(tls_conns) == 1, conns
         assert tls_conns[0]["peer_host"] == "127.0.0.1"
+        assert tls_conns[0]["ssl_protocol"] in ("tlsv1.2", "tlsv1.3"), tls_conns[0]
+        assert tls_conns[0]["ssl_cipher"].startswith("TLS"), tls_conns[0]
+        assert all(c["ssl_protocol"] is None and c["ssl_cipher"] is None for c in conns if not c["ssl"]), conns
     finally:
         conn.close()
 
@@ -138,3 +156,16 @@ def test_a_client_that_does_not_trust_the_server_is_refused_and_others_are_serve
     plain.close()
     conn = pika.BlockingConnection(tls_parameters(tls_broker))
     conn.close()
+
+
+def test_management_api_over_https(tls_broker):
+    context = ssl.create_default_context(cafile=str(tls_broker.ca))
+    headers, overview = fetch(f"https://localhost:{tls_broker.https_port}/api/overview", context)
+    assert overview["node"], overview
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"
+    # A client that does not trust the test CA is refused.
+    with pytest.raises(urllib.error.URLError):
+        fetch(f"https://localhost:{tls_broker.https_port}/api/overview", ssl.create_default_context())
+    # The plain listener still serves, without HSTS.
+    headers, _ = fetch(f"http://127.0.0.1:{tls_broker.http_port}/api/overview")
+    assert "Strict-Transport-Security" not in headers

@@ -6,6 +6,7 @@
 
 pub mod confirms;
 pub mod http;
+pub mod pki;
 pub mod raw;
 
 use std::io::{BufRead, BufReader};

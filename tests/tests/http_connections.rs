@@ -185,6 +185,11 @@ async fn ipv4_clients_of_the_dual_stack_listener_show_as_ipv4() {
     assert_eq!(conn["peer_host"], "127.0.0.1", "{conn}");
     assert_eq!(conn["host"], "127.0.0.1", "{conn}");
     assert_eq!(conn["port"], port);
+    // Not TLS: RabbitMQ's TLS fields are there, and null.
+    assert_eq!(conn["ssl"], false, "{conn}");
+    for field in ["ssl_protocol", "ssl_cipher"] {
+        assert_eq!(conn.get(field), Some(&serde_json::Value::Null), "{field}: {conn}");
+    }
     let name = conn["name"].as_str().unwrap();
     let peer_port = conn["peer_port"].as_u64().unwrap();
     assert_eq!(name, format!("127.0.0.1:{peer_port} -> 127.0.0.1:{port}"));

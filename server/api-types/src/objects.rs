@@ -171,6 +171,12 @@ pub struct Connection {
     pub peer_host: String,
     pub peer_port: u16,
     pub ssl: bool,
+    /// `tlsv1.2` or `tlsv1.3` over TLS; null (as in RabbitMQ) otherwise.
+    #[serde(default)]
+    pub ssl_protocol: Option<String>,
+    /// The negotiated cipher suite over TLS; null otherwise.
+    #[serde(default)]
+    pub ssl_cipher: Option<String>,
     pub channels: u32,
     pub channel_max: u16,
     pub frame_max: u32,

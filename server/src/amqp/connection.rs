@@ -35,7 +35,15 @@ const READ_PAUSE: usize = 4 * 1024 * 1024;
 /// How long we wait for close-ok after sending connection.close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
-pub async fn serve(broker: Arc<Broker>, stream: Socket, peer: SocketAddr, local: SocketAddr) {
+/// Serves one client; `tls` is what its TLS session negotiated, if it came
+/// over the AMQPS listener.
+pub async fn serve(
+    broker: Arc<Broker>,
+    stream: Socket,
+    peer: SocketAddr,
+    local: SocketAddr,
+    tls: Option<crate::tls::TlsInfo>,
+) {
     if let Socket::Tcp(s) = &stream {
         let _ = s.set_nodelay(true);
     }
@@ -74,7 +82,7 @@ pub async fn serve(broker: Arc<Broker>, stream: Socket, peer: SocketAddr, local:
         channel_max: opened.channel_max,
         heartbeat: opened.heartbeat,
         auth_mechanism: opened.mechanism.clone(),
-        ssl: matches!(io.stream, Socket::Relay(_)),
+        tls,
         outbox: outbox.clone(),
         channels: Default::default(),
         recv_oct: Default::default(),

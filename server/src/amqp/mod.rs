@@ -44,14 +44,17 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, tls: Option
                 let broker = broker.clone();
                 match &tls {
                     None => {
-                        tokio::spawn(connection::serve(broker, io::Socket::Tcp(stream), peer, local));
+                        tokio::spawn(connection::serve(broker, io::Socket::Tcp(stream), peer, local, None));
                     }
                     Some(acceptor) => {
                         let acceptor = acceptor.clone();
                         tokio::spawn(async move {
                             let timeout = broker.config.handshake_timeout;
-                            if let Some(relay) = crate::tls::accept(&acceptor, stream, peer, timeout).await {
-                                connection::serve(broker, io::Socket::Relay(relay), peer, local).await;
+                            if let Some((relay, tls)) =
+                                crate::tls::accept(&acceptor, stream, peer, timeout).await
+                            {
+                                connection::serve(broker, io::Socket::Relay(relay), peer, local, Some(tls))
+                                    .await;
                             }
                         });
                     }

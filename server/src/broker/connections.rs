@@ -49,8 +49,8 @@ pub struct ConnectionInfo {
     pub channel_max: u16,
     pub heartbeat: u16,
     pub auth_mechanism: String,
-    /// Whether the client came over TLS (the AMQPS listener).
-    pub ssl: bool,
+    /// The TLS session, if the client came over the AMQPS listener.
+    pub tls: Option<crate::tls::TlsInfo>,
     pub outbox: Arc<Outbox>,
     pub channels: AtomicU32,
     pub recv_oct: AtomicU64,

@@ -12,6 +12,7 @@
 //! - [`amqp_json`]: arguments and message properties as JSON.
 //! - [`api`]: one module per resource, each with its own `router()`, merged
 //!   in [`router`]. Every change goes through `Broker::apply`.
+//! - [`https`]: the same application over TLS (`management.ssl.*`).
 //! - [`metrics`]: Prometheus text at `/metrics`; [`openapi`]: the API's
 //!   OpenAPI document; [`assets`]: everything outside `/api` (the
 //!   dashboard), whose bundle and HTML shell [`shell`] owns.
@@ -22,6 +23,7 @@ pub mod assets;
 pub mod auth;
 pub mod error;
 pub mod extract;
+pub mod https;
 pub mod metrics;
 pub mod openapi;
 pub mod paging;
