@@ -189,9 +189,9 @@ pub fn Queues() -> impl IntoView {
                                 <td>{q.kind.clone()}</td>
                                 <td>{features(q)}</td>
                                 <td class=if down { "state err" } else { "state" }>{q.state.clone()}</td>
-                                <td class="n">{depth(q, q.totals.messages_ready)}</td>
-                                <td class="n">{depth(q, q.totals.messages_unacknowledged)}</td>
-                                <td class="n messages">{depth(q, q.totals.messages)}</td>
+                                <td class="n">{shown_depth(q, q.totals.messages_ready)}</td>
+                                <td class="n">{shown_depth(q, q.totals.messages_unacknowledged)}</td>
+                                <td class="n messages">{shown_depth(q, q.totals.messages)}</td>
                                 <td class="n">{rate(&ms.publish_details)}</td>
                                 <td class="n">{rate(&ms.deliver_get_details)}</td>
                                 <td class="n">{rate(&ms.ack_details)}</td>
@@ -214,7 +214,7 @@ fn is_down(q: &Queue) -> bool {
 
 /// A queue's message count, or "?" while its home is down and the count
 /// cannot be known.
-fn depth(q: &Queue, n: u64) -> String {
+fn shown_depth(q: &Queue, n: u64) -> String {
     if is_down(q) { "?".into() } else { num(n) }
 }
 
@@ -270,10 +270,10 @@ fn PerNode(queues: Vec<Queue>, nodes: Vec<Node>, node_filter: RwSignal<String>) 
                     let y = 22.0 * i as f64 + 2.0;
                     let w = 360.0 * known(q) as f64 / max;
                     view! {
-                        <g class="bar" data-queue=q.name.clone() data-messages=depth(q, q.totals.messages)>
+                        <g class="bar" data-queue=q.name.clone() data-messages=shown_depth(q, q.totals.messages)>
                             <text x="195" y=y + 14.0 text-anchor="end" class="tick">{format!("{} ({})", q.name, q.vhost)}</text>
                             <rect x="200" y=y width=format!("{w:.1}") height="18" class="s-total"></rect>
-                            <text x=205.0 + w y=y + 14.0 class="tick">{depth(q, q.totals.messages)}</text>
+                            <text x=205.0 + w y=y + 14.0 class="tick">{shown_depth(q, q.totals.messages)}</text>
                         </g>
                     }
                 })
@@ -488,12 +488,12 @@ fn QueuePage() -> impl IntoView {
             ];
             view! {
                 <dl class="totals">
-                    <div><dt>"Ready"</dt><dd id="q-ready">{num(q.totals.messages_ready)}</dd></div>
-                    <div><dt>"Unacked"</dt><dd id="q-unacked">{num(q.totals.messages_unacknowledged)}</dd></div>
-                    <div><dt>"Total"</dt><dd id="q-messages">{num(q.totals.messages)}</dd></div>
+                    <div><dt>"Ready"</dt><dd id="q-ready">{shown_depth(&q, q.totals.messages_ready)}</dd></div>
+                    <div><dt>"Unacked"</dt><dd id="q-unacked">{shown_depth(&q, q.totals.messages_unacknowledged)}</dd></div>
+                    <div><dt>"Total"</dt><dd id="q-messages">{shown_depth(&q, q.totals.messages)}</dd></div>
                     <div><dt>"Consumers"</dt><dd>{q.consumers}</dd></div>
                     <div><dt>"Type"</dt><dd>{q.kind.clone()}</dd></div>
-                    <div><dt>"State"</dt><dd>{q.state.clone()}</dd></div>
+                    <div><dt>"State"</dt><dd id="q-state" class:err=is_down(&q)>{q.state.clone()}</dd></div>
                     <div><dt>"Node"</dt><dd>{q.node.clone()}</dd></div>
                     <div><dt>"Features"</dt><dd>{features(&q)}</dd></div>
                     <div><dt>"Policy"</dt><dd>{q.policy.clone().unwrap_or_default()}</dd></div>
