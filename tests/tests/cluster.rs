@@ -331,6 +331,15 @@ async fn the_dashboard_shows_a_dead_node_and_its_queues_down() {
     assert!(header.as_array().unwrap().contains(&json!("Node")), "{header}");
     b.wait_text(&format!("#per-node section[data-node={dead:?}]"), "Node not running").await;
     b.shot("queues").await;
+    // The queue's own page says the same.
+    b.goto("/queues/%2F/home-one").await;
+    b.wait_text("#q-state", "down").await;
+    b.wait_js(
+        "the queue page shows no depth",
+        "document.querySelector('#q-state').classList.contains('err') \
+               && document.querySelector('#q-messages').textContent === '?'",
+    )
+    .await;
     b.close().await;
 }
 
