@@ -263,6 +263,86 @@ async fn the_dashboard_shows_queue_depths_per_node_from_any_node() {
     b.close().await;
 }
 
+/// With a node killed, the dashboard of another node says so plainly, as
+/// RabbitMQ's does: the overview shows the dead member as "Node not
+/// running", its queue is listed `down` with no stale depth, and the queue
+/// list's Node column names each queue's home.
+#[tokio::test]
+async fn the_dashboard_shows_a_dead_node_and_its_queues_down() {
+    use dashboard_support::{Browser, declare_queue, publish};
+    let mut nodes = cluster_of_three().await;
+    for (node, queue) in [(&nodes[0], "home-one"), (&nodes[1], "home-two")] {
+        let api = node.api();
+        declare_queue(&api, queue).await;
+        publish(&api, "amq.default", queue, "m").await;
+    }
+    let api2 = nodes[1].api();
+    let learned = eventually(T, || async {
+        let q = api2.get("/api/queues/%2F/home-one").await;
+        (q.code() == 200 && q.body["messages"] == 1).then_some(())
+    });
+    assert!(learned.await.is_some(), "node two never learned home-one's depth");
+    nodes[0].server.kill();
+
+    // What the API says through a surviving node: node one not running,
+    // its queue `down` and still homed on it.
+    let dead = nodes[0].name.clone();
+    let down = eventually(T, || async {
+        let q = api2.ok("/api/queues/%2F/home-one").await;
+        (q["state"] == "down").then_some(q)
+    })
+    .await
+    .expect("home-one never listed down through node two");
+    assert_eq!(down["node"], json!(dead));
+    let listed = api2.ok("/api/nodes").await;
+    let member = listed.as_array().unwrap().iter().find(|n| n["name"] == json!(dead)).cloned();
+    assert_eq!(member.map(|n| n["running"].clone()), Some(json!(false)), "{listed}");
+
+    let b = Browser::start(&nodes[1].server, "cluster-node-down").await;
+    b.open_as_guest("/").await;
+    let row = format!("document.querySelector('#nodes tr[data-node={dead:?}]')");
+    b.wait_js(
+        "the overview shows node one as not running, in red",
+        &format!(
+            "{row} && {row}.querySelector('td.err.node-state')?.textContent === 'Node not running' \
+             && !{row}.textContent.includes('0m 0s') && !{row}.textContent.includes('?')"
+        ),
+    )
+    .await;
+    b.shot("overview").await;
+
+    b.goto("/queues").await;
+    b.wait_text("#queues", "home-two").await;
+    let cells = |queue: &str| {
+        format!(
+            "(() => {{ const r = document.querySelector('#queues tr[data-queue={queue:?}]'); \
+               return r && [r.querySelector('td.node').textContent, r.querySelector('td.state').textContent, \
+               r.querySelector('td.state').classList.contains('err'), r.querySelector('td.messages').textContent]; }})()"
+        )
+    };
+    let expect = |queue: &str, home: &str, state: &str, red: bool, messages: &str| {
+        format!("JSON.stringify({}) === {:?}", cells(queue), json!([home, state, red, messages]).to_string())
+    };
+    b.wait_js("home-one is down, with no depth", &expect("home-one", &dead, "down", true, "?")).await;
+    b.wait_js("home-two is running on node two", &expect("home-two", &nodes[1].name, "running", false, "1"))
+        .await;
+    let header =
+        b.js("return [...document.querySelectorAll('#queues th')].map(e => e.textContent.trim());").await;
+    assert!(header.as_array().unwrap().contains(&json!("Node")), "{header}");
+    b.wait_text(&format!("#per-node section[data-node={dead:?}]"), "Node not running").await;
+    b.shot("queues").await;
+    // The queue's own page says the same.
+    b.goto("/queues/%2F/home-one").await;
+    b.wait_text("#q-state", "down").await;
+    b.wait_js(
+        "the queue page shows no depth",
+        "document.querySelector('#q-state').classList.contains('err') \
+               && document.querySelector('#q-messages').textContent === '?'",
+    )
+    .await;
+    b.close().await;
+}
+
 /// Every node stopped, then started again: the cluster re-forms with its
 /// metadata, and a persistent message comes back in its queue on its home.
 #[tokio::test]

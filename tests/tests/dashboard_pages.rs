@@ -111,6 +111,12 @@ async fn queues_page_depths_and_the_per_node_view_agree() {
         .await;
     assert_eq!(all.as_u64(), api.ok("/api/overview").await["queue_totals"]["messages"].as_u64());
     assert_eq!(all.as_u64(), Some(6));
+    // One node: no Node column, as RabbitMQ's list has none unclustered.
+    let node_column = b
+        .js("return document.querySelectorAll('#queues td.node').length + \
+             [...document.querySelectorAll('#queues th')].filter(e => e.textContent.trim() === 'Node').length;")
+        .await;
+    assert_eq!(node_column.as_u64(), Some(0));
     let bars = b
         .js("return [...document.querySelectorAll('#per-node g.bar')].map(e => e.dataset.queue + '=' + e.dataset.messages).sort().join(',');")
         .await;

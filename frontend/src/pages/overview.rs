@@ -86,12 +86,21 @@ pub fn NodesTable(nodes: Vec<Node>) -> impl IntoView {
             </tr></thead>
             <tbody>
                 {nodes.into_iter().map(|n| {
+                    // A member that does not answer has no figures to show:
+                    // say so, as RabbitMQ does, rather than zeros and "?".
+                    if !n.running {
+                        return view! { <tr class="down" data-node=n.name.clone()>
+                            <td>{n.name.clone()}</td>
+                            <td>{n.kind.clone()}</td>
+                            <td colspan="6" class="err node-state">"Node not running"</td>
+                        </tr> }.into_any();
+                    }
                     let mut alarms = vec![];
                     if n.mem_alarm { alarms.push("memory") }
                     if n.disk_free_alarm { alarms.push("disk") }
                     let class = if alarms.is_empty() { "" } else { "err" };
                     let alarms = if alarms.is_empty() { "none".to_string() } else { alarms.join(", ") };
-                    view! { <tr>
+                    view! { <tr data-node=n.name.clone()>
                         <td>{n.name.clone()}</td>
                         <td>{n.kind.clone()}</td>
                         <td>{duration_ms(n.uptime)}</td>
@@ -100,7 +109,7 @@ pub fn NodesTable(nodes: Vec<Node>) -> impl IntoView {
                         <td>{format!("{} / {}", num(n.sockets_used), opt(n.sockets_total, num))}</td>
                         <td>{opt(n.disk_free, bytes)}</td>
                         <td class=class>{alarms}</td>
-                    </tr> }
+                    </tr> }.into_any()
                 }).collect_view()}
             </tbody>
         </table>

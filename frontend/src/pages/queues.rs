@@ -1,7 +1,7 @@
 //! Queues: the paged table (paged, sorted and filtered by the server), the
 //! depth of the listed queues per node, the add form, and a queue's page.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use leptos::prelude::*;
 use serde_json::{Map, Value};
@@ -154,6 +154,11 @@ pub fn Queues() -> impl IntoView {
         {loaded(data, move |p: Page<Queue>| {
             let pages = p.page_count.max(1);
             let items = p.items.clone();
+            let nodes = node_list();
+            // A Node column only when there is more than one node, as
+            // RabbitMQ's list has; users who may not list nodes still get
+            // it when the listed queues live on different nodes.
+            let clustered = nodes.len() > 1 || items.iter().any(|q| q.node != items[0].node);
             view! {
                 <p class="muted" id="queue-count">
                     {format!("{} of {} queues (page {} of {})", p.filtered_count, p.total_count, p.page, pages)}
@@ -163,6 +168,7 @@ pub fn Queues() -> impl IntoView {
                     <thead><tr>
                         {header("Name", "name")}
                         {header("Virtual host", "vhost")}
+                        {clustered.then(|| view! { <th>"Node"</th> })}
                         <th>"Type"</th><th>"Features"</th><th>"State"</th>
                         {header("Ready", "messages_ready")}
                         {header("Unacked", "messages_unacknowledged")}
@@ -175,15 +181,17 @@ pub fn Queues() -> impl IntoView {
                     <tbody>
                         {items.iter().map(|q| {
                             let ms = q.message_stats.clone().unwrap_or_default();
+                            let down = is_down(q);
                             view! { <tr data-queue=q.name.clone()>
                                 <td><a href=queue_href(&q.vhost, &q.name)>{q.name.clone()}</a></td>
                                 <td>{q.vhost.clone()}</td>
+                                {clustered.then(|| view! { <td class="node">{q.node.clone()}</td> })}
                                 <td>{q.kind.clone()}</td>
                                 <td>{features(q)}</td>
-                                <td>{q.state.clone()}</td>
-                                <td class="n">{num(q.totals.messages_ready)}</td>
-                                <td class="n">{num(q.totals.messages_unacknowledged)}</td>
-                                <td class="n messages">{num(q.totals.messages)}</td>
+                                <td class=if down { "state err" } else { "state" }>{q.state.clone()}</td>
+                                <td class="n">{shown_depth(q, q.totals.messages_ready)}</td>
+                                <td class="n">{shown_depth(q, q.totals.messages_unacknowledged)}</td>
+                                <td class="n messages">{shown_depth(q, q.totals.messages)}</td>
                                 <td class="n">{rate(&ms.publish_details)}</td>
                                 <td class="n">{rate(&ms.deliver_get_details)}</td>
                                 <td class="n">{rate(&ms.ack_details)}</td>
@@ -192,11 +200,22 @@ pub fn Queues() -> impl IntoView {
                         }).collect_view()}
                     </tbody>
                 </table>
-                <PerNode queues=items nodes=node_list() node_filter=node_filter/>
+                <PerNode queues=items nodes=nodes node_filter=node_filter/>
             }
         })}
         <AddQueue/>
     }
+}
+
+/// A queue whose home node is unreachable: its last known figures are stale.
+fn is_down(q: &Queue) -> bool {
+    q.state == "down"
+}
+
+/// A queue's message count, or "?" while its home is down and the count
+/// cannot be known.
+fn shown_depth(q: &Queue, n: u64) -> String {
+    if is_down(q) { "?".into() } else { num(n) }
 }
 
 /// Queue depths by node: every node's totals over all its queues (from
@@ -205,25 +224,33 @@ pub fn Queues() -> impl IntoView {
 #[component]
 fn PerNode(queues: Vec<Queue>, nodes: Vec<Node>, node_filter: RwSignal<String>) -> impl IntoView {
     let mut by_node: BTreeMap<String, (Option<NodeQueueTotals>, Vec<Queue>)> = BTreeMap::new();
+    let mut not_running = BTreeSet::new();
     for n in nodes {
+        if !n.running {
+            not_running.insert(n.name.clone());
+        }
         by_node.entry(n.name.clone()).or_default().0 = n.queue_totals;
     }
     for q in queues {
         by_node.entry(q.node.clone()).or_default().1.push(q);
     }
     let names: Vec<String> = by_node.keys().cloned().collect();
-    let max =
-        by_node.values().flat_map(|(_, qs)| qs).map(|q| q.totals.messages).max().unwrap_or(0).max(1) as f64;
+    // A queue whose home is down has no depth to draw.
+    let known = |q: &Queue| if is_down(q) { 0 } else { q.totals.messages };
+    let max = by_node.values().flat_map(|(_, qs)| qs).map(known).max().unwrap_or(0).max(1) as f64;
     let sections = by_node
         .into_iter()
         .map(|(node, (all, qs))| {
-            let listed: u64 = qs.iter().map(|q| q.totals.messages).sum();
+            let listed: u64 = qs.iter().map(known).sum();
             let n2 = node.clone();
             let show = move || {
                 let f = node_filter.get();
                 f.is_empty() || f == n2
             };
-            let all_line = all.as_ref().map(|t| {
+            let all_line = if not_running.contains(&node) {
+                view! { <span class="err node-state">"Node not running"</span> }.into_any()
+            } else {
+                all.as_ref().map(|t| {
                 view! {
                     <span class="node-all" data-messages=t.messages.to_string()>
                         {format!(
@@ -232,19 +259,21 @@ fn PerNode(queues: Vec<Queue>, nodes: Vec<Node>, node_filter: RwSignal<String>) 
                         )}
                     </span>
                 }
-            });
+                })
+                .into_any()
+            };
             let h = 22.0 * qs.len() as f64 + 4.0;
             let bars = qs
                 .iter()
                 .enumerate()
                 .map(|(i, q)| {
                     let y = 22.0 * i as f64 + 2.0;
-                    let w = 360.0 * q.totals.messages as f64 / max;
+                    let w = 360.0 * known(q) as f64 / max;
                     view! {
-                        <g class="bar" data-queue=q.name.clone() data-messages=q.totals.messages.to_string()>
+                        <g class="bar" data-queue=q.name.clone() data-messages=shown_depth(q, q.totals.messages)>
                             <text x="195" y=y + 14.0 text-anchor="end" class="tick">{format!("{} ({})", q.name, q.vhost)}</text>
                             <rect x="200" y=y width=format!("{w:.1}") height="18" class="s-total"></rect>
-                            <text x=205.0 + w y=y + 14.0 class="tick">{num(q.totals.messages)}</text>
+                            <text x=205.0 + w y=y + 14.0 class="tick">{shown_depth(q, q.totals.messages)}</text>
                         </g>
                     }
                 })
@@ -459,12 +488,12 @@ fn QueuePage() -> impl IntoView {
             ];
             view! {
                 <dl class="totals">
-                    <div><dt>"Ready"</dt><dd id="q-ready">{num(q.totals.messages_ready)}</dd></div>
-                    <div><dt>"Unacked"</dt><dd id="q-unacked">{num(q.totals.messages_unacknowledged)}</dd></div>
-                    <div><dt>"Total"</dt><dd id="q-messages">{num(q.totals.messages)}</dd></div>
+                    <div><dt>"Ready"</dt><dd id="q-ready">{shown_depth(&q, q.totals.messages_ready)}</dd></div>
+                    <div><dt>"Unacked"</dt><dd id="q-unacked">{shown_depth(&q, q.totals.messages_unacknowledged)}</dd></div>
+                    <div><dt>"Total"</dt><dd id="q-messages">{shown_depth(&q, q.totals.messages)}</dd></div>
                     <div><dt>"Consumers"</dt><dd>{q.consumers}</dd></div>
                     <div><dt>"Type"</dt><dd>{q.kind.clone()}</dd></div>
-                    <div><dt>"State"</dt><dd>{q.state.clone()}</dd></div>
+                    <div><dt>"State"</dt><dd id="q-state" class:err=is_down(&q)>{q.state.clone()}</dd></div>
                     <div><dt>"Node"</dt><dd>{q.node.clone()}</dd></div>
                     <div><dt>"Features"</dt><dd>{features(&q)}</dd></div>
                     <div><dt>"Policy"</dt><dd>{q.policy.clone().unwrap_or_default()}</dd></div>
