@@ -45,8 +45,10 @@ pub(super) enum Leave {
     /// Drops the queue's claim on a stored message.
     Forget(StoreRef),
     /// Dead-letters the message (or drops it without a dead-letter
-    /// exchange), then drops the queue's claim on it.
-    DeadLetter { msg: QueuedMessage, reason: Reason },
+    /// exchange), then drops the queue's claim on it. Boxed: the rare case
+    /// should not make every `Leave` (and every [`Leaving`], moved out of
+    /// the lock after each operation) as large as a message.
+    DeadLetter { msg: Box<QueuedMessage>, reason: Reason },
 }
 
 /// Messages leaving the queue, taken out of [`Effects`] to be let go of
@@ -76,7 +78,7 @@ impl<C> Effects<C> {
     }
 
     fn dead_letter(&mut self, msg: QueuedMessage, reason: Reason) {
-        self.leaving.push(Leave::DeadLetter { msg, reason });
+        self.leaving.push(Leave::DeadLetter { msg: Box::new(msg), reason });
     }
 
     /// The leaving messages, taken out; the buffer keeps its capacity.
