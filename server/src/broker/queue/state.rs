@@ -83,6 +83,10 @@ impl<C> Effects<C> {
 
     /// The leaving messages, taken out; the buffer keeps its capacity.
     pub fn take_leaving(&mut self) -> Leaving {
+        // Most operations let nothing go: no iterator, no copy.
+        if self.leaving.is_empty() {
+            return Leaving::new();
+        }
         self.leaving.drain(..).collect()
     }
 }
