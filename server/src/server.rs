@@ -150,7 +150,11 @@ impl Node {
             Some(port) => bind_all(&config, port).await?,
             None => Vec::new(),
         };
-        let http_listeners = bind_all(&config, config.http_port).await?;
+        // management.tcp.ip: the management listener on that interface only.
+        let http_listeners = match config.http_bind {
+            Some(ip) => bind_addrs(vec![SocketAddr::new(ip, config.http_port)], false).await?,
+            None => bind_all(&config, config.http_port).await?,
+        };
         let https = match config.https_port {
             Some(port) => {
                 let acceptor = config

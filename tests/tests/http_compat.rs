@@ -301,3 +301,28 @@ async fn request_bodies_are_capped_by_max_body_size() {
     assert!(env.to_string().contains("management.http.max_body_size"), "{env}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `management.tcp.ip` puts the management listener on that interface
+/// only, as in RabbitMQ (it used to be read and then ignored: the listener
+/// took the AMQP interfaces).
+#[tokio::test]
+async fn management_tcp_ip_picks_the_management_interface() {
+    let dir = std::env::temp_dir().join(warren_tests::unique("warren-mgmt-ip"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let conf = dir.join("warren.conf");
+    std::fs::write(&conf, "management.tcp.ip = 127.0.0.2\n").unwrap();
+    let s = Server::start_with(&["--config", conf.to_str().unwrap()]);
+    assert!(
+        s.wait_for_log("started HTTP listener on 127.0.0.2:", std::time::Duration::from_secs(20)),
+        "{}",
+        s.log_text()
+    );
+    let port = s.http_port;
+    assert!(tokio::net::TcpStream::connect(("127.0.0.2", port)).await.is_ok(), "nothing on 127.0.0.2:{port}");
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_err(),
+        "the management listener is also on 127.0.0.1:{port}"
+    );
+    // AMQP keeps its own interface.
+    let (_c, _ch) = s.channel().await;
+}
