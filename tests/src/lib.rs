@@ -96,7 +96,24 @@ impl Server {
         self.spawn(self.amqp_port, self.http_port);
     }
 
+    /// Starts the process. A restart on fixed ports may find one of them
+    /// taken for a moment (the kernel can hand a freed listener port to
+    /// another test's outgoing connection as its local port): then it
+    /// tries again, for up to 10 s.
     fn spawn(&mut self, port: u16, http_port: u16) {
+        let fixed = port != 0 || http_port != 0;
+        for attempt in 0..40 {
+            if self.spawn_once(port, http_port, fixed && attempt < 39) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// False when the process exited because a port was in use and
+    /// `may_retry`; panics on any other failure.
+    fn spawn_once(&mut self, port: u16, http_port: u16, may_retry: bool) -> bool {
+        let logged_before = self.log.lock().unwrap().len();
         let mut cmd = Command::new(server_bin());
         cmd.args([
             "--amqp-port",
@@ -147,6 +164,12 @@ impl Server {
                     if exited || Instant::now() > deadline {
                         let _ = child.kill();
                         std::thread::sleep(Duration::from_millis(100));
+                        let in_use = self.log.lock().unwrap()[logged_before..]
+                            .iter()
+                            .any(|l| l.contains("Address already in use"));
+                        if exited && in_use && may_retry {
+                            return false;
+                        }
                         panic!("warren-server did not start; log:\n{}", self.log_text());
                     }
                 }
@@ -155,6 +178,7 @@ impl Server {
         self.amqp_port = amqp.unwrap_or_default();
         self.http_port = http.unwrap_or_default();
         self.child = Some(child);
+        true
     }
 
     pub fn log_text(&self) -> String {

@@ -458,3 +458,22 @@ async fn a_large_import_is_stored_in_chunks_and_a_refused_item_keeps_what_came_b
     assert_eq!(api.ok("/api/queues/%2F/clash").await["arguments"], json!({}));
     assert_eq!(api.get("/api/queues/%2F/after-clash").await.code(), 404);
 }
+
+/// The harness itself: a restart on the same ports waits while another
+/// socket holds one of them for a moment (as another test's outgoing
+/// connection can, by chance), instead of failing the test.
+#[tokio::test]
+async fn a_restart_waits_for_a_port_held_for_a_moment() {
+    let mut s = Server::start();
+    let http = s.http_port;
+    s.stop();
+    let holder = std::net::TcpListener::bind(("127.0.0.1", http)).expect("hold the port");
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(holder);
+    });
+    s.start_again();
+    release.join().unwrap();
+    assert_eq!(s.http_port, http);
+    let (_c, _ch) = s.channel().await;
+}
