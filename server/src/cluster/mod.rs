@@ -16,6 +16,8 @@
 //!   [`forward`] (publishes forwarded to the home) and [`consume`]
 //!   (consumers, gets, purges and settles served by the home over the
 //!   link).
+//! - [`wal`]: the node's one write-ahead log, shared by the Raft groups of
+//!   every replicated queue, with group commit.
 //!
 //! The cluster is a layer above the broker: it implements the broker's
 //! `Consensus` (metadata changes through the Raft group) and
@@ -36,6 +38,7 @@ pub mod remote;
 pub mod secret;
 pub mod state_machine;
 pub mod types;
+pub mod wal;
 
 /// A node's Raft id: the first 8 bytes of the SHA-256 of its name, so that
 /// every node computes every other node's id alike.
