@@ -19,6 +19,14 @@ pub struct Queue {
     pub state: String,
     #[serde(rename = "type")]
     pub kind: String,
+    /// A replicated queue's leader, its members, and the members that are
+    /// running (RabbitMQ's quorum queue fields).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leader: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub online: Option<Vec<String>>,
     pub consumers: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclusive_consumer_tag: Option<String>,

@@ -169,13 +169,21 @@ impl Broker {
                 })?;
                 if let Some(home) = home {
                     declared.queue.set_home(&home, &self.config.node_name, &self.backends);
+                    declared.queue.replicate(declared.queue.config().replication.clone());
                 }
                 Ok(Applied::Queue(declared))
             }
             DeleteQueue { vhost, name, if_unused, if_empty, requester } => {
                 let v = self.vhost_or_404(&vhost)?;
                 Ok(match v.delete_queue(&name, if_unused, if_empty, requester)? {
-                    Some((q, n, gone)) => Applied::QueueDeleted(Some(q), n, gone),
+                    Some((q, n, gone)) => {
+                        if q.is_replicated() {
+                            if let Some(b) = self.backends.get() {
+                                b.deleted(&q);
+                            }
+                        }
+                        Applied::QueueDeleted(Some(q), n, gone)
+                    }
                     None => Applied::QueueDeleted(None, 0, Vec::new()),
                 })
             }

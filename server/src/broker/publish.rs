@@ -15,6 +15,7 @@ use super::exchange::{Exchange, RouteTargets};
 use super::message::Message;
 use super::queue::Queue;
 use super::queue::backend::{Accepted, send_elsewhere};
+use super::queue::replica;
 use super::vhost::VHost;
 use crate::store::Stores;
 use crate::store::messages::StoredMessage;
@@ -109,7 +110,17 @@ impl VHost {
         };
         out.stored = stored.is_some();
         for q in targets {
-            let r = if q.persistent_id().is_some() { stored } else { None };
+            // A replicated queue led here keeps the message in its group's
+            // log; the confirm waits for a majority to have it.
+            let r = if let Some(log) = q.replica() {
+                let (id, committed) = log.append(&msg);
+                out.elsewhere.push(committed);
+                Some(replica::ref_of(id, msg.body_size()))
+            } else if q.persistent_id().is_some() {
+                stored
+            } else {
+                None
+            };
             if !q.publish(msg.clone(), r) {
                 out.refused = true;
             }

@@ -35,7 +35,7 @@ use crate::broker::message::Message;
 
 /// A message on the link: properties and body travel as bytes (sharing
 /// the message's buffers until they are encoded).
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WireMessage {
     exchange: String,
     routing_key: String,
@@ -170,9 +170,12 @@ impl Cluster {
             return Box::pin(async { Err(super::consume::stopping()) });
         };
         let mut stored = false;
+        // Answers from replicated queues' logs (led here), per message.
+        let mut committed: Vec<(usize, Vec<crate::broker::queue::backend::Accepted>)> = Vec::new();
         let answers: Vec<bool> = batch
             .into_iter()
-            .map(|p| {
+            .enumerate()
+            .map(|(i, p)| {
                 let Some(vhost) = broker.vhost(&p.vhost) else { return false };
                 let targets: crate::broker::exchange::RouteTargets = p
                     .queues
@@ -184,6 +187,9 @@ impl Cluster {
                 match vhost.deliver(targets, Arc::new(p.msg.into_message()), broker.stores.as_ref()) {
                     Ok(d) => {
                         stored |= d.stored;
+                        if !d.elsewhere.is_empty() {
+                            committed.push((i, d.elsewhere));
+                        }
                         all_there && !d.refused
                     }
                     Err(e) => {
@@ -193,19 +199,29 @@ impl Cluster {
                 }
             })
             .collect();
-        match (stored, &broker.stores) {
+        let on_disk = match (stored, &broker.stores) {
             (true, Some(stores)) => {
                 let (tx, rx) = oneshot::channel();
                 stores.persistent.on_durable_result(Box::new(move |written| {
                     let _ = tx.send(written.is_ok());
                 }));
-                Box::pin(async move {
-                    let on_disk = rx.await.unwrap_or(false);
-                    Ok(Reply::Published(answers.into_iter().map(|ok| ok && on_disk).collect()))
-                })
+                Some(rx)
             }
-            _ => Box::pin(async move { Ok(Reply::Published(answers)) }),
-        }
+            _ => None,
+        };
+        Box::pin(async move {
+            let mut answers = answers;
+            if let Some(rx) = on_disk {
+                let ok = rx.await.unwrap_or(false);
+                answers.iter_mut().for_each(|a| *a &= ok);
+            }
+            for (i, waiting) in committed {
+                for w in waiting {
+                    answers[i] &= w.await.unwrap_or(false);
+                }
+            }
+            Ok(Reply::Published(answers))
+        })
     }
 }
 

@@ -9,6 +9,8 @@
 //!   metadata Raft group as openraft sees it: its types, its log in
 //!   `definitions.db`, the broker as its state machine, and its RPCs over
 //!   the link.
+//! - [`replicated`]: replicated queues, a Raft group each, over
+//!   [`wal`], the node's one write-ahead log shared by every group.
 //! - [`liveness`]: which members answer; a queue whose home does not is
 //!   down.
 //! - [`remote`]: the backend of queues homed on other nodes, which the
@@ -35,6 +37,7 @@ pub mod log_store;
 pub mod network;
 pub mod node;
 pub mod remote;
+pub mod replicated;
 pub mod secret;
 pub mod state_machine;
 pub mod types;

@@ -69,6 +69,21 @@ pub enum Call {
         vhost: String,
         queue: String,
     },
+    /// A Raft RPC of a replicated queue's group.
+    Group {
+        group: u64,
+        rpc: super::replicated::net::GroupRpc,
+    },
+    /// The caller leads this replicated queue's group now.
+    Leads {
+        vhost: String,
+        queue: String,
+    },
+    /// Which node leads this replicated queue's group, as far as you know?
+    WhoLeads {
+        vhost: String,
+        queue: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -91,6 +106,8 @@ pub enum Reply {
     /// A message and how many are left, or none.
     Got(Option<(super::consume::WireDelivery, u64)>),
     Purged(u64),
+    Group(super::replicated::net::GroupReply),
+    Leader(Option<String>),
 }
 
 /// What a node says about itself.

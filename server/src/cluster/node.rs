@@ -39,6 +39,9 @@ const INFO_TIMEOUT: Duration = Duration::from_secs(2);
 /// at most: a member that is slow, or down but not yet found so
 /// ([`super::liveness`]), delays changes by no more than this.
 const APPLIED_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long declaring a replicated queue waits for its group to elect a
+/// leader, at most.
+const REPLICA_START_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A member as `cluster_status` and `/api/nodes` show it.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -71,6 +74,7 @@ pub struct Cluster {
     pub(super) forwarders: super::forward::Forwarders,
     pub(super) consuming: super::consume::Consuming,
     pub(super) liveness: super::liveness::Liveness,
+    pub(super) replicas: super::replicated::Replicas,
 }
 
 fn raft_config() -> Arc<openraft::Config> {
@@ -128,7 +132,15 @@ impl Cluster {
             forwarders: Default::default(),
             consuming: Default::default(),
             liveness: Default::default(),
+            replicas: Default::default(),
         });
+        let wal_dir = broker.config.data_dir.join("quorum");
+        let wal =
+            super::wal::Wal::open(&wal_dir, super::wal::WalOptions { fsync: true, segment_bytes: 64 << 20 })
+                .map_err(|e| {
+                    BrokerError::internal(format!("cannot open the queue log in {}: {e}", wal_dir.display()))
+                })?;
+        cluster.replicas.set_wal(wal);
         tokio::spawn(super::liveness::watch(Arc::downgrade(&cluster)));
         tokio::spawn(super::liveness::reap(Arc::downgrade(&cluster)));
         let backends = super::remote::RemoteBackends::new(Arc::downgrade(&cluster));
@@ -138,6 +150,7 @@ impl Cluster {
         if was_clustered {
             cluster.start_raft(broker).await?;
             tracing::info!("rejoining the cluster as {}", cluster.me);
+            cluster.register_all_replicated();
         }
         let weak = Arc::downgrade(&cluster);
         let handler: Handler<Call, Reply> = Arc::new(move |from, call| match weak.upgrade() {
@@ -288,6 +301,13 @@ impl Cluster {
         if let Some(applied) = running.sm.applied().last {
             self.until_members_applied(applied.index).await;
         }
+        // A replicated queue is answered once its group has a leader, so
+        // that its declarer can publish at once.
+        if let Ok(Applied::Queue(d)) = &result {
+            if d.created && d.queue.is_replicated() {
+                d.queue.until_served(REPLICA_START_TIMEOUT).await;
+            }
+        }
         result
     }
 
@@ -378,6 +398,9 @@ impl Cluster {
             Call::Settle { op, ids } => self.accept_settle(&from, op, ids),
             Call::Get { vhost, queue, no_ack } => self.accept_get(from, &vhost, &queue, no_ack),
             Call::Purge { vhost, queue } => self.accept_purge(&vhost, &queue),
+            Call::Group { group, rpc } => Box::pin(self.accept_group(group, rpc)),
+            Call::Leads { vhost, queue } => Box::pin(async move { self.accept_leads(&from, &vhost, &queue) }),
+            Call::WhoLeads { vhost, queue } => Box::pin(async move { self.who_leads(&vhost, &queue) }),
         }
     }
 

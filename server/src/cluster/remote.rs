@@ -44,6 +44,18 @@ impl QueueBackends for RemoteBackends {
     fn behind(&self) -> bool {
         self.cluster.upgrade().is_some_and(|c| c.forwarding_behind())
     }
+
+    fn replicated(&self, q: &Arc<Queue>) {
+        if let Some(c) = self.cluster.upgrade() {
+            c.register_replicated(q);
+        }
+    }
+
+    fn deleted(&self, q: &Queue) {
+        if let Some(c) = self.cluster.upgrade() {
+            c.drop_replicated(q);
+        }
+    }
 }
 
 /// Another node, as the home of some of this node's queues.

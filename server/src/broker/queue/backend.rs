@@ -65,6 +65,12 @@ pub trait QueueBackends: Send + Sync {
     /// Whether too many bytes of messages wait to be sent to other nodes:
     /// publishers then wait.
     fn behind(&self) -> bool;
+    /// A replicated queue was declared (or found at start): the cluster
+    /// starts this node's member of its group if it is one, and tells the
+    /// queue who leads it.
+    fn replicated(&self, q: &Arc<Queue>);
+    /// A replicated queue was deleted: its group goes, with its log.
+    fn deleted(&self, q: &Queue);
 }
 
 /// Where the broker's queues find the backends, once the cluster is there.
@@ -92,7 +98,7 @@ pub fn send_elsewhere(vhost: &str, targets: &mut RouteTargets, msg: &Message) ->
     targets.retain(|q| {
         let Some(b) = q.backend() else { return true };
         match b {
-            Ok(b) if !b.is_down() => match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, b)) {
+            Ok(b) if !b.is_down() => match groups.iter_mut().find(|(g, _)| Arc::ptr_eq(g, &b)) {
                 Some((_, names)) => names.push(q.name.to_string()),
                 None => groups.push((b.clone(), vec![q.name.to_string()])),
             },

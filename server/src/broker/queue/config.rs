@@ -6,6 +6,7 @@
 use amq_protocol::types::FieldTable;
 use serde_json::{Map, Value};
 
+use super::replica::Replication;
 use crate::broker::args::{as_int, as_str};
 use crate::broker::policy::{Policy, Target, VhostPolicies, select};
 
@@ -42,6 +43,9 @@ pub struct QueueConfig {
     pub single_active_consumer: bool,
     pub delivery_limit: Option<u64>,
     pub quorum: bool,
+    /// Whether the queue is kept by a Raft group (in a cluster), and how
+    /// its members are chosen.
+    pub replication: Option<Replication>,
     pub policy: Option<String>,
     pub operator_policy: Option<String>,
     /// The settings that came from policies, for the management API.
@@ -89,6 +93,11 @@ impl QueueConfig {
             }
         }
         let quorum = target == Target::QuorumQueue;
+        let replication = if quorum {
+            Some(Replication::Quorum { initial: arg_u64("x-quorum-initial-group-size").filter(|n| *n > 0) })
+        } else {
+            ha_mode(policy)
+        };
         QueueConfig {
             message_ttl: limit("x-message-ttl", "message-ttl"),
             expires: limit("x-expires", "expires"),
@@ -108,10 +117,26 @@ impl QueueConfig {
                 None
             }),
             quorum,
+            replication,
             policy: policy.map(|p| p.name.clone()),
             operator_policy: operator.map(|p| p.name.clone()),
             effective_policy_definition: effective,
         }
+    }
+}
+
+/// The replication an `ha-mode` policy asks for (already validated when
+/// the policy was set).
+fn ha_mode(policy: Option<&Policy>) -> Option<Replication> {
+    let def = &policy?.definition;
+    let params = def.get("ha-params");
+    match def.get("ha-mode")?.as_str()? {
+        "all" => Some(Replication::All),
+        "exactly" => Some(Replication::Exactly(params?.as_u64()?.max(1))),
+        "nodes" => Some(Replication::Nodes(
+            params?.as_array()?.iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        )),
+        _ => None,
     }
 }
 

@@ -25,13 +25,15 @@ mod config;
 mod consumers;
 mod paging;
 mod ready;
+pub mod replica;
+mod replication;
 mod state;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 
 use amq_protocol::types::FieldTable;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, RwLock};
 
 pub use config::{Overflow, QueueConfig};
 pub use ready::QueuedMessage;
@@ -72,15 +74,28 @@ pub struct Queue {
     pub store_id: OnceLock<u32>,
     /// In a cluster, the node that holds this queue's messages.
     pub home: OnceLock<Arc<str>>,
+    /// In a cluster, this node's name.
+    here: OnceLock<Arc<str>>,
     /// Whether `home` is another node: then this node holds no messages
     /// for the queue, and its backend serves it.
     remote: AtomicBool,
     /// A remote queue's counts, as its home node last reported them.
     remote_counts: Mutex<QueueCounts>,
     /// For a remote queue: where its backend comes from, and the backend
-    /// once it was asked for.
+    /// once it was asked for (for a replicated queue, the backend of its
+    /// leader's node, set by the cluster as leaders change).
     backends: OnceLock<backend::BackendsHook>,
-    backend: OnceLock<Arc<dyn backend::QueueBackend>>,
+    backend: RwLock<Option<Arc<dyn backend::QueueBackend>>>,
+    /// For a replicated queue (in a cluster): how its members are chosen
+    /// (`replication.rs`), and a flag to ask that quickly.
+    replication: RwLock<Option<replica::Replication>>,
+    replicated: AtomicBool,
+    /// Whether the cluster has given the group every member it wants.
+    replica_ready: AtomicBool,
+    /// Its log, while this node leads its group and serves it.
+    replica: RwLock<Option<Arc<dyn replica::ReplicaLog>>>,
+    /// The nodes of a replicated queue's group.
+    members: RwLock<Vec<String>>,
     stores: Option<Arc<Stores>>,
     vhost_ref: Weak<VHost>,
     inner: Mutex<Inner>,
@@ -136,10 +151,16 @@ impl Queue {
             arguments,
             store_id: OnceLock::new(),
             home: OnceLock::new(),
+            here: OnceLock::new(),
             remote: Default::default(),
             remote_counts: Default::default(),
             backends: OnceLock::new(),
-            backend: OnceLock::new(),
+            backend: RwLock::new(None),
+            replication: RwLock::new(None),
+            replicated: AtomicBool::new(false),
+            replica_ready: AtomicBool::new(false),
+            replica: RwLock::new(None),
+            members: RwLock::new(Vec::new()),
             stores,
             vhost_ref,
             inner: Mutex::new(Inner { state, effects: Effects::default() }),
@@ -162,13 +183,23 @@ impl Queue {
         self.inner.lock().state.config().clone()
     }
 
-    /// The store id when this queue keeps persistent messages on disk.
+    /// The store id when this queue keeps persistent messages in the
+    /// node's message store (a replicated queue led here keeps them in its
+    /// log).
     pub fn persistent_id(&self) -> Option<u32> {
-        if self.durable { self.store_id.get().copied() } else { None }
+        if !self.durable || (self.is_replicated() && self.replica.read().is_some()) {
+            return None;
+        }
+        self.store_id.get().copied()
     }
 
     fn pager(&self) -> StorePager<'_> {
-        StorePager { stores: self.stores.as_ref(), store_id: self.persistent_id(), queue: &self.name }
+        StorePager {
+            stores: self.stores.as_ref(),
+            store_id: if self.durable { self.store_id.get().copied() } else { None },
+            replica: self.replica(),
+            queue: &self.name,
+        }
     }
 
     /// Runs `op` on the state under the lock and carries out its effects:
@@ -223,8 +254,14 @@ impl Queue {
                     consumer.outbox.clone().push(Outbound::Deliver { consumer, queue: self.clone(), msg });
                 }
                 Step::MarkDelivered(r) => {
-                    if let (Some(s), Some(id)) = (&self.stores, self.persistent_id()) {
-                        s.persistent.mark_delivered(r, id);
+                    if replica::is_replica_ref(r) {
+                        if let Some(log) = self.replica() {
+                            log.delivered(replica::id_of(r));
+                        }
+                    } else if let (Some(s), Some(id), true) =
+                        (&self.stores, self.store_id.get(), self.durable)
+                    {
+                        s.persistent.mark_delivered(r, *id);
                     }
                 }
             }
@@ -244,28 +281,35 @@ impl Queue {
         self.inner.lock().state.counts()
     }
 
-    /// Records the queue's home node, and whether that is another node. A
-    /// queue's home never moves: declaring an existing queue again through
-    /// another node (which proposes itself as the home) leaves it where its
-    /// messages are.
+    /// Records the queue's home node (the node that declared it), and
+    /// whether that is another node. A queue's home never moves: declaring
+    /// an existing queue again through another node (which proposes itself
+    /// as the home) leaves it where its messages are.
     pub fn set_home(&self, home: &str, this_node: &str, backends: &backend::BackendsHook) {
         let home = self.home.get_or_init(|| home.into());
-        let remote = **home != *this_node;
-        if remote {
-            let _ = self.backends.set(backends.clone());
+        let _ = self.here.set(this_node.into());
+        let _ = self.backends.set(backends.clone());
+        if !self.is_replicated() {
+            self.remote.store(**home != *this_node, Ordering::Relaxed);
         }
-        self.remote.store(remote, Ordering::Relaxed);
     }
 
     /// The backend of a queue whose messages this node does not hold;
     /// None for a queue held here. Err while the backends are not installed
-    /// (the cluster side is not running).
-    fn backend(&self) -> Option<Result<&Arc<dyn backend::QueueBackend>>> {
+    /// (the cluster side is not running), or while a replicated queue has
+    /// no leader.
+    fn backend(&self) -> Option<Result<Arc<dyn backend::QueueBackend>>> {
         if !self.is_remote() {
             return None;
         }
-        if let Some(b) = self.backend.get() {
-            return Some(Ok(b));
+        if let Some(b) = &*self.backend.read() {
+            return Some(Ok(b.clone()));
+        }
+        if self.is_replicated() {
+            return Some(Err(BrokerError::unavailable(format!(
+                "queue '{}' in vhost '{}' has no leader at the moment; try again",
+                self.name, self.vhost
+            ))));
         }
         let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
         let Some(factory) = self.backends.get().and_then(|h| h.get()) else {
@@ -274,7 +318,9 @@ impl Queue {
                 self.name, self.vhost
             ))));
         };
-        Some(Ok(self.backend.get_or_init(|| factory.remote(&home))))
+        let b = factory.remote(&home);
+        *self.backend.write() = Some(b.clone());
+        Some(Ok(b))
     }
 
     /// For a queue served by a backend, hands a settle to it and returns
@@ -313,9 +359,14 @@ impl Queue {
     }
 
     /// Whether the node holding the queue's messages is another node that
-    /// is down: nothing can be done with the queue until it is back.
+    /// is down (or a replicated queue has no leader): nothing can be done
+    /// with the queue until it is back.
     pub fn is_home_down(&self) -> bool {
-        matches!(self.backend(), Some(Ok(b)) if b.is_down())
+        match self.backend() {
+            Some(Ok(b)) => b.is_down(),
+            Some(Err(_)) => self.is_replicated(),
+            None => false,
+        }
     }
 
     /// RabbitMQ's 404 for a queue whose home is down, which every
@@ -323,6 +374,12 @@ impl Queue {
     pub fn check_available(&self) -> Result<()> {
         if !self.is_home_down() {
             return Ok(());
+        }
+        if self.is_replicated() {
+            return Err(BrokerError::not_found(format!(
+                "queue '{}' in vhost '{}' does not have a running leader",
+                self.name, self.vhost
+            )));
         }
         let home = self.home.get().map(|h| h.to_string()).unwrap_or_default();
         let kind = if self.durable { "durable queue" } else { "queue" };
@@ -384,10 +441,13 @@ impl Queue {
         self.last_used.load(Ordering::Relaxed)
     }
 
-    /// Applies new effective settings (a policy changed).
+    /// Applies new effective settings (a policy changed); a policy with
+    /// `ha-mode` makes the queue replicated.
     pub fn set_config(self: &Arc<Self>, config: QueueConfig) {
         let now = now_ms();
+        let replication = config.replication.clone();
         self.with_state(|s, pager, fx| s.set_config(config, now, pager, fx));
+        self.replicate(replication);
     }
 
     /// Appends a routed message and hands it to a consumer if one has
@@ -425,10 +485,16 @@ impl Queue {
         got
     }
 
-    /// Drops this queue's claim on a stored message.
+    /// Drops this queue's claim on a stored message (for a replicated
+    /// queue, removes it from its log).
     fn forget(&self, stored: Option<StoreRef>) {
-        if let (Some(r), Some(s), Some(id)) = (stored, &self.stores, self.persistent_id()) {
-            s.persistent.ack(r, id);
+        let Some(r) = stored else { return };
+        if replica::is_replica_ref(r) {
+            if let Some(log) = self.replica() {
+                log.remove(replica::id_of(r));
+            }
+        } else if let (Some(s), Some(id), true) = (&self.stores, self.store_id.get(), self.durable) {
+            s.persistent.ack(r, *id);
         }
     }
 
@@ -468,6 +534,7 @@ impl Queue {
         if msgs.is_empty() || self.settle_elsewhere(backend::Settle::Requeue, &msgs) {
             return;
         }
+        let msgs = self.adopt_requeued(msgs);
         let now = now_ms();
         self.with_state(|s, pager, fx| s.requeue(msgs, now, pager, fx));
     }
@@ -482,6 +549,7 @@ impl Queue {
             }
             return;
         }
+        let Some(m) = self.adopt_requeued(vec![m]).pop() else { return };
         let now = now_ms();
         self.with_state(|s, pager, fx| s.return_undelivered(m, was_acked_delivery, now, pager, fx));
     }

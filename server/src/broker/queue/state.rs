@@ -416,6 +416,22 @@ impl<C: ConsumerHandle> QueueState<C> {
 
     /// Adds a message recovered from the persistent store at start, after
     /// those recovered before it.
+    /// Takes every ready message out, oldest first per priority, read back
+    /// from disk where paged (a replicated queue's new leader sorts them).
+    pub fn take_ready(&mut self, pager: &impl Pager) -> Vec<QueuedMessage> {
+        let mut out = Vec::with_capacity(self.ready.len() as usize);
+        while let Some(m) = self.ready.pop(pager) {
+            out.push(m);
+        }
+        out
+    }
+
+    /// Adds a message a replicated queue's new leader found in its log,
+    /// behind the others.
+    pub fn load(&mut self, m: QueuedMessage, pager: &impl Pager) {
+        self.ready.push(m, pager);
+    }
+
     pub fn recover(&mut self, r: StoreRef, redelivered: bool, body_len: u32, priority: u8) {
         self.ready.recover(r, redelivered, body_len, priority);
     }

@@ -61,9 +61,15 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
         auto_delete: q.auto_delete,
         exclusive: q.is_exclusive(),
         arguments: table_to_json(&q.arguments),
-        node: q.home.get().map_or_else(|| node(ctx), |h| h.to_string()),
+        node: q.serving_node().or_else(|| q.home.get().map(|h| h.to_string())).unwrap_or_else(|| node(ctx)),
         state: if q.is_home_down() { "down" } else { "running" }.into(),
         kind: if config.quorum { "quorum" } else { "classic" }.into(),
+        leader: q.is_replicated().then(|| q.serving_node()).flatten(),
+        members: q.is_replicated().then(|| q.members()),
+        online: q.is_replicated().then(|| {
+            let cluster = ctx.app.cluster();
+            q.members().into_iter().filter(|m| cluster.is_none_or(|c| !c.is_down(m))).collect()
+        }),
         consumers: counts.consumers,
         exclusive_consumer_tag,
         totals,

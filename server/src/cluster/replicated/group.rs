@@ -1,0 +1,229 @@
+//! One replicated queue's member on this node: its openraft instance over
+//! the shared WAL, its state machine, and, while this node leads, the
+//! queue's log as the queue core uses it ([`ReplicaLog`]).
+//!
+//! The leader batches: publishes, deliveries and removals accumulate in a
+//! pending entry while earlier entries are being committed, and one task
+//! proposes them in order, at most a few entries in flight. Under load the
+//! entries grow, and with them what one replication round and one fsync
+//! carry.
+//!
+//! A watcher follows the group's metrics. When this node becomes leader it
+//! waits until everything in its log is applied (then its state machine
+//! holds every message a former leader had committed), loads the queue's
+//! core from it, and tells the other nodes. When another node leads, the
+//! queue is served through that node; with no leader, it is down.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+use openraft::ServerState;
+use parking_lot::Mutex;
+use tokio::sync::{Notify, Semaphore, oneshot};
+
+use super::machine::Machine;
+use super::types::{GroupRaft, Ops};
+use crate::broker::message::Message;
+use crate::broker::queue::Queue;
+use crate::broker::queue::backend::Accepted;
+use crate::broker::queue::replica::ReplicaLog;
+use crate::cluster::forward::WireMessage;
+use crate::cluster::node::Cluster;
+
+/// Entries proposed and not yet committed, at most.
+const IN_FLIGHT: usize = 4;
+
+#[derive(Default)]
+struct Pending {
+    ops: Ops,
+    waiting: Vec<oneshot::Sender<bool>>,
+}
+
+pub struct Group {
+    pub id: u64,
+    pub raft: GroupRaft,
+    pub machine: Machine,
+    pub queue: Weak<Queue>,
+    pending: Mutex<Pending>,
+    wake: Arc<Notify>,
+    closed: std::sync::atomic::AtomicBool,
+    next_id: AtomicU64,
+    /// The term in which this node last loaded the queue as leader.
+    led_term: AtomicU64,
+}
+
+impl Group {
+    pub fn new(id: u64, raft: GroupRaft, machine: Machine, queue: Weak<Queue>) -> Arc<Group> {
+        Arc::new(Group {
+            id,
+            raft,
+            machine,
+            queue,
+            pending: Default::default(),
+            wake: Arc::new(Notify::new()),
+            closed: Default::default(),
+            next_id: AtomicU64::new(0),
+            led_term: AtomicU64::new(0),
+        })
+    }
+
+    /// Starts the group's tasks: the proposer and the leadership watcher.
+    pub fn start(self: &Arc<Self>, cluster: Weak<Cluster>) {
+        tokio::spawn(propose(Arc::downgrade(self), self.wake.clone()));
+        tokio::spawn(watch(Arc::downgrade(self), cluster));
+    }
+
+    /// Stops proposing (the queue was deleted).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.wake.notify_one();
+        self.fail_pending();
+    }
+
+    fn push(&self, f: impl FnOnce(&mut Pending)) {
+        f(&mut self.pending.lock());
+        self.wake.notify_one();
+    }
+
+    /// Fails everything pending (leadership was lost).
+    fn fail_pending(&self) {
+        let p = std::mem::take(&mut *self.pending.lock());
+        for w in p.waiting {
+            let _ = w.send(false);
+        }
+    }
+
+    /// The node leading the group now, by name.
+    pub fn leader_name(&self) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let leader = m.current_leader?;
+        m.membership_config.membership().get_node(&leader).map(|n| n.name.clone())
+    }
+
+    /// The ids of the group's voters.
+    pub fn voters(&self) -> std::collections::BTreeSet<u64> {
+        self.raft.metrics().borrow().membership_config.membership().voter_ids().collect()
+    }
+
+    pub fn is_leader(&self) -> bool {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.state == ServerState::Leader && m.current_leader == Some(m.id)
+    }
+}
+
+/// The log of a group led here, as the queue core uses it.
+struct LeaderLog(Arc<Group>);
+
+impl ReplicaLog for LeaderLog {
+    fn append(&self, msg: &Arc<Message>) -> (u64, Accepted) {
+        let (tx, rx) = oneshot::channel();
+        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        self.0.push(|p| {
+            p.ops.enqueue.push((id, WireMessage::of(msg)));
+            p.waiting.push(tx);
+        });
+        (id, rx)
+    }
+
+    fn delivered(&self, id: u64) {
+        self.0.push(|p| p.ops.delivered.push(id));
+    }
+
+    fn remove(&self, id: u64) {
+        self.0.push(|p| p.ops.remove.push(id));
+    }
+
+    fn read(&self, id: u64) -> Option<Arc<Message>> {
+        self.0.machine.contents.lock().messages.get(&id).map(|k| k.msg.clone())
+    }
+}
+
+/// Proposes what accumulated, in order, with a bounded number of entries
+/// in flight.
+async fn propose(group: Weak<Group>, wake: Arc<Notify>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    loop {
+        let woken = wake.notified();
+        let Some(g) = group.upgrade() else { return };
+        if g.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let p = std::mem::take(&mut *g.pending.lock());
+        if p.ops.is_empty() {
+            drop(g);
+            woken.await;
+            continue;
+        }
+        let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        let sent = g.raft.client_write_ff(p.ops).await;
+        drop(g);
+        match sent {
+            Ok(rx) => {
+                tokio::spawn(async move {
+                    let ok = matches!(rx.await, Ok(Ok(_)));
+                    for w in p.waiting {
+                        let _ = w.send(ok);
+                    }
+                    drop(slot);
+                });
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Follows the group's leadership and serves the queue accordingly.
+async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
+    let Some(g) = group.upgrade() else { return };
+    let mut metrics = g.raft.metrics();
+    let me = g.raft.metrics().borrow().id;
+    drop(g);
+    // What the queue was last told: Some(leader name), or None.
+    let mut told: Option<Option<String>> = None;
+    loop {
+        let m = metrics.borrow_and_update().clone();
+        let Some(g) = group.upgrade() else { return };
+        let Some(q) = g.queue.upgrade() else { return };
+        let Some(c) = cluster.upgrade() else { return };
+        if m.state == ServerState::Leader && m.current_leader == Some(me) {
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            let last = m.last_log_index.unwrap_or(0);
+            if applied >= last && g.led_term.load(Ordering::Relaxed) != m.current_term {
+                g.led_term.store(m.current_term, Ordering::Relaxed);
+                g.fail_pending();
+                let load = {
+                    let contents = g.machine.contents.lock();
+                    g.next_id.store(contents.next_id, Ordering::Relaxed);
+                    contents.to_load()
+                };
+                tracing::info!(
+                    "leading replicated queue '{}' in vhost '{}' (term {}, {} messages)",
+                    q.name,
+                    q.vhost,
+                    m.current_term,
+                    load.len()
+                );
+                q.lead(Arc::new(LeaderLog(g.clone())), load);
+                told = Some(Some(c.me.name.clone()));
+                c.announce_leader(&q);
+                c.grow(g.clone(), q.clone());
+            }
+        } else {
+            let leader = m
+                .current_leader
+                .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.name.clone()));
+            if told.as_ref() != Some(&leader) || g.led_term.load(Ordering::Relaxed) != 0 {
+                if g.led_term.swap(0, Ordering::Relaxed) != 0 {
+                    g.fail_pending();
+                }
+                c.serve_from(&q, leader.as_deref());
+                told = Some(leader);
+            }
+        }
+        drop((g, q, c));
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}

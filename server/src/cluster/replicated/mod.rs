@@ -1,0 +1,365 @@
+//! Replicated queues (quorum queues, and queues an `ha-mode` policy
+//! matches when they are declared): one openraft group per queue, whose
+//! members are chosen when the queue is declared
+//! (`broker::queue::replica::Replication::members`), all writing to the
+//! node's one shared write-ahead log ([`crate::cluster::wal`]).
+//!
+//! - [`types`]: the groups' entries and openraft types;
+//! - [`log`]: a group's log and vote in the shared WAL;
+//! - [`machine`]: a group's state machine, the messages it holds;
+//! - [`net`]: the groups' RPCs over the cluster link;
+//! - [`group`]: one group's member on this node, its proposer and its
+//!   leadership watcher.
+//!
+//! This module keeps the groups of this node by id, starts them when a
+//! replicated queue is declared or found at start, routes RPCs to them
+//! (starting a member on the first RPC if need be), and stops them when
+//! their queue is deleted. A node that is not a member of a queue's group
+//! learns its leader from the leader's announcement or by asking a member.
+
+pub mod group;
+pub mod log;
+pub mod machine;
+pub mod net;
+pub mod types;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use self::group::Group;
+use self::log::GroupLog;
+use self::machine::Machine;
+use self::net::{GroupNetwork, GroupReply, GroupRpc};
+use self::types::{GroupRaft, group_id};
+use super::network::{Call, Reply};
+use super::node::Cluster;
+use super::node_id;
+use super::types::Member;
+use super::wal::Wal;
+use crate::broker::error::{BrokerError, Result};
+use crate::broker::queue::Queue;
+
+const CALL_TIMEOUT: Duration = Duration::from_secs(2);
+
+fn raft_config() -> Arc<openraft::Config> {
+    let c = openraft::Config {
+        cluster_name: "warren-queue".into(),
+        heartbeat_interval: 100,
+        election_timeout_min: 300,
+        election_timeout_max: 600,
+        // Keep a tail of the log after a snapshot, so that a member that
+        // was away briefly catches up from the log.
+        max_in_snapshot_log_to_keep: 1000,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(4096),
+        ..Default::default()
+    };
+    Arc::new(c.validate().expect("a valid Raft configuration"))
+}
+
+/// What a group needs to start, kept until it has.
+struct Slot {
+    queue: Weak<Queue>,
+    /// This node, when it creates the group (it declared the queue).
+    initialize: Option<Member>,
+    group: tokio::sync::OnceCell<Arc<Group>>,
+}
+
+#[derive(Default)]
+pub struct Replicas {
+    wal: OnceLock<Arc<Wal>>,
+    slots: parking_lot::Mutex<HashMap<u64, Arc<Slot>>>,
+}
+
+impl Replicas {
+    pub fn set_wal(&self, wal: Arc<Wal>) {
+        let _ = self.wal.set(wal);
+    }
+
+    pub fn wal(&self) -> Option<&Arc<Wal>> {
+        self.wal.get()
+    }
+
+    fn slot(&self, id: u64) -> Option<Arc<Slot>> {
+        self.slots.lock().get(&id).cloned()
+    }
+
+    /// The group of a queue, when this node is a member and it runs.
+    pub fn group_of(&self, q: &Queue) -> Option<Arc<Group>> {
+        self.slot(group_id(&q.vhost, &q.name)).and_then(|s| s.group.get().cloned())
+    }
+}
+
+impl Cluster {
+    /// A replicated queue exists (declared now, made replicated by a
+    /// policy, or found at start), or how it chooses its members changed:
+    /// starts this node's member of its group, or, on a node that is not a
+    /// member, finds its leader. The node that declared the queue creates
+    /// the group with itself as its only member (so it leads at once,
+    /// with the queue's current messages), and as leader grows it to the
+    /// members chosen ([`Cluster::grow`]).
+    pub fn register_replicated(self: &Arc<Self>, q: &Arc<Queue>) {
+        let Some(replication) = q.replication() else { return };
+        let id = group_id(&q.vhost, &q.name);
+        let home = q.home.get().map(|h| h.to_string()).unwrap_or_else(|| self.me.name.clone());
+        let mut all: Vec<Member> = self.other_members();
+        all.push(self.me.clone());
+        let names: Vec<String> = all.iter().map(|m| m.name.clone()).collect();
+        let chosen = replication.members(&home, &names);
+        q.set_members(chosen.clone());
+        let member = chosen.contains(&self.me.name);
+        if let Some(slot) = self.replicas.slot(id) {
+            match (member, slot.group.get()) {
+                (true, Some(g)) if g.is_leader() => self.grow(g.clone(), q.clone()),
+                (false, _) => self.leave_group(q),
+                _ => {}
+            }
+            return;
+        }
+        if !member {
+            tokio::spawn(find_leader(Arc::downgrade(self), Arc::downgrade(q)));
+            return;
+        }
+        let wal = self.replicas.wal();
+        let fresh =
+            wal.is_some_and(|w| w.get(id, super::wal::MetaKey::Vote).is_none() && w.last(id).is_none());
+        let slot = Arc::new(Slot {
+            queue: Arc::downgrade(q),
+            initialize: (fresh && home == self.me.name).then(|| self.me.clone()),
+            group: Default::default(),
+        });
+        self.replicas.slots.lock().insert(id, slot.clone());
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            if let Some(c) = me.upgrade() {
+                if let Err(e) = c.start_group(id, &slot).await {
+                    tracing::error!("cannot start the group of a replicated queue: {e}");
+                }
+            }
+        });
+    }
+
+    /// On the leader: makes the group's voters the members chosen for its
+    /// queue (new members first catch up as learners), then says the
+    /// queue is ready.
+    pub(super) fn grow(self: &Arc<Self>, g: Arc<Group>, q: Arc<Queue>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let Some(c) = me.upgrade() else { return };
+            let chosen = q.members();
+            let mut wanted = BTreeMap::new();
+            for name in &chosen {
+                let addr = if *name == c.me.name { Some(c.me.addr.clone()) } else { c.address_of(name) };
+                match addr {
+                    Some(addr) => {
+                        wanted.insert(node_id(name), Member { name: name.clone(), addr });
+                    }
+                    None => tracing::warn!("queue '{}': member {name} is not in the cluster", q.name),
+                }
+            }
+            let current = g.voters();
+            if current == wanted.keys().copied().collect() {
+                q.set_replica_ready(true);
+                return;
+            }
+            for (id, m) in &wanted {
+                if !current.contains(id) {
+                    if let Err(e) = g.raft.add_learner(*id, m.clone(), false).await {
+                        tracing::warn!("queue '{}': cannot add {} to its group: {e}", q.name, m.name);
+                        return;
+                    }
+                }
+            }
+            match g.raft.change_membership(wanted.keys().copied().collect::<BTreeSet<u64>>(), false).await {
+                Ok(_) => {
+                    tracing::info!(
+                        "queue '{}' in vhost '{}' replicated on {}",
+                        q.name,
+                        q.vhost,
+                        chosen.join(", ")
+                    );
+                    q.set_replica_ready(true);
+                }
+                Err(e) => tracing::warn!("queue '{}': cannot change its members: {e}", q.name),
+            }
+        });
+    }
+
+    /// This node is no longer a member of a queue's group (its policy
+    /// changed): a moment later, once the leader has committed that, its
+    /// copy goes.
+    fn leave_group(self: &Arc<Self>, q: &Arc<Queue>) {
+        let me = Arc::downgrade(self);
+        let q = Arc::downgrade(q);
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let (Some(c), Some(q)) = (me.upgrade(), q.upgrade()) else { return };
+            if q.members().contains(&c.me.name) {
+                return;
+            }
+            c.drop_replicated(&q);
+            tokio::spawn(find_leader(Arc::downgrade(&c), Arc::downgrade(&q)));
+        });
+    }
+
+    /// Starts (once) the group in `slot`.
+    async fn start_group(self: &Arc<Self>, id: u64, slot: &Arc<Slot>) -> Result<Arc<Group>> {
+        let g = slot
+            .group
+            .get_or_try_init(|| async {
+                let wal = self.replicas.wal().cloned().ok_or_else(|| BrokerError::internal("no WAL"))?;
+                let machine =
+                    Machine::open(wal.clone(), id).map_err(|e| BrokerError::internal(e.to_string()))?;
+                let network = GroupNetwork { peers: self.peers().clone(), group: id };
+                let raft =
+                    GroupRaft::new(self.id, raft_config(), network, GroupLog::new(wal, id), machine.clone())
+                        .await
+                        .map_err(|e| BrokerError::internal(format!("cannot start a queue's group: {e}")))?;
+                let group = Group::new(id, raft, machine, slot.queue.clone());
+                group.start(Arc::downgrade(self));
+                if let Some(me) = &slot.initialize {
+                    let only_me = BTreeMap::from([(self.id, me.clone())]);
+                    match group.raft.initialize(only_me).await {
+                        // Elect at once rather than after a timeout: the
+                        // declarer waits for a leader.
+                        Ok(()) => {
+                            let _ = group.raft.trigger().elect().await;
+                        }
+                        Err(e) => tracing::debug!("group {id:x} already initialized: {e}"),
+                    }
+                }
+                Ok::<_, BrokerError>(group)
+            })
+            .await?;
+        Ok(g.clone())
+    }
+
+    /// A replicated queue was deleted: its group stops and its log goes.
+    pub fn drop_replicated(&self, q: &Queue) {
+        let id = group_id(&q.vhost, &q.name);
+        let Some(slot) = self.replicas.slots.lock().remove(&id) else { return };
+        let wal = self.replicas.wal().cloned();
+        tokio::spawn(async move {
+            if let Some(g) = slot.group.get() {
+                g.close();
+                let _ = g.raft.shutdown().await;
+            }
+            if let Some(w) = wal {
+                w.drop_group(id);
+            }
+        });
+    }
+
+    /// Starts the members of the replicated queues this node has (at
+    /// start, once the broker's queues are loaded).
+    pub fn register_all_replicated(self: &Arc<Self>) {
+        let Ok(broker) = self.broker() else { return };
+        for v in broker.vhosts() {
+            for q in v.queues() {
+                if q.is_replicated() {
+                    self.register_replicated(&q);
+                }
+            }
+        }
+    }
+
+    /// Serves `q` from `leader`'s node (None: it has no leader now).
+    pub(super) fn serve_from(&self, q: &Arc<Queue>, leader: Option<&str>) {
+        let backend = match (leader, self.broker().ok().and_then(|b| b.backends.get().cloned())) {
+            (Some(l), Some(f)) if l != self.me.name => Some(f.remote(l)),
+            _ => None,
+        };
+        q.follow(backend);
+    }
+
+    /// Tells every other node that this node leads `q` now.
+    pub(super) fn announce_leader(self: &Arc<Self>, q: &Queue) {
+        for m in self.other_members() {
+            let c = self.clone();
+            let call = Call::Leads { vhost: q.vhost.to_string(), queue: q.name.to_string() };
+            tokio::spawn(async move {
+                let _ = c.peers().call(&m.addr, call, CALL_TIMEOUT).await;
+            });
+        }
+    }
+
+    /// A Raft RPC for one of this node's groups.
+    pub(super) async fn accept_group(self: Arc<Self>, id: u64, rpc: GroupRpc) -> Result<Reply> {
+        let slot = match self.replicas.slot(id) {
+            Some(s) => s,
+            None => {
+                // The queue may have been declared an instant ago and not
+                // applied here yet: look once more after a moment.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                self.register_all_replicated();
+                self.replicas
+                    .slot(id)
+                    .ok_or_else(|| BrokerError::not_found(format!("no group {id:x} here")))?
+            }
+        };
+        let g = self.start_group(id, &slot).await?;
+        let reply = match rpc {
+            GroupRpc::Append(r) => GroupReply::Append(g.raft.append_entries(r).await.map_err(raft_err)?),
+            GroupRpc::Vote(r) => GroupReply::Vote(g.raft.vote(r).await.map_err(raft_err)?),
+            GroupRpc::Snapshot(r) => {
+                GroupReply::Snapshot(g.raft.install_snapshot(r).await.map_err(raft_err)?)
+            }
+        };
+        Ok(Reply::Group(reply))
+    }
+
+    /// `from` says it leads the group of a queue: a node that is not a
+    /// member serves the queue through it (a member follows its own group).
+    pub(super) fn accept_leads(&self, from: &str, vhost: &str, queue: &str) -> Result<Reply> {
+        let q = self.broker()?.vhost(vhost).and_then(|v| v.queue(queue));
+        if let Some(q) = q.filter(|q| q.is_replicated()) {
+            if self.replicas.slot(group_id(vhost, queue)).is_none() {
+                self.serve_from(&q, Some(from));
+            }
+        }
+        Ok(Reply::Done)
+    }
+
+    /// Which node leads a queue's group, as far as this node knows.
+    pub(super) fn who_leads(&self, vhost: &str, queue: &str) -> Result<Reply> {
+        let q = self.broker()?.vhost(vhost).and_then(|v| v.queue(queue));
+        let leader = match q {
+            Some(q) => match self.replicas.group_of(&q) {
+                Some(g) => g.leader_name(),
+                None => q.serving_node(),
+            },
+            None => None,
+        };
+        Ok(Reply::Leader(leader))
+    }
+}
+
+fn raft_err<E: std::fmt::Display>(e: E) -> BrokerError {
+    BrokerError::unavailable(e.to_string())
+}
+
+/// On a node that is not a member of a queue's group: asks the members
+/// who leads whenever the queue has no live leader here, until the queue
+/// goes.
+async fn find_leader(cluster: Weak<Cluster>, queue: Weak<Queue>) {
+    loop {
+        {
+            let (Some(c), Some(q)) = (cluster.upgrade(), queue.upgrade()) else { return };
+            if q.is_deleted() {
+                return;
+            }
+            if q.is_home_down() {
+                for m in c.other_members() {
+                    let call = Call::WhoLeads { vhost: q.vhost.to_string(), queue: q.name.to_string() };
+                    if let Ok(Reply::Leader(Some(l))) = c.peers().call(&m.addr, call, CALL_TIMEOUT).await {
+                        if !c.is_down(&l) {
+                            c.serve_from(&q, Some(&l));
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}

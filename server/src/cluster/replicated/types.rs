@@ -1,0 +1,62 @@
+//! A replicated queue's Raft group as openraft sees it: what its log
+//! entries carry, and its type configuration. Every group on a node shares
+//! one type configuration; a group is told apart by its id on the link and
+//! in the shared write-ahead log.
+
+use std::io::Cursor;
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::forward::WireMessage;
+use crate::cluster::types::Member;
+
+/// One log entry: what the leader decided since its previous entry, in
+/// this order: messages enqueued (with the ids it gave them), messages
+/// delivered to consumers that must ack them, and messages that left the
+/// queue (acked, rejected, dropped, expired, purged).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Ops {
+    pub enqueue: Vec<(u64, WireMessage)>,
+    pub delivered: Vec<u64>,
+    pub remove: Vec<u64>,
+}
+
+impl Ops {
+    pub fn is_empty(&self) -> bool {
+        self.enqueue.is_empty() && self.delivered.is_empty() && self.remove.is_empty()
+    }
+}
+
+openraft::declare_raft_types!(
+    /// A replicated queue's group.
+    pub QueueTypes:
+        D = Ops,
+        R = (),
+        NodeId = u64,
+        Node = Member,
+        Entry = openraft::Entry<QueueTypes>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type NodeId = u64;
+pub type GroupRaft = openraft::Raft<QueueTypes>;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Entry = openraft::Entry<QueueTypes>;
+pub type Vote = openraft::Vote<NodeId>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
+pub type Snapshot = openraft::Snapshot<QueueTypes>;
+pub type StorageError = openraft::StorageError<NodeId>;
+
+/// A group's id: from the queue's vhost and name, so that every node
+/// computes the same.
+pub fn group_id(vhost: &str, queue: &str) -> u64 {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    h.update(vhost.as_bytes());
+    h.update([0]);
+    h.update(queue.as_bytes());
+    let d = h.finalize();
+    u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
+}
