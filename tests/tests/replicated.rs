@@ -7,6 +7,7 @@
 //! duplicates are counted and reported.
 
 mod cluster_support;
+mod ctl_common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use cluster_support::{Node, T, cluster_of_three};
+use ctl_common::ctl;
 use lapin::options::*;
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
@@ -212,4 +214,154 @@ async fn a_quorum_queue_survives_the_loss_of_its_leader() {
     })
     .await;
     assert!(empty.is_some(), "the restarted node never saw the queue drained");
+}
+
+/// Publishes `n` persistent messages `m{base}`.. with confirms through
+/// `node`; all must be confirmed.
+async fn publish_confirmed(node: &Node, queue: &str, base: u64, n: u64) -> Published {
+    let (_c, ch) = node.server.channel().await;
+    ch.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    let mut out = Published { sent: base, ..Default::default() };
+    let mut window = Vec::new();
+    for id in base..base + n {
+        let props = BasicProperties::default().with_delivery_mode(2);
+        let body = format!("m{id}");
+        let c = ch
+            .basic_publish("".into(), queue.into(), Default::default(), body.as_bytes(), props)
+            .await
+            .unwrap();
+        window.push((id, c));
+    }
+    for (id, c) in window {
+        assert!(c.await.unwrap().is_ack(), "m{id} was not confirmed");
+        out.acked.insert(id);
+    }
+    out.sent = base + n;
+    out
+}
+
+/// Waits until `via` lists `queue` with `n` members, all online.
+async fn until_members(via: &Node, queue: &str, n: usize) -> serde_json::Value {
+    eventually(T, || async {
+        let q = via.api().get(&format!("/api/queues/%2F/{queue}")).await;
+        let members = q.body["members"].as_array().map_or(0, |m| m.len());
+        let online = q.body["online"].as_array().map_or(0, |m| m.len());
+        (q.code() == 200 && members == n && online == n && q.body["leader"].is_string()).then_some(q.body)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{queue} never had {n} members online"))
+}
+
+/// The tutorial's 11.2 with warrenctl: a durable queue `lqz` with
+/// messages already in it on node 1; `set_policy ha-all '^lqz'
+/// '{"ha-mode":"all","ha-sync-mode":"automatic"}'` makes it replicated on
+/// all three nodes (`list_queues name type leader members` says so); node
+/// 1 is killed, and node 2 serves every message, old and new.
+#[tokio::test]
+async fn the_tutorial_ha_all_policy_replicates_an_existing_queue() {
+    let mut nodes = cluster_of_three().await;
+    let (_c, ch) = nodes[0].server.channel().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("lqz".into(), durable, FieldTable::default()).await.unwrap();
+    let before = publish_confirmed(&nodes[0], "lqz", 0, 300).await;
+    ctl(
+        &nodes[0].server,
+        &["set_policy", "ha-all", "^lqz", r#"{"ha-mode":"all","ha-sync-mode":"automatic"}"#],
+    )
+    .ok();
+    let q = until_members(&nodes[1], "lqz", 3).await;
+    assert_eq!(q["leader"], json!(nodes[0].name), "{q}");
+    let counted = eventually(T, || async {
+        let q = nodes[1].api().ok("/api/queues/%2F/lqz").await;
+        (q["messages"] == json!(300)).then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "node 2 never counted the 300 messages");
+    let listed =
+        ctl(&nodes[2].server, &["--formatter", "json", "list_queues", "name", "type", "leader", "members"]);
+    let listed = listed.json();
+    assert_eq!(listed[0]["name"], "lqz", "{listed}");
+    assert_eq!(listed[0]["members"].as_array().map(|m| m.len()), Some(3), "{listed}");
+    let after = publish_confirmed(&nodes[1], "lqz", 1000, 300).await;
+
+    nodes[0].server.kill();
+    let served = eventually(T, || async {
+        let l = leader_of(&nodes[1], "lqz").await?;
+        (l != nodes[0].name).then_some(l)
+    })
+    .await;
+    assert!(served.is_some(), "no new leader after the kill");
+    let got = drain(&nodes[1], "lqz").await;
+    check(&[&before, &after], &got);
+    assert_eq!(got.len(), 600);
+}
+
+/// A policy change from `exactly 2` to `all` adds the third node to a live
+/// queue with a backlog while a publisher goes on; then the leader is
+/// killed, and the queue, now on three nodes, keeps every message.
+#[tokio::test]
+async fn a_policy_change_grows_a_live_queue() {
+    let mut nodes = cluster_of_three().await;
+    ctl(&nodes[0].server, &["set_policy", "ha-two", "^two", r#"{"ha-mode":"exactly","ha-params":2}"#]).ok();
+    let (_c, ch) = nodes[0].server.channel().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("two".into(), durable, FieldTable::default()).await.unwrap();
+    let q = until_members(&nodes[2], "two", 2).await;
+    let members: Vec<String> =
+        q["members"].as_array().unwrap().iter().map(|m| m.as_str().unwrap().to_owned()).collect();
+    assert!(members.contains(&nodes[0].name), "{q}");
+    let backlog = publish_confirmed(&nodes[2], "two", 0, 2000).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let uris = vec![nodes[1].server.uri(), nodes[2].server.uri()];
+    let p = tokio::spawn(publish_until(uris, "two", 1 << 40, stop.clone(), acked.clone()));
+    ctl(&nodes[1].server, &["set_policy", "ha-two", "^two", r#"{"ha-mode":"all"}"#]).ok();
+    until_members(&nodes[2], "two", 3).await;
+    let more = acked.load(Ordering::Relaxed);
+    assert!(
+        eventually(T, || async { (acked.load(Ordering::Relaxed) >= more + 500).then_some(()) })
+            .await
+            .is_some(),
+        "publishing stopped while the queue grew"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let live = tokio::time::timeout(T, p).await.expect("the publisher stops").unwrap();
+
+    // The leader goes: the two others (one of them the new member) hold
+    // everything between them.
+    nodes[0].server.kill();
+    let led = eventually(T, || async {
+        let l = leader_of(&nodes[2], "two").await?;
+        (l != nodes[0].name).then_some(l)
+    })
+    .await;
+    assert!(led.is_some(), "no new leader after the kill");
+    let got = drain(&nodes[2], "two").await;
+    check(&[&backlog, &live], &got);
+}
+
+/// Every node of the cluster restarts (SIGTERM, then start): replicated
+/// queues and their messages are all there afterwards.
+#[tokio::test]
+async fn a_whole_cluster_restart_keeps_replicated_queues() {
+    let mut nodes = cluster_of_three().await;
+    let (_c, ch) = nodes[1].server.channel().await;
+    let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("qr".into(), opts, quorum_args()).await.unwrap();
+    drop((_c, ch));
+    let published = publish_confirmed(&nodes[2], "qr", 0, 1000).await;
+    for n in nodes.iter_mut() {
+        n.server.stop();
+    }
+    for n in nodes.iter_mut() {
+        n.server.start_again();
+    }
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    until_members(&nodes[0], "qr", 3).await;
+    let got = drain(&nodes[0], "qr").await;
+    check(&[&published], &got);
+    assert_eq!(got.len(), 1000);
 }

@@ -73,6 +73,9 @@ impl Row for Queue {
         "effective_policy_definition",
         "state",
         "type",
+        "leader",
+        "members",
+        "online",
     ];
     fn cell(&self, column: &str) -> Value {
         match column {
@@ -97,6 +100,9 @@ impl Row for Queue {
             "effective_policy_definition" => self.effective_policy_definition.clone(),
             "state" => self.state.as_str().into(),
             "type" => self.kind.as_str().into(),
+            "leader" => self.leader.clone().into(),
+            "members" => self.members.clone().into(),
+            "online" => self.online.clone().into(),
             _ => Value::Null,
         }
     }
