@@ -365,3 +365,91 @@ async fn a_whole_cluster_restart_keeps_replicated_queues() {
     check(&[&published], &got);
     assert_eq!(got.len(), 1000);
 }
+
+/// Consumers on the surviving nodes keep consuming through a kill -9 of
+/// the leader, without consuming again: their deliveries resume from the
+/// new leader, and what they had not acked comes back redelivered. A
+/// consumer that asked for `x-cancel-on-ha-failover` gets basic.cancel
+/// instead.
+#[tokio::test]
+async fn consumers_on_other_nodes_go_on_after_the_leader_dies() {
+    use futures_lite::StreamExt;
+    let mut nodes = cluster_of_three().await;
+    let (_c, ch) = nodes[0].server.channel().await;
+    let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("qc".into(), opts, quorum_args()).await.unwrap();
+    until_members(&nodes[1], "qc", 3).await;
+
+    // Two consumers, on nodes 2 and 3, acking everything they get.
+    let got = Arc::new(std::sync::Mutex::new(BTreeMap::<u64, u32>::new()));
+    let redelivered = Arc::new(AtomicUsize::new(0));
+    let mut consumers = Vec::new();
+    for (i, n) in nodes[1..].iter().enumerate() {
+        let (c, ch) = n.server.channel().await;
+        ch.basic_qos(50, BasicQosOptions::default()).await.unwrap();
+        let mut stream = ch
+            .basic_consume(
+                "qc".into(),
+                format!("c{i}").into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        let (got, redelivered) = (got.clone(), redelivered.clone());
+        consumers.push((
+            c,
+            tokio::spawn(async move {
+                while let Some(Ok(d)) = stream.next().await {
+                    let body = String::from_utf8(d.data.clone()).unwrap();
+                    let id: u64 = body.strip_prefix('m').and_then(|k| k.parse().ok()).unwrap();
+                    *got.lock().unwrap().entry(id).or_insert(0) += 1;
+                    if d.redelivered {
+                        redelivered.fetch_add(1, Ordering::Relaxed);
+                    }
+                    let _ = d.ack(BasicAckOptions::default()).await;
+                }
+            }),
+        ));
+    }
+    // And one that wants to be told.
+    let (_c3, ch3) = nodes[2].server.channel().await;
+    let mut args = FieldTable::default();
+    args.insert("x-cancel-on-ha-failover".into(), AMQPValue::Boolean(true));
+    let mut told =
+        ch3.basic_consume("qc".into(), "told".into(), BasicConsumeOptions::default(), args).await.unwrap();
+    let told_ended = tokio::spawn(async move {
+        while let Some(Ok(d)) = told.next().await {
+            let _ = d.nack(BasicNackOptions { requeue: true, ..Default::default() }).await;
+        }
+    });
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let uris = vec![nodes[1].server.uri(), nodes[2].server.uri()];
+    let p = tokio::spawn(publish_until(uris, "qc", 0, stop.clone(), acked.clone()));
+    assert!(
+        eventually(T, || async { (got.lock().unwrap().len() >= 1000).then_some(()) }).await.is_some(),
+        "no consuming"
+    );
+    nodes[0].server.kill();
+    let seen = got.lock().unwrap().len();
+    let going_on = eventually(T, || async { (got.lock().unwrap().len() >= seen + 1000).then_some(()) }).await;
+    assert!(going_on.is_some(), "the consumers never got messages again after the leader died");
+    stop.store(true, Ordering::Relaxed);
+    let published = tokio::time::timeout(T, p).await.expect("the publisher stops").unwrap();
+    // Everything confirmed reaches the consumers in the end.
+    let all = eventually(T, || async {
+        let g = got.lock().unwrap();
+        published.acked.iter().all(|id| g.contains_key(id)).then_some(())
+    })
+    .await;
+    let g = got.lock().unwrap().clone();
+    check(&[&published], &g);
+    assert!(all.is_some());
+    eprintln!("redelivered after the failover: {}", redelivered.load(Ordering::Relaxed));
+    assert!(
+        tokio::time::timeout(T, told_ended).await.is_ok(),
+        "the consumer with x-cancel-on-ha-failover was not cancelled"
+    );
+}

@@ -152,6 +152,8 @@ pub struct Consumer {
     pub arguments: FieldTable,
     pub priority: i32,
     in_flight: AtomicU32,
+    /// Cancelled by its client (or its channel closed).
+    gone: std::sync::atomic::AtomicBool,
 }
 
 /// What a consumer is made of: its tag and settings (basic.consume's), and
@@ -183,7 +185,26 @@ impl Consumer {
             arguments: s.arguments,
             priority: s.priority,
             in_flight: AtomicU32::new(0),
+            gone: Default::default(),
         }
+    }
+
+    /// Its client cancelled it, or its channel closed.
+    pub fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::Acquire)
+    }
+
+    pub fn set_gone(&self) {
+        self.gone.store(true, Ordering::Release);
+    }
+
+    /// Whether its client asked to be cancelled when a replicated queue's
+    /// leader changes (`x-cancel-on-ha-failover`) rather than go on.
+    pub fn cancel_on_failover(&self) -> bool {
+        matches!(
+            self.arguments.inner().get("x-cancel-on-ha-failover"),
+            Some(amq_protocol::types::AMQPValue::Boolean(true))
+        )
     }
 
     /// Claims credit for one delivery. Called by the queue under its lock.

@@ -105,7 +105,6 @@ struct Subscription {
 /// Settles waiting for a home's settling task.
 type SettleQueue = mpsc::UnboundedSender<(Settle, Vec<u64>)>;
 
-#[derive(Default)]
 pub struct Consuming {
     next: AtomicU64,
     /// Home side: stand-ins by (subscriber node, subscription number).
@@ -116,6 +115,25 @@ pub struct Consuming {
     subscriptions: parking_lot::Mutex<HashMap<u64, Subscription>>,
     /// Subscriber side: the settling task of each home.
     settlers: parking_lot::Mutex<HashMap<String, SettleQueue>>,
+    /// Subscriber side: consumers of replicated queues whose leader went,
+    /// waiting for the next one.
+    orphans: parking_lot::Mutex<Vec<(Arc<Queue>, Arc<Consumer>)>>,
+}
+
+impl Default for Consuming {
+    fn default() -> Self {
+        Consuming {
+            // Ids of deliveries start at a random point, so that a settle
+            // meant for another node (a replicated queue's former leader)
+            // never names a delivery here.
+            next: AtomicU64::new(u64::from(rand::random::<u32>()) << 31),
+            stand_ins: Default::default(),
+            unsettled: Default::default(),
+            subscriptions: Default::default(),
+            settlers: Default::default(),
+            orphans: Default::default(),
+        }
+    }
 }
 
 impl Consuming {
@@ -218,12 +236,86 @@ impl Cluster {
         ready(Ok(Reply::Known(true)))
     }
 
-    /// The home cancelled subscription `sub` (its queue was deleted).
+    /// The home cancelled subscription `sub`: its queue was deleted, or,
+    /// for a replicated queue, the home no longer leads it.
     pub(super) fn accept_cancel(&self, sub: u64) -> ReplyFuture {
-        if let Some(s) = self.consuming.subscriptions.lock().remove(&sub) {
-            s.consumer.outbox.push(Outbound::Cancelled { consumer: s.consumer.clone() });
+        let s = self.consuming.subscriptions.lock().remove(&sub);
+        if let Some(s) = s {
+            self.lose_subscription(s, "its queue's leader changed");
         }
         ready(Ok(Reply::Done))
+    }
+
+    /// A subscription's home is gone or stopped serving it: the consumer
+    /// of a replicated queue waits for the next leader (unless it asked
+    /// for `x-cancel-on-ha-failover`); any other is cancelled.
+    fn lose_subscription(&self, s: Subscription, why: &str) {
+        if s.queue.is_replicated() && !s.queue.is_deleted() && !s.consumer.cancel_on_failover() {
+            tracing::info!(
+                "consumer '{}' of queue '{}' waits for a new leader: {why}",
+                s.consumer.tag,
+                s.queue.name
+            );
+            let moved = s.queue.serving_node().is_some_and(|n| n != s.home);
+            let q = s.queue.clone();
+            self.consuming.orphans.lock().push((s.queue, s.consumer));
+            if moved {
+                // A new leader was found before this: go on with it now.
+                self.reattach(&q);
+            }
+            return;
+        }
+        tracing::warn!("consumer '{}' of queue '{}' cancelled: {why}", s.consumer.tag, s.queue.name);
+        s.consumer.outbox.push(Outbound::Cancelled { consumer: s.consumer.clone() });
+    }
+
+    /// `q` is served again (by a new leader): its consumers waiting here
+    /// consume from it again; those that cannot are cancelled.
+    pub(super) fn reattach(&self, q: &Arc<Queue>) {
+        // Subscriptions to a former leader that this node has not found
+        // gone yet move too.
+        let serving = q.serving_node();
+        let stale: Vec<Subscription> = {
+            let mut subs = self.consuming.subscriptions.lock();
+            let keys: Vec<u64> = subs
+                .iter()
+                .filter(|(_, s)| Arc::ptr_eq(&s.queue, q) && Some(&s.home) != serving.as_ref())
+                .map(|(k, _)| *k)
+                .collect();
+            keys.into_iter().filter_map(|k| subs.remove(&k)).collect()
+        };
+        for s in stale {
+            if s.consumer.cancel_on_failover() {
+                s.consumer.outbox.push(Outbound::Cancelled { consumer: s.consumer.clone() });
+            } else {
+                self.consuming.orphans.lock().push((s.queue, s.consumer));
+            }
+        }
+        let waiting: Vec<Arc<Consumer>> = {
+            let mut orphans = self.consuming.orphans.lock();
+            let (mine, rest): (Vec<_>, Vec<_>) = orphans.drain(..).partition(|(oq, _)| Arc::ptr_eq(oq, q));
+            *orphans = rest;
+            mine.into_iter().map(|(_, c)| c).filter(|c| !c.is_gone()).collect()
+        };
+        if waiting.is_empty() {
+            return;
+        }
+        let q = q.clone();
+        tokio::spawn(async move {
+            for c in waiting {
+                match q.consume(&c).await {
+                    Ok(()) => tracing::info!(
+                        "consumer '{}' of queue '{}' goes on with its new leader",
+                        c.tag,
+                        q.name
+                    ),
+                    Err(e) => {
+                        tracing::warn!("consumer '{}' of queue '{}' cancelled: {e}", c.tag, q.name);
+                        c.outbox.push(Outbound::Cancelled { consumer: c.clone() });
+                    }
+                }
+            }
+        });
     }
 
     /// Cancels this node's consumers of queues homed on `home`, which is
@@ -235,12 +327,7 @@ impl Cluster {
             keys.into_iter().filter_map(|k| subs.remove(&k)).collect()
         };
         for s in gone {
-            tracing::warn!(
-                "consumer '{}' of queue '{}' cancelled: its node {home} cannot be reached",
-                s.consumer.tag,
-                s.queue.name
-            );
-            s.consumer.outbox.push(Outbound::Cancelled { consumer: s.consumer.clone() });
+            self.lose_subscription(s, &format!("its node {home} cannot be reached"));
         }
     }
 

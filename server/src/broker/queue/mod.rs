@@ -578,6 +578,7 @@ impl Queue {
     /// Detaches a consumer. Returns true when this was the last consumer of
     /// an auto-delete queue, which must now be deleted.
     pub fn remove_consumer(self: &Arc<Self>, c: &Arc<Consumer>) -> bool {
+        c.set_gone();
         if let Some(b) = self.backend() {
             // The home detaches it, and deletes an auto-delete queue.
             match b {

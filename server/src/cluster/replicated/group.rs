@@ -207,6 +207,7 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
                 q.lead(Arc::new(LeaderLog(g.clone())), load);
                 told = Some(Some(c.me.name.clone()));
                 c.announce_leader(&q);
+                c.reattach(&q);
                 c.grow(g.clone(), q.clone());
             }
         } else {

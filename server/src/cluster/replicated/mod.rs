@@ -269,7 +269,11 @@ impl Cluster {
             (Some(l), Some(f)) if l != self.me.name => Some(f.remote(l)),
             _ => None,
         };
+        let served = backend.is_some();
         q.follow(backend);
+        if served {
+            self.reattach(q);
+        }
     }
 
     /// Tells every other node that this node leads `q` now.
