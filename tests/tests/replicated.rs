@@ -43,6 +43,13 @@ async fn leader_of(via: &Node, queue: &str) -> Option<String> {
     q.body["leader"].as_str().map(str::to_owned)
 }
 
+/// The end of a node's log, for a failure's message.
+fn tail(n: &Node) -> String {
+    let log = n.server.log_text();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
 /// What a publisher saw: confirmed ids, nacked ids, and ids sent without
 /// an answer (indeterminate).
 #[derive(Default)]
@@ -96,7 +103,12 @@ async fn publish_until(
             }
             let mut broken = false;
             for (id, confirm) in window {
-                match confirm.await {
+                let Ok(confirm) = tokio::time::timeout(Duration::from_secs(10), confirm).await else {
+                    out.unknown.insert(id);
+                    broken = true;
+                    continue;
+                };
+                match confirm {
                     Ok(c) if c.is_ack() => {
                         out.acked.insert(id);
                         acked_count.fetch_add(1, Ordering::Relaxed);
@@ -120,20 +132,35 @@ async fn publish_until(
 }
 
 /// Drains `queue` through `node` with basic.get and acks: each id and how
-/// many times it came.
+/// many times it came. A get refused while the queue elects a leader is
+/// tried again on a new channel, as a client would.
 async fn drain(node: &Node, queue: &str) -> BTreeMap<u64, u32> {
-    let (_c, ch) =
-        eventually(T, || async { try_channel(&node.server.uri()).await }).await.expect("a channel");
     let mut got = BTreeMap::new();
-    loop {
-        let m = ch.basic_get(queue.into(), BasicGetOptions { no_ack: false }).await.expect("basic.get");
-        let Some(m) = m else { break };
-        let body = String::from_utf8(m.delivery.data.clone()).unwrap();
-        let id: u64 = body.strip_prefix('m').and_then(|k| k.parse().ok()).expect("a published body");
-        *got.entry(id).or_insert(0) += 1;
-        m.delivery.ack(BasicAckOptions::default()).await.expect("ack");
+    let deadline = Instant::now() + T;
+    'channel: while Instant::now() < deadline {
+        let Some((_c, ch)) = try_channel(&node.server.uri()).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        loop {
+            let m = match ch.basic_get(queue.into(), BasicGetOptions { no_ack: false }).await {
+                Ok(m) => m,
+                Err(e) => {
+                    eprintln!("basic.get on {}: {e}; trying again", node.name);
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue 'channel;
+                }
+            };
+            let Some(m) = m else { return got };
+            let body = String::from_utf8(m.delivery.data.clone()).unwrap();
+            let id: u64 = body.strip_prefix('m').and_then(|k| k.parse().ok()).expect("a published body");
+            *got.entry(id).or_insert(0) += 1;
+            if m.delivery.ack(BasicAckOptions::default()).await.is_err() {
+                continue 'channel;
+            }
+        }
     }
-    got
+    panic!("could not drain {queue} through {}", node.name);
 }
 
 /// The checker: every confirmed id consumed, nothing unpublished.
@@ -193,7 +220,12 @@ async fn a_quorum_queue_survives_the_loss_of_its_leader() {
     let before = acked.load(Ordering::Relaxed);
     let back =
         eventually(T, || async { (acked.load(Ordering::Relaxed) >= before + 500).then_some(()) }).await;
-    assert!(back.is_some(), "publishes were never confirmed again after the leader died");
+    assert!(
+        back.is_some(),
+        "publishes were never confirmed again after the leader died\n--- node 2:\n{}\n--- node 3:\n{}",
+        tail(&nodes[1]),
+        tail(&nodes[2])
+    );
     eprintln!("confirms resumed {:?} after the leader was killed", killed.elapsed());
     let new_leader = leader_of(&nodes[1], "qq").await.expect("a new leader");
     assert_ne!(new_leader, nodes[0].name);
@@ -242,14 +274,20 @@ async fn publish_confirmed(node: &Node, queue: &str, base: u64, n: u64) -> Publi
 
 /// Waits until `via` lists `queue` with `n` members, all online.
 async fn until_members(via: &Node, queue: &str, n: usize) -> serde_json::Value {
-    eventually(T, || async {
+    let last = std::sync::Mutex::new(serde_json::Value::Null);
+    let found = eventually(T, || async {
         let q = via.api().get(&format!("/api/queues/%2F/{queue}")).await;
         let members = q.body["members"].as_array().map_or(0, |m| m.len());
         let online = q.body["online"].as_array().map_or(0, |m| m.len());
-        (q.code() == 200 && members == n && online == n && q.body["leader"].is_string()).then_some(q.body)
+        let ok = q.code() == 200 && members == n && online == n && q.body["leader"].is_string();
+        *last.lock().unwrap() = q.body.clone();
+        ok.then_some(q.body)
     })
-    .await
-    .unwrap_or_else(|| panic!("{queue} never had {n} members online"))
+    .await;
+    found.unwrap_or_else(|| {
+        let q = last.lock().unwrap().clone();
+        panic!("{queue} never had {n} members online: {q}\n--- {}:\n{}", via.name, tail(via))
+    })
 }
 
 /// The tutorial's 11.2 with warrenctl: a durable queue `lqz` with

@@ -25,7 +25,9 @@ use super::network::{Call, Reply};
 use super::node::Cluster;
 use crate::definitions::DefinitionCommand;
 
-pub const PING_INTERVAL: Duration = Duration::from_millis(500);
+/// Also how soon a replicated queue's followers find its leader's node
+/// gone (`super::replicated::elections`).
+pub const PING_INTERVAL: Duration = Duration::from_millis(200);
 pub const PING_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long a member stays down before the leader deletes its exclusive
 /// queues: a brief pause (a GC, a SIGSTOP, a slow disk) deletes nothing.

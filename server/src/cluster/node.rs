@@ -143,6 +143,7 @@ impl Cluster {
         cluster.replicas.set_wal(wal);
         tokio::spawn(super::liveness::watch(Arc::downgrade(&cluster)));
         tokio::spawn(super::liveness::reap(Arc::downgrade(&cluster)));
+        tokio::spawn(super::replicated::elections(Arc::downgrade(&cluster)));
         let backends = super::remote::RemoteBackends::new(Arc::downgrade(&cluster));
         broker.install_cluster(cluster.clone(), Arc::new(backends));
         let was_clustered =

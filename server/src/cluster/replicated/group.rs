@@ -32,6 +32,11 @@ use crate::cluster::node::Cluster;
 
 /// Entries proposed and not yet committed, at most.
 const IN_FLIGHT: usize = 4;
+/// How long a publisher waits for its message to be committed before it
+/// is told no (nack).
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// How long an election is given before another one is started.
+const ELECTION_SETTLE_MS: u64 = 300;
 
 #[derive(Default)]
 struct Pending {
@@ -50,6 +55,16 @@ pub struct Group {
     next_id: AtomicU64,
     /// The term in which this node last loaded the queue as leader.
     led_term: AtomicU64,
+    /// When this node may next stand for election (ms since the Unix
+    /// epoch).
+    next_try: AtomicU64,
+    /// The last term seen, and when it was first seen: an election in a
+    /// new term gets time to finish before this node stands itself.
+    term_seen: Mutex<(u64, u64)>,
+    /// The leader another member named, while this node's group has not
+    /// heard from it (no heartbeats: it will when there is something to
+    /// replicate).
+    pub named: Mutex<Option<String>>,
 }
 
 impl Group {
@@ -64,6 +79,9 @@ impl Group {
             closed: Default::default(),
             next_id: AtomicU64::new(0),
             led_term: AtomicU64::new(0),
+            next_try: AtomicU64::new(0),
+            term_seen: Mutex::new((0, 0)),
+            named: Mutex::new(None),
         })
     }
 
@@ -98,6 +116,54 @@ impl Group {
         let m = self.raft.metrics().borrow().clone();
         let leader = m.current_leader?;
         m.membership_config.membership().get_node(&leader).map(|n| n.name.clone())
+    }
+
+    /// Whether the group has no leader this node can reach, while this
+    /// node could lead it (a voter of a group of several).
+    pub fn needs_leader(&self, is_down: impl Fn(&str) -> bool) -> bool {
+        let m = self.raft.metrics().borrow().clone();
+        if m.state == ServerState::Leader {
+            return false;
+        }
+        let membership = m.membership_config.membership();
+        let voters: Vec<u64> = membership.voter_ids().collect();
+        if voters.len() < 2 || !voters.contains(&m.id) {
+            return false;
+        }
+        // After a restart, the vote a node kept may name itself as leader
+        // while it is not one any more.
+        if m.current_leader == Some(m.id) {
+            return true;
+        }
+        match m.current_leader.and_then(|l| membership.get_node(&l)) {
+            Some(n) => n.name.is_empty() || is_down(&n.name),
+            None => self.named.lock().as_deref().is_none_or(is_down),
+        }
+    }
+
+    /// Whether this node may stand for election now: not while an
+    /// election of a new term (another node's, perhaps) may still be going
+    /// on, and not again before a random backoff, so that two followers do
+    /// not split the vote again and again. Records the attempt if so.
+    pub fn try_election_now(&self) -> bool {
+        let now = crate::broker::queue::now_ms();
+        let term = self.raft.metrics().borrow().current_term;
+        {
+            let mut seen = self.term_seen.lock();
+            if seen.0 != term {
+                *seen = (term, now);
+            }
+            if seen.1 != 0 && now < seen.1 + ELECTION_SETTLE_MS && self.next_try.load(Ordering::Relaxed) != 0
+            {
+                return false;
+            }
+        }
+        if now < self.next_try.load(Ordering::Relaxed) {
+            return false;
+        }
+        let backoff = ELECTION_SETTLE_MS + rand::random::<u64>() % ELECTION_SETTLE_MS;
+        self.next_try.store(now + backoff, Ordering::Relaxed);
+        true
     }
 
     /// The ids of the group's voters.
@@ -161,7 +227,9 @@ async fn propose(group: Weak<Group>, wake: Arc<Notify>) {
         match sent {
             Ok(rx) => {
                 tokio::spawn(async move {
-                    let ok = matches!(rx.await, Ok(Ok(_)));
+                    // A group that cannot commit (no majority) answers no
+                    // after a while rather than never.
+                    let ok = matches!(tokio::time::timeout(COMMIT_TIMEOUT, rx).await, Ok(Ok(Ok(_))));
                     for w in p.waiting {
                         let _ = w.send(ok);
                     }
@@ -183,9 +251,26 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
     let mut told: Option<Option<String>> = None;
     loop {
         let m = metrics.borrow_and_update().clone();
+        tracing::debug!(
+            "group {:x}: {:?} in term {}, leader {:?}, log {:?}, applied {:?}",
+            m.id,
+            m.state,
+            m.current_term,
+            m.current_leader,
+            m.last_log_index,
+            m.last_applied.map(|l| l.index)
+        );
         let Some(g) = group.upgrade() else { return };
         let Some(q) = g.queue.upgrade() else { return };
         let Some(c) = cluster.upgrade() else { return };
+        // The queue shows its group's voters.
+        let voters: Vec<String> = {
+            let ms = m.membership_config.membership();
+            ms.voter_ids().filter_map(|id| ms.get_node(&id).map(|n| n.name.clone())).collect()
+        };
+        if !voters.is_empty() && voters != q.members() {
+            q.set_members(voters);
+        }
         if m.state == ServerState::Leader && m.current_leader == Some(me) {
             let applied = m.last_applied.map_or(0, |l| l.index);
             let last = m.last_log_index.unwrap_or(0);

@@ -42,10 +42,24 @@ use crate::broker::queue::Queue;
 
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// How often the failure detector looks for groups without a live leader.
+const ELECTION_CHECK: Duration = Duration::from_millis(100);
+/// The most a group waits, at random, before standing for election, so
+/// that the groups a lost node led do not all elect at the same instant.
+const ELECTION_JITTER_MS: u64 = 100;
+
+/// Idle groups cost nothing: no heartbeats, and no election timers. A
+/// leader contacts its followers when it has something to replicate; the
+/// node's failure detector ([`elections`]) starts elections for the groups
+/// whose leader's node is gone.
 fn raft_config() -> Arc<openraft::Config> {
     let c = openraft::Config {
         cluster_name: "warren-queue".into(),
+        enable_heartbeat: false,
+        enable_elect: false,
         heartbeat_interval: 100,
+        // Also how long a follower keeps faith in a leader it heard from
+        // (it refuses to vote for another meanwhile).
         election_timeout_min: 300,
         election_timeout_max: 600,
         // Keep a tail of the log after a snapshot, so that a member that
@@ -62,6 +76,9 @@ struct Slot {
     queue: Weak<Queue>,
     /// This node, when it creates the group (it declared the queue).
     initialize: Option<Member>,
+    /// The members chosen for the queue, which its leader grows or
+    /// shrinks the group to.
+    wanted: parking_lot::Mutex<Vec<String>>,
     group: tokio::sync::OnceCell<Arc<Group>>,
 }
 
@@ -106,9 +123,9 @@ impl Cluster {
         all.push(self.me.clone());
         let names: Vec<String> = all.iter().map(|m| m.name.clone()).collect();
         let chosen = replication.members(&home, &names);
-        q.set_members(chosen.clone());
         let member = chosen.contains(&self.me.name);
         if let Some(slot) = self.replicas.slot(id) {
+            *slot.wanted.lock() = chosen;
             match (member, slot.group.get()) {
                 (true, Some(g)) if g.is_leader() => self.grow(g.clone(), q.clone()),
                 (false, _) => self.leave_group(q),
@@ -117,6 +134,8 @@ impl Cluster {
             return;
         }
         if !member {
+            // Not a member: it shows the members chosen.
+            q.set_members(chosen);
             tokio::spawn(find_leader(Arc::downgrade(self), Arc::downgrade(q)));
             return;
         }
@@ -125,6 +144,7 @@ impl Cluster {
             wal.is_some_and(|w| w.get(id, super::wal::MetaKey::Vote).is_none() && w.last(id).is_none());
         let slot = Arc::new(Slot {
             queue: Arc::downgrade(q),
+            wanted: parking_lot::Mutex::new(chosen),
             initialize: (fresh && home == self.me.name).then(|| self.me.clone()),
             group: Default::default(),
         });
@@ -146,7 +166,8 @@ impl Cluster {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             let Some(c) = me.upgrade() else { return };
-            let chosen = q.members();
+            let Some(slot) = c.replicas.slot(g.id) else { return };
+            let chosen = slot.wanted.lock().clone();
             let mut wanted = BTreeMap::new();
             for name in &chosen {
                 let addr = if *name == c.me.name { Some(c.me.addr.clone()) } else { c.address_of(name) };
@@ -194,7 +215,8 @@ impl Cluster {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
             let (Some(c), Some(q)) = (me.upgrade(), q.upgrade()) else { return };
-            if q.members().contains(&c.me.name) {
+            let wanted = c.replicas.slot(group_id(&q.vhost, &q.name)).map(|s| s.wanted.lock().clone());
+            if wanted.is_none_or(|w| w.contains(&c.me.name)) {
                 return;
             }
             c.drop_replicated(&q);
@@ -251,8 +273,23 @@ impl Cluster {
     }
 
     /// Starts the members of the replicated queues this node has (at
-    /// start, once the broker's queues are loaded).
+    /// start, once the broker's queues and the cluster's members are
+    /// known: members are chosen among them).
     pub fn register_all_replicated(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            for _ in 0..200 {
+                let Some(c) = me.upgrade() else { return };
+                if !c.other_members().is_empty() {
+                    c.register_found();
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+    }
+
+    fn register_found(self: &Arc<Self>) {
         let Ok(broker) = self.broker() else { return };
         for v in broker.vhosts() {
             for q in v.queues() {
@@ -295,7 +332,7 @@ impl Cluster {
                 // The queue may have been declared an instant ago and not
                 // applied here yet: look once more after a moment.
                 tokio::time::sleep(Duration::from_millis(50)).await;
-                self.register_all_replicated();
+                self.register_found();
                 self.replicas
                     .slot(id)
                     .ok_or_else(|| BrokerError::not_found(format!("no group {id:x} here")))?
@@ -317,7 +354,9 @@ impl Cluster {
     pub(super) fn accept_leads(&self, from: &str, vhost: &str, queue: &str) -> Result<Reply> {
         let q = self.broker()?.vhost(vhost).and_then(|v| v.queue(queue));
         if let Some(q) = q.filter(|q| q.is_replicated()) {
-            if self.replicas.slot(group_id(vhost, queue)).is_none() {
+            // A member whose group knows its leader follows the group.
+            let knows = self.replicas.group_of(&q).is_some_and(|g| g.leader_name().is_some());
+            if !knows {
                 self.serve_from(&q, Some(from));
             }
         }
@@ -335,6 +374,58 @@ impl Cluster {
             None => None,
         };
         Ok(Reply::Leader(leader))
+    }
+}
+
+/// The node's failure detector for its groups: a group of which this node
+/// is a voter, whose leader is unknown or on a node that does not answer
+/// ([`super::liveness`]), first asks the other nodes who leads (a node
+/// that restarted learns it so, without disturbing a leader that is
+/// fine), and otherwise stands for election after a random delay.
+pub(super) async fn elections(cluster: Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(ELECTION_CHECK).await;
+        let Some(c) = cluster.upgrade() else { return };
+        let groups: Vec<Arc<Group>> =
+            c.replicas.slots.lock().values().filter_map(|s| s.group.get().cloned()).collect();
+        for g in groups {
+            if !g.needs_leader(|name| c.is_down(name)) || !g.try_election_now() {
+                continue;
+            }
+            let c = c.clone();
+            tokio::spawn(async move {
+                let Some(q) = g.queue.upgrade() else { return };
+                if let Some(l) = c.ask_leader(&q).await {
+                    *g.named.lock() = Some(l.clone());
+                    c.serve_from(&q, Some(&l));
+                    return;
+                }
+                let jitter = rand::random::<u64>() % ELECTION_JITTER_MS;
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                if g.needs_leader(|name| c.is_down(name)) {
+                    tracing::debug!("queue '{}': standing for election", q.name);
+                    let _ = g.raft.trigger().elect().await;
+                }
+            });
+        }
+    }
+}
+
+impl Cluster {
+    /// A live leader of `q`'s group that another member knows of.
+    async fn ask_leader(&self, q: &Queue) -> Option<String> {
+        for m in self.other_members() {
+            if self.is_down(&m.name) || !q.members().contains(&m.name) {
+                continue;
+            }
+            let call = Call::WhoLeads { vhost: q.vhost.to_string(), queue: q.name.to_string() };
+            if let Ok(Reply::Leader(Some(l))) = self.peers().call(&m.addr, call, CALL_TIMEOUT).await {
+                if l != self.me.name && !self.is_down(&l) {
+                    return Some(l);
+                }
+            }
+        }
+        None
     }
 }
 
