@@ -14,6 +14,7 @@ use super::io::Io;
 use super::session::ClientCaps;
 use crate::broker::Broker;
 use crate::broker::auth::{Protocol, Refusal};
+use crate::broker::connections::OpenTicket;
 use crate::broker::error::{BrokerError, ErrorKind};
 use crate::broker::vhost::VHost;
 use crate::definitions::User;
@@ -28,6 +29,8 @@ pub struct Opened {
     pub client_properties: FieldTable,
     pub caps: ClientCaps,
     pub mechanism: String,
+    /// Its place under `connection_max`.
+    pub ticket: OpenTicket,
 }
 
 /// Why a handshake ended without an open connection.
@@ -245,6 +248,13 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
             "unexpected method in connection state opening",
         )));
     };
+    // RabbitMQ checks the node's cap first, at connection.open.
+    let Some(ticket) = broker.connections.admission.open(cfg.connection_max) else {
+        let limit = cfg.connection_max.unwrap_or_default();
+        return Err(Refused::Error(BrokerError::not_allowed(format!(
+            "connection refused: node connection limit ({limit}) is reached"
+        ))));
+    };
     let vname = open.virtual_host.as_str();
     let Some(vhost) = broker.vhost(vname) else {
         return Err(Refused::Error(BrokerError::not_allowed(format!("vhost {vname} not found"))));
@@ -266,6 +276,7 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
         client_properties: start_ok.client_properties,
         caps,
         mechanism,
+        ticket,
     })
 }
 
