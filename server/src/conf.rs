@@ -149,6 +149,20 @@ fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<()
         "channel_max" => c.channel_max = number(value, key)?,
         "max_message_size" => c.max_message_size = bytes(value, key)? as usize,
         "handshake_timeout" => c.handshake_timeout = std::time::Duration::from_millis(number(value, key)?),
+        "connection_max" => {
+            c.connection_max = match value {
+                "infinity" => None,
+                _ => Some(number(value, key).map_err(|_| expected(key, value, "a number or infinity"))?),
+            }
+        }
+        "unauthenticated_connection_max" => c.unauthenticated_connection_max = positive(value, key)?,
+        "unauthenticated_connection_max_per_address" => {
+            c.unauthenticated_connection_max_per_address = positive(value, key)?
+        }
+        "login_throttle.free_failures" => c.login_throttle.free_failures = number(value, key)?,
+        "login_throttle.initial_delay" => c.login_throttle.initial_delay = millis(value, key)?,
+        "login_throttle.max_delay" => c.login_throttle.max_delay = millis(value, key)?,
+        "login_throttle.quiet_period" => c.login_throttle.quiet_period = millis(value, key)?,
         "log.console.level" => c.log_level = log_level(value, key)?,
         "log.console" => {
             boolean(value, key)?;
@@ -228,6 +242,13 @@ const KEYS: &[&str] = &[
     "channel_max",
     "max_message_size",
     "handshake_timeout",
+    "connection_max",
+    "unauthenticated_connection_max",
+    "unauthenticated_connection_max_per_address",
+    "login_throttle.free_failures",
+    "login_throttle.initial_delay",
+    "login_throttle.max_delay",
+    "login_throttle.quiet_period",
     "log.console",
     "log.console.level",
     "log.file",
@@ -279,6 +300,19 @@ fn expected(key: &str, value: &str, form: &str) -> String {
 
 fn number<T: std::str::FromStr>(value: &str, key: &str) -> Result<T, String> {
     value.parse().map_err(|_| expected(key, value, "a whole number"))
+}
+
+fn positive(value: &str, key: &str) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(expected(key, value, "a number above 0")),
+    }
+}
+
+/// A duration in milliseconds, as `handshake_timeout` is given.
+fn millis(value: &str, key: &str) -> Result<std::time::Duration, String> {
+    let ms: u64 = value.parse().map_err(|_| expected(key, value, "a number of milliseconds"))?;
+    Ok(std::time::Duration::from_millis(ms))
 }
 
 fn boolean(value: &str, key: &str) -> Result<bool, String> {
@@ -354,6 +388,34 @@ fn listener(value: &str, key: &str) -> Result<Listener, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn limit_and_throttle_keys_are_read() {
+        let mut c = Config::default();
+        assert_eq!(c.connection_max, None);
+        apply(
+            "connection_max = 100\n\
+             unauthenticated_connection_max = 50\n\
+             unauthenticated_connection_max_per_address = 5\n\
+             login_throttle.free_failures = 3\n\
+             login_throttle.initial_delay = 100\n\
+             login_throttle.max_delay = 2000\n\
+             login_throttle.quiet_period = 30000\n",
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.connection_max, Some(100));
+        assert_eq!((c.unauthenticated_connection_max, c.unauthenticated_connection_max_per_address), (50, 5));
+        let t = &c.login_throttle;
+        assert_eq!(t.free_failures, 3);
+        assert_eq!(t.initial_delay, std::time::Duration::from_millis(100));
+        assert_eq!(t.max_delay, std::time::Duration::from_secs(2));
+        assert_eq!(t.quiet_period, std::time::Duration::from_secs(30));
+        apply("connection_max = infinity\n", &mut c).unwrap();
+        assert_eq!(c.connection_max, None);
+        let e = apply("unauthenticated_connection_max = 0\n", &mut c).unwrap_err();
+        assert!(e.1.contains("above 0"), "{e:?}");
+    }
 
     #[test]
     fn tls_keys_are_read() {

@@ -32,6 +32,18 @@ pub struct Config {
     /// How long a client may take to complete the handshake, and how long
     /// a frame may stay half-received.
     pub handshake_timeout: Duration,
+    /// Open AMQP connections on this node (`connection_max`; None:
+    /// `infinity`, RabbitMQ's default). One more is refused at
+    /// `connection.open` with 530, as in RabbitMQ.
+    pub connection_max: Option<usize>,
+    /// AMQP connections still in their handshake, in all and from one
+    /// client address (`unauthenticated_connection_max`,
+    /// `unauthenticated_connection_max_per_address`); a socket beyond
+    /// either is closed at once.
+    pub unauthenticated_connection_max: usize,
+    pub unauthenticated_connection_max_per_address: usize,
+    /// How failed logins are slowed down (`login_throttle.*`).
+    pub login_throttle: crate::broker::password::ThrottleSettings,
     pub default_user: String,
     pub default_pass: String,
     pub default_vhost: String,
@@ -97,6 +109,10 @@ impl Default for Config {
             channel_max: 2047,
             max_message_size: 16 * 1024 * 1024,
             handshake_timeout: Duration::from_secs(10),
+            connection_max: None,
+            unauthenticated_connection_max: 1024,
+            unauthenticated_connection_max_per_address: 128,
+            login_throttle: Default::default(),
             default_user: "guest".into(),
             default_pass: "guest".into(),
             default_vhost: "/".into(),

@@ -132,6 +132,10 @@ SCHEMAS = {
                  "queue_totals": obj({"queues": INT, "messages": INT, "messages_ready": INT,
                                       "messages_unacknowledged": INT})}),
     "Health": obj({"status": STR}, {"reason": STR}),
+    "AuthAttempts": obj({"protocol": STR, "auth_attempts": INT, "auth_attempts_failed": INT,
+                         "auth_attempts_succeeded": INT}),
+    "AuthAttemptsBySource": obj({"remote_address": STR, "username": STR, "protocol": STR, "auth_attempts": INT,
+                                 "auth_attempts_failed": INT, "auth_attempts_succeeded": INT}),
     "Message": obj({"payload_bytes": INT, "redelivered": BOOL, "exchange": STR, "routing_key": STR,
                     "message_count": INT, "properties": OBJ, "payload": STR, "payload_encoding": STR}),
 }
@@ -242,6 +246,11 @@ op("get", "/api/cluster-name", "Cluster name", ok(obj({"name": STR})))
 op("put", "/api/cluster-name", "Set the cluster name", ok(None, "204"), body="ClusterName")
 op("get", "/api/nodes", "Nodes", ok(arr(ref("Node"))))
 op("get", "/api/nodes/{node}", "One node", ok(ref("Node")))
+op("get", "/api/auth/attempts/{node}", "Password logins per protocol", ok(arr(ref("AuthAttempts"))))
+op("delete", "/api/auth/attempts/{node}", "Reset the login counts", ok(None, "204"))
+op("get", "/api/auth/attempts/{node}/source", "Password logins per address and user name",
+   ok(arr(ref("AuthAttemptsBySource"))))
+op("delete", "/api/auth/attempts/{node}/source", "Reset the login counts", ok(None, "204"))
 op("get", "/api/whoami", "The authenticated user", ok(obj({"name": STR, "tags": arr(STR)})))
 op("get", "/api/extensions", "Management extensions (none)", ok(arr(OBJ)))
 op("post", "/api/login", "Log in for a Bearer token",

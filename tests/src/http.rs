@@ -55,6 +55,12 @@ impl Api {
         }
     }
 
+    /// As `user`, from a chosen local address (see `Raw::connect_from`).
+    pub fn as_user_from(server: &Server, user: &str, pass: &str, from: std::net::IpAddr) -> Api {
+        let client = reqwest::Client::builder().local_address(from).build().expect("an HTTP client");
+        Api { base: server.http_url(), auth: Auth::Basic(user.into(), pass.into()), client }
+    }
+
     pub fn anonymous(server: &Server) -> Api {
         Api { base: server.http_url(), auth: Auth::None, client: reqwest::Client::new() }
     }

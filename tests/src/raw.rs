@@ -34,6 +34,18 @@ impl Raw {
         Raw { stream: TcpStream::connect(addr).await.expect("tcp connect"), buf: Vec::new() }
     }
 
+    /// Connects from a chosen local address, such as 127.0.0.2: any of
+    /// 127/8 is a loopback address of its own, so tests can be several
+    /// clients at once.
+    pub async fn connect_from(addr: &str, from: std::net::IpAddr) -> Raw {
+        let to: std::net::SocketAddr = addr.parse().expect("a socket address");
+        let socket =
+            if to.is_ipv4() { tokio::net::TcpSocket::new_v4() } else { tokio::net::TcpSocket::new_v6() };
+        let socket = socket.expect("socket");
+        socket.bind((from, 0).into()).expect("bind the local address");
+        Raw { stream: socket.connect(to).await.expect("tcp connect"), buf: Vec::new() }
+    }
+
     pub async fn send(&mut self, bytes: &[u8]) {
         self.stream.write_all(bytes).await.expect("send");
     }

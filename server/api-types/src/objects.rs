@@ -504,3 +504,25 @@ pub struct HealthStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
+
+/// `GET /api/auth/attempts/{node}`: password logins on that node for one
+/// protocol (`amqp091`, `http`), as RabbitMQ 3.11+ answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthAttempts {
+    pub protocol: String,
+    pub auth_attempts: u64,
+    pub auth_attempts_failed: u64,
+    pub auth_attempts_succeeded: u64,
+}
+
+/// `GET /api/auth/attempts/{node}/source`: the same per client address and
+/// user name.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthAttemptsBySource {
+    pub remote_address: String,
+    pub username: String,
+    pub protocol: String,
+    pub auth_attempts: u64,
+    pub auth_attempts_failed: u64,
+    pub auth_attempts_succeeded: u64,
+}

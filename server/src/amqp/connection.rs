@@ -21,7 +21,7 @@ use super::io::{Io, Socket};
 use super::session::{Ctx, Session};
 use crate::broker::Broker;
 use crate::broker::alarms::AlarmState;
-use crate::broker::connections::ConnectionInfo;
+use crate::broker::connections::{ConnectionInfo, HandshakeTicket};
 use crate::broker::consumer::{Consumer, Outbound, Outbox};
 use crate::broker::error::{BrokerError, ErrorKind};
 use crate::broker::queue::{Queue, QueuedMessage};
@@ -36,13 +36,15 @@ const READ_PAUSE: usize = 4 * 1024 * 1024;
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Serves one client; `tls` is what its TLS session negotiated, if it came
-/// over the AMQPS listener.
+/// over the AMQPS listener. `handshake` is its place among the handshakes
+/// in progress, given back when the handshake ends.
 pub async fn serve(
     broker: Arc<Broker>,
     stream: Socket,
     peer: SocketAddr,
     local: SocketAddr,
     tls: Option<crate::tls::TlsInfo>,
+    handshake: HandshakeTicket,
 ) {
     if let Socket::Tcp(s) = &stream {
         let _ = s.set_nodelay(true);
@@ -67,6 +69,9 @@ pub async fn serve(
         }
         Ok(Ok(o)) => o,
     };
+    drop(handshake);
+    // Held until the connection's task ends.
+    let _open = opened.ticket;
     let id = broker.next_id();
     let outbox = Arc::new(Outbox::default());
     let info = Arc::new(ConnectionInfo {

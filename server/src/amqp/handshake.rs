@@ -13,6 +13,8 @@ use super::codec::{FRAME_MIN_SIZE, Frame, PROTOCOL_HEADER, read_frame};
 use super::io::Io;
 use super::session::ClientCaps;
 use crate::broker::Broker;
+use crate::broker::auth::{Protocol, Refusal};
+use crate::broker::connections::OpenTicket;
 use crate::broker::error::{BrokerError, ErrorKind};
 use crate::broker::vhost::VHost;
 use crate::definitions::User;
@@ -27,6 +29,8 @@ pub struct Opened {
     pub client_properties: FieldTable,
     pub caps: ClientCaps,
     pub mechanism: String,
+    /// Its place under `connection_max`.
+    pub ticket: OpenTicket,
 }
 
 /// Why a handshake ended without an open connection.
@@ -191,24 +195,32 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
         consumer_cancel_notify: capability(&start_ok.client_properties, "consumer_cancel_notify"),
         connection_blocked: capability(&start_ok.client_properties, "connection.blocked"),
     };
-    let login = broker.login(&username, password, Some(peer.ip())).await;
-    let refusal = match &login {
-        Err(_) => Some(format!("user '{username}' - invalid credentials")),
-        Ok(_) if broker.config.loopback_users.contains(&username) && !crate::net::is_loopback(peer.ip()) => {
-            Some(format!("user '{username}' can only connect via localhost"))
-        }
-        Ok(_) => None,
+    // Counted, logged and (a wrong password) answered late by the broker.
+    let loopback_only = |user: &User| {
+        let refused =
+            broker.config.loopback_users.contains(&user.name) && !crate::net::is_loopback(peer.ip());
+        refused.then(|| format!("user '{}' can only connect via localhost", user.name))
     };
-    if let Some(why) = refusal {
-        tracing::error!("connection {name}: {mechanism} login refused: {why}");
-        if capability(&start_ok.client_properties, "authentication_failure_close") {
-            return Err(Refused::Error(BrokerError::access_refused(format!(
-                "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
-            ))));
+    let login =
+        broker.authenticate(Protocol::Amqp091, &username, password, Some(peer.ip()), loopback_only).await;
+    let user = match login {
+        Ok(user) => user,
+        Err(refusal) => {
+            let why = match refusal {
+                Refusal::InvalidCredentials => {
+                    format!("user '{}' - invalid credentials", username.escape_debug())
+                }
+                Refusal::NotAllowed(why) => why,
+            };
+            tracing::debug!("connection {name}: {mechanism} login refused: {why}");
+            if capability(&start_ok.client_properties, "authentication_failure_close") {
+                return Err(Refused::Error(BrokerError::access_refused(format!(
+                    "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+                ))));
+            }
+            return Err(Refused::Silent);
         }
-        return Err(Refused::Silent);
-    }
-    let user = login.map_err(|_| Refused::Silent)?;
+    };
 
     // 3. Tuning.
     let cfg = &broker.config;
@@ -236,6 +248,13 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
             "unexpected method in connection state opening",
         )));
     };
+    // RabbitMQ checks the node's cap first, at connection.open.
+    let Some(ticket) = broker.connections.admission.open(cfg.connection_max) else {
+        let limit = cfg.connection_max.unwrap_or_default();
+        return Err(Refused::Error(BrokerError::not_allowed(format!(
+            "connection refused: node connection limit ({limit}) is reached"
+        ))));
+    };
     let vname = open.virtual_host.as_str();
     let Some(vhost) = broker.vhost(vname) else {
         return Err(Refused::Error(BrokerError::not_allowed(format!("vhost {vname} not found"))));
@@ -257,6 +276,7 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
         client_properties: start_ok.client_properties,
         caps,
         mechanism,
+        ticket,
     })
 }
 

@@ -41,10 +41,27 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, tls: Option
                 // from here on (names, the API, the loopback rule).
                 let peer = crate::net::canonical(peer);
                 let local = stream.local_addr().map(crate::net::canonical).unwrap_or(peer);
+                // A socket beyond the caps on handshakes in progress is
+                // closed at once (RabbitMQ has no such cap), so idle or slow
+                // sockets cannot take every place.
+                let cfg = &broker.config;
+                let ticket = match broker.connections.admission.handshake(
+                    peer.ip(),
+                    cfg.unauthenticated_connection_max,
+                    cfg.unauthenticated_connection_max_per_address,
+                ) {
+                    Ok(t) => t,
+                    Err(why) => {
+                        tracing::warn!("closing AMQP connection from {peer} before its handshake: {why}");
+                        drop(stream);
+                        continue;
+                    }
+                };
                 let broker = broker.clone();
                 match &tls {
                     None => {
-                        tokio::spawn(connection::serve(broker, io::Socket::Tcp(stream), peer, local, None));
+                        let socket = io::Socket::Tcp(stream);
+                        tokio::spawn(connection::serve(broker, socket, peer, local, None, ticket));
                     }
                     Some(acceptor) => {
                         let acceptor = acceptor.clone();
@@ -53,8 +70,8 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, tls: Option
                             if let Some((relay, tls)) =
                                 crate::tls::accept(&acceptor, stream, peer, timeout).await
                             {
-                                connection::serve(broker, io::Socket::Relay(relay), peer, local, Some(tls))
-                                    .await;
+                                let socket = io::Socket::Relay(relay);
+                                connection::serve(broker, socket, peer, local, Some(tls), ticket).await;
                             }
                         });
                     }

@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::BrokerError;
 use super::exchange::Exchange;
-use super::password::{self, PasswordGate};
+use super::password::{self, LoginThrottle, PasswordGate};
 use crate::definitions::{ExchangeType, User};
 
 pub const HASH_ARGON2ID: &str = "argon2id";
@@ -180,6 +180,10 @@ pub struct Auth {
     cache_key: [u8; 32],
     /// Bounds the argon2 runs (see `password`).
     pub gate: PasswordGate,
+    /// Slows down the answers to failed logins (see `password`).
+    pub throttle: LoginThrottle,
+    /// Logins counted by protocol and by source, for the API.
+    pub attempts: AuthAttempts,
 }
 
 type HmacSha256 = Hmac<Sha256>;
@@ -385,6 +389,158 @@ impl Auth {
     }
 }
 
+/// The protocols whose logins are counted, named as RabbitMQ names them in
+/// `/api/auth/attempts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    Amqp091,
+    Http,
+}
+
+impl Protocol {
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Amqp091 => "amqp091",
+            Protocol::Http => "http",
+        }
+    }
+}
+
+/// Login attempts, succeeded and failed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AttemptCounts {
+    pub attempts: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+}
+
+impl AttemptCounts {
+    fn add(&mut self, ok: bool) {
+        self.attempts += 1;
+        if ok {
+            self.succeeded += 1;
+        } else {
+            self.failed += 1;
+        }
+    }
+}
+
+/// One source of logins: (client address, user name, protocol).
+pub type AttemptSource = (String, String, Protocol);
+
+/// The sources [`AuthAttempts`] keeps; beyond it the one counted longest
+/// ago is dropped.
+pub const ATTEMPT_SOURCES: usize = 1024;
+
+/// Password logins counted as RabbitMQ's `rabbit_core_metrics` counts
+/// them: per protocol, and per source (address, user name, protocol).
+/// RabbitMQ tracks sources only when asked to, because the table can grow
+/// without bound; here it is always on and bounded instead.
+#[derive(Default)]
+pub struct AuthAttempts {
+    inner: Mutex<AttemptsInner>,
+}
+
+#[derive(Default)]
+struct AttemptsInner {
+    by_protocol: std::collections::BTreeMap<Protocol, AttemptCounts>,
+    /// Counts and when (in `seq` order) each source was last counted.
+    by_source: HashMap<AttemptSource, (AttemptCounts, u64)>,
+    seq: u64,
+}
+
+impl AuthAttempts {
+    pub fn record(&self, protocol: Protocol, peer: Option<std::net::IpAddr>, user: &str, ok: bool) {
+        let addr = peer.map(|ip| ip.to_canonical().to_string()).unwrap_or_default();
+        let mut g = self.inner.lock();
+        g.by_protocol.entry(protocol).or_default().add(ok);
+        g.seq += 1;
+        let seq = g.seq;
+        let user: String = user.chars().take(256).collect();
+        let key = (addr, user, protocol);
+        if !g.by_source.contains_key(&key) && g.by_source.len() >= ATTEMPT_SOURCES {
+            let oldest = g.by_source.iter().min_by_key(|(_, (_, s))| *s).map(|(k, _)| k.clone());
+            if let Some(k) = oldest {
+                g.by_source.remove(&k);
+            }
+        }
+        let e = g.by_source.entry(key).or_insert((AttemptCounts::default(), seq));
+        e.0.add(ok);
+        e.1 = seq;
+    }
+
+    pub fn by_protocol(&self) -> Vec<(Protocol, AttemptCounts)> {
+        self.inner.lock().by_protocol.iter().map(|(p, c)| (*p, *c)).collect()
+    }
+
+    /// Every source, sorted.
+    pub fn by_source(&self) -> Vec<(AttemptSource, AttemptCounts)> {
+        let mut v: Vec<_> = self.inner.lock().by_source.iter().map(|(k, (c, _))| (k.clone(), *c)).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// Forgets everything (RabbitMQ's `reset_node_auth_attempt_metrics`).
+    pub fn reset(&self) {
+        let mut g = self.inner.lock();
+        g.by_protocol.clear();
+        g.by_source.clear();
+    }
+}
+
+/// Why [`Broker::authenticate`] refused a login.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// Unknown user or wrong password.
+    InvalidCredentials,
+    /// The password was right, but the caller's checks refused the user
+    /// (the loopback rule, the management tags), with the reason.
+    NotAllowed(String),
+}
+
+impl super::Broker {
+    /// A password login from a client, as every front door takes it (AMQP
+    /// PLAIN and AMQPLAIN, HTTP Basic, the dashboard's `POST /api/login`):
+    /// [`Broker::login`](super::Broker::login), then the caller's own
+    /// checks (`admit` answers why a user may not in, if it may not). Every
+    /// outcome is counted in `auth.attempts`; every refusal is logged with
+    /// the user name and address (never the password). A wrong password
+    /// is answered only after the delay the throttle sets for its address
+    /// and user name, on a timer: the task waits, no thread does.
+    pub async fn authenticate(
+        self: &std::sync::Arc<Self>,
+        protocol: Protocol,
+        name: &str,
+        password: Vec<u8>,
+        peer: Option<std::net::IpAddr>,
+        admit: impl FnOnce(&User) -> Option<String>,
+    ) -> Result<Arc<User>, Refusal> {
+        let shown = name.escape_debug().to_string();
+        let from = peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_canonical().to_string());
+        let user = match self.login(name, password, peer).await {
+            Ok(user) => user,
+            Err(LoginError::InvalidCredentials) => {
+                self.auth.attempts.record(protocol, peer, name, false);
+                let delay = self.auth.throttle.failed(peer, name, &self.config.login_throttle);
+                tracing::warn!(
+                    "{} login failed for user '{shown}' from {from}: invalid credentials{}",
+                    protocol.name(),
+                    if delay.is_zero() { String::new() } else { format!("; answered in {delay:?}") }
+                );
+                tokio::time::sleep(delay).await;
+                return Err(Refusal::InvalidCredentials);
+            }
+        };
+        if let Some(why) = admit(&user) {
+            self.auth.attempts.record(protocol, peer, name, false);
+            tracing::warn!("{} login refused for user '{shown}' from {from}: {why}", protocol.name());
+            return Err(Refusal::NotAllowed(why));
+        }
+        self.auth.attempts.record(protocol, peer, name, true);
+        Ok(user)
+    }
+}
+
 /// The user with an imported hash replaced by an argon2id one.
 pub fn upgraded(user: &User, argon2id_hash: String) -> User {
     User { password_hash: argon2id_hash, hashing_algorithm: HASH_ARGON2ID.to_owned(), ..user.clone() }
@@ -494,6 +650,30 @@ mod tests {
         let again = auth.login("old", b"secret").unwrap();
         assert!(again.upgraded.is_none());
         assert_eq!(again.user.hashing_algorithm, HASH_ARGON2ID);
+    }
+
+    #[test]
+    fn attempts_are_counted_per_protocol_and_per_source_in_a_bounded_table() {
+        let a = AuthAttempts::default();
+        let ip: std::net::IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        a.record(Protocol::Amqp091, Some(ip), "u", false);
+        a.record(Protocol::Amqp091, Some(ip), "u", true);
+        a.record(Protocol::Http, None, "v", false);
+        let amqp = AttemptCounts { attempts: 2, succeeded: 1, failed: 1 };
+        let http = AttemptCounts { attempts: 1, succeeded: 0, failed: 1 };
+        assert_eq!(a.by_protocol(), [(Protocol::Amqp091, amqp), (Protocol::Http, http)]);
+        let sources = a.by_source();
+        assert_eq!(sources[0], ((String::new(), "v".into(), Protocol::Http), http));
+        assert_eq!(sources[1], (("10.0.0.1".into(), "u".into(), Protocol::Amqp091), amqp));
+        for i in 0..ATTEMPT_SOURCES + 10 {
+            a.record(Protocol::Http, Some(ip), &format!("spray-{i}"), false);
+        }
+        let sources = a.by_source();
+        assert_eq!(sources.len(), ATTEMPT_SOURCES);
+        assert!(sources.iter().any(|(k, _)| k.1 == format!("spray-{}", ATTEMPT_SOURCES + 9)));
+        assert_eq!(a.by_protocol()[1].1.attempts, 1 + ATTEMPT_SOURCES as u64 + 10);
+        a.reset();
+        assert!(a.by_protocol().is_empty() && a.by_source().is_empty());
     }
 
     #[test]

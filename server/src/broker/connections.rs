@@ -2,7 +2,7 @@
 //! management side, and closing a vhost's connections when it is deleted.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::time::SystemTime;
@@ -77,6 +77,106 @@ impl ConnectionInfo {
 pub struct Connections {
     map: RwLock<FxHashMap<u64, Arc<ConnectionInfo>>>,
     pub churn: Churn,
+    pub admission: Admission,
+}
+
+/// The node's caps on AMQP connections: sockets still in their handshake
+/// (in all and per client address), and open connections. Each admitted
+/// one holds a ticket that gives its place back when dropped, however its
+/// task ends.
+#[derive(Default)]
+pub struct Admission {
+    state: Arc<Mutex<AdmissionState>>,
+}
+
+#[derive(Default)]
+struct AdmissionState {
+    handshakes: usize,
+    by_address: FxHashMap<IpAddr, usize>,
+    open: usize,
+}
+
+/// Why a socket was not admitted to its handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Crowded {
+    Node(usize),
+    Address(usize),
+}
+
+impl std::fmt::Display for Crowded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Crowded::Node(n) => write!(f, "{n} connections are in their handshake already"),
+            Crowded::Address(n) => {
+                write!(f, "{n} connections from this address are in their handshake already")
+            }
+        }
+    }
+}
+
+/// A place among the handshakes in progress.
+pub struct HandshakeTicket {
+    state: Arc<Mutex<AdmissionState>>,
+    ip: IpAddr,
+}
+
+impl Drop for HandshakeTicket {
+    fn drop(&mut self) {
+        let mut st = self.state.lock();
+        st.handshakes -= 1;
+        if let Some(n) = st.by_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                st.by_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
+/// A place among the open connections.
+pub struct OpenTicket {
+    state: Arc<Mutex<AdmissionState>>,
+}
+
+impl Drop for OpenTicket {
+    fn drop(&mut self) {
+        self.state.lock().open -= 1;
+    }
+}
+
+impl Admission {
+    /// A place for a new socket from `ip` to do its handshake, if fewer
+    /// than `max` are at it, and fewer than `per_address` from `ip`.
+    pub fn handshake(&self, ip: IpAddr, max: usize, per_address: usize) -> Result<HandshakeTicket, Crowded> {
+        let ip = ip.to_canonical();
+        let mut st = self.state.lock();
+        if st.handshakes >= max {
+            return Err(Crowded::Node(st.handshakes));
+        }
+        let n = st.by_address.get(&ip).copied().unwrap_or(0);
+        if n >= per_address {
+            return Err(Crowded::Address(n));
+        }
+        *st.by_address.entry(ip).or_default() += 1;
+        st.handshakes += 1;
+        Ok(HandshakeTicket { state: self.state.clone(), ip })
+    }
+
+    /// A place for one more open connection, if fewer than `max` are open.
+    pub fn open(&self, max: Option<usize>) -> Option<OpenTicket> {
+        let mut st = self.state.lock();
+        if max.is_some_and(|m| st.open >= m) {
+            return None;
+        }
+        st.open += 1;
+        Some(OpenTicket { state: self.state.clone() })
+    }
+
+    /// (handshakes in progress, open connections).
+    pub fn counts(&self) -> (usize, usize) {
+        let st = self.state.lock();
+        (st.handshakes, st.open)
+    }
 }
 
 /// Connections and channels opened and closed since the node started:

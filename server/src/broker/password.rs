@@ -17,11 +17,19 @@
 //!   does not hold everyone else up. A credential that was checked before
 //!   does not come here at all (`Auth`'s cache), so a flood of bad attempts
 //!   does not delay a client that logged in before.
+//! - A refused login is answered late once its client address or its user
+//!   name has failed a few times lately ([`LoginThrottle`]): the delay
+//!   doubles with each further failure up to a cap, and is forgotten after a
+//!   quiet period. Only refusals wait, on a timer rather than a thread, so a
+//!   correct login is answered at once from anywhere, while a password
+//!   guesser that waits for its answers gets a few a second at most.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::ptr::NonNull;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
@@ -284,6 +292,143 @@ impl PasswordGate {
     }
 }
 
+/// How failed logins are slowed down (`login_throttle.*` in warren.conf).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThrottleSettings {
+    /// Failures from one address, or for one user name, answered at once.
+    pub free_failures: u32,
+    /// The delay of the first failure beyond those; each further one
+    /// doubles it.
+    pub initial_delay: Duration,
+    /// The longest delay; zero turns the throttle off.
+    pub max_delay: Duration,
+    /// An address or user name without a failure for this long starts
+    /// afresh.
+    pub quiet_period: Duration,
+}
+
+impl Default for ThrottleSettings {
+    fn default() -> Self {
+        ThrottleSettings {
+            free_failures: 5,
+            initial_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(4),
+            quiet_period: Duration::from_secs(60),
+        }
+    }
+}
+
+impl ThrottleSettings {
+    /// The delay owed by the `n`th failure in a row.
+    pub fn delay(&self, n: u32) -> Duration {
+        if n <= self.free_failures || self.max_delay.is_zero() {
+            return Duration::ZERO;
+        }
+        let doublings = (n - self.free_failures - 1).min(31);
+        self.initial_delay.saturating_mul(1 << doublings).min(self.max_delay)
+    }
+}
+
+/// Each table of [`LoginThrottle`] keeps at most this many addresses or
+/// user names; beyond it the ones that failed longest ago are forgotten.
+pub const THROTTLE_ENTRIES: usize = 8192;
+
+/// A user name is kept to this many bytes (an attacker chooses it).
+const THROTTLE_NAME_BYTES: usize = 256;
+
+/// Recent failed logins by client address and by user name, which say how
+/// long the answer to the next failure waits. Both tables are bounded.
+#[derive(Default)]
+pub struct LoginThrottle {
+    by_address: Mutex<Failures<IpAddr>>,
+    by_user: Mutex<Failures<String>>,
+}
+
+/// Failures in a row (within the quiet period) and when the last one was.
+#[derive(Clone, Copy)]
+struct Streak {
+    failures: u32,
+    last: Instant,
+}
+
+struct Failures<K> {
+    map: HashMap<K, Streak>,
+    cap: usize,
+}
+
+impl<K> Default for Failures<K> {
+    fn default() -> Self {
+        Failures { map: HashMap::new(), cap: THROTTLE_ENTRIES }
+    }
+}
+
+impl<K: Hash + Eq + Clone> Failures<K> {
+    /// Counts a failure for `key` and returns its streak's length.
+    fn fail(&mut self, key: K, now: Instant, quiet: Duration) -> u32 {
+        if !self.map.contains_key(&key) && self.map.len() >= self.cap {
+            self.evict(now, quiet);
+        }
+        let s = self.map.entry(key).or_insert(Streak { failures: 0, last: now });
+        if now.saturating_duration_since(s.last) > quiet {
+            s.failures = 0;
+        }
+        s.failures = s.failures.saturating_add(1);
+        s.last = now;
+        s.failures
+    }
+
+    /// Makes room: streaks past their quiet period go, and if that is not
+    /// enough, the eighth of the table that failed longest ago.
+    fn evict(&mut self, now: Instant, quiet: Duration) {
+        self.map.retain(|_, s| now.saturating_duration_since(s.last) <= quiet);
+        if self.map.len() < self.cap {
+            return;
+        }
+        let mut lasts: Vec<Instant> = self.map.values().map(|s| s.last).collect();
+        let k = (self.cap / 8).max(1).min(lasts.len() - 1);
+        let (_, cut, _) = lasts.select_nth_unstable(k);
+        let cut = *cut;
+        self.map.retain(|_, s| s.last > cut);
+    }
+}
+
+/// The address a throttle counts under: an IPv6 client by its /64, which
+/// one host usually has whole.
+fn throttle_address(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let bits = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(bits.into())
+        }
+        v4 => v4,
+    }
+}
+
+fn throttle_name(user: &str) -> String {
+    let mut end = user.len().min(THROTTLE_NAME_BYTES);
+    while !user.is_char_boundary(end) {
+        end -= 1;
+    }
+    user[..end].to_owned()
+}
+
+impl LoginThrottle {
+    /// Counts a failed login by `user` from `ip` and returns how long its
+    /// answer waits: the longer of what the address and the user name owe.
+    pub fn failed(&self, ip: Option<IpAddr>, user: &str, settings: &ThrottleSettings) -> Duration {
+        let now = Instant::now();
+        let quiet = settings.quiet_period;
+        let by_user = self.by_user.lock().fail(throttle_name(user), now, quiet);
+        let by_address = ip.map_or(0, |ip| self.by_address.lock().fail(throttle_address(ip), now, quiet));
+        settings.delay(by_user.max(by_address))
+    }
+
+    /// (addresses, user names) held, for tests and the curious.
+    pub fn len(&self) -> (usize, usize) {
+        (self.by_address.lock().map.len(), self.by_user.lock().map.len())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -381,6 +526,65 @@ mod tests {
         // Every slot came back.
         assert_eq!(gate.state.lock().free, 1);
         assert!(gate.state.lock().sources.is_empty());
+    }
+
+    #[test]
+    fn failures_beyond_the_free_ones_double_their_delay_up_to_the_cap() {
+        let s = ThrottleSettings::default();
+        let delays: Vec<u64> = (1..=11).map(|n| s.delay(n).as_millis() as u64).collect();
+        assert_eq!(delays, [0, 0, 0, 0, 0, 250, 500, 1000, 2000, 4000, 4000]);
+        let off = ThrottleSettings { max_delay: Duration::ZERO, ..s.clone() };
+        assert_eq!(off.delay(100), Duration::ZERO);
+        assert_eq!(s.delay(u32::MAX), s.max_delay);
+    }
+
+    #[test]
+    fn the_throttle_counts_by_address_and_by_user_and_forgets_after_quiet() {
+        let s = ThrottleSettings {
+            free_failures: 2,
+            initial_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            quiet_period: Duration::from_millis(200),
+        };
+        let t = LoginThrottle::default();
+        let a: IpAddr = "10.0.0.1".parse().unwrap();
+        let b: IpAddr = "10.0.0.2".parse().unwrap();
+        assert_eq!(t.failed(Some(a), "u1", &s), Duration::ZERO);
+        assert_eq!(t.failed(Some(a), "u2", &s), Duration::ZERO);
+        // The address has failed three times, each user name less.
+        assert_eq!(t.failed(Some(a), "u3", &s), Duration::from_millis(100));
+        // Another address, another user: free.
+        assert_eq!(t.failed(Some(b), "v", &s), Duration::ZERO);
+        // The same user name from another address: the name's streak.
+        assert_eq!(t.failed(Some(b), "u1", &s), Duration::ZERO);
+        assert_eq!(t.failed(Some(b), "u1", &s), Duration::from_millis(100));
+        // IPv6 by /64, IPv4-mapped as IPv4.
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(t.failed(Some(mapped), "w", &s), Duration::from_millis(200));
+        let (x, y): (IpAddr, IpAddr) = ("2001:db8::1".parse().unwrap(), "2001:db8::2:3".parse().unwrap());
+        t.failed(Some(x), "p", &s);
+        t.failed(Some(y), "q", &s);
+        assert_eq!(t.failed(Some(y), "r", &s), Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(t.failed(Some(a), "u1", &s), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_throttle_tables_are_bounded() {
+        let s = ThrottleSettings::default();
+        let t = LoginThrottle::default();
+        let long = "x".repeat(10_000);
+        for i in 0..(THROTTLE_ENTRIES as u32 + 3000) {
+            let ip = IpAddr::from(i.to_be_bytes());
+            t.failed(Some(ip), &format!("{long}{i}"), &s);
+        }
+        let (addresses, users) = t.len();
+        assert!(addresses <= THROTTLE_ENTRIES && users <= THROTTLE_ENTRIES, "{addresses} {users}");
+        // Long names are cut, so they all fell into one entry.
+        assert_eq!(users, 1);
+        // The newest address is still counted.
+        let last = IpAddr::from((THROTTLE_ENTRIES as u32 + 2999).to_be_bytes());
+        assert!(t.by_address.lock().map.contains_key(&last));
     }
 
     #[test]

@@ -15,6 +15,12 @@
 //!   (replicated in a cluster), so changing the password or deleting the
 //!   user ends every session on every node.
 //!
+//! A password login (Basic or `POST /api/login`) is counted for
+//! `/api/auth/attempts` and, when refused, logged; a wrong password is
+//! answered late once its address or user name has failed a few times
+//! (`broker::password::LoginThrottle`). Tokens are not counted: they are
+//! not guesses at a password.
+//!
 //! Then RabbitMQ's rules (`rabbit_web_dispatch_access_control`): the guest
 //! loopback rule on the client's address, one of the management tags, and
 //! per endpoint `administrator`, `monitoring` (sees everything, changes
@@ -41,7 +47,7 @@ use warren_api_types::requests::Login;
 use super::Ctx;
 use super::error::{ApiError, ApiResult};
 use super::extract::{Body, json};
-use crate::broker::auth::Access;
+use crate::broker::auth::{Access, Protocol, Refusal};
 use crate::definitions::User;
 
 pub const TAG_ADMIN: &str = "administrator";
@@ -195,16 +201,22 @@ fn credentials(parts: &Parts) -> ApiResult<Option<Credentials>> {
     Ok(None)
 }
 
+/// A password login over HTTP (Basic, or `POST /api/login`), with the
+/// loopback rule and the management tags: counted, logged and, when the
+/// password is wrong, answered late, by `Broker::authenticate`.
 async fn basic_login(
     ctx: &Ctx,
     user: String,
     pass: String,
     peer: Option<SocketAddr>,
 ) -> ApiResult<Arc<User>> {
-    ctx.broker
-        .login(&user, pass.into_bytes(), peer.map(|p| p.ip()))
-        .await
-        .map_err(|_| ApiError::not_authenticated(true))
+    let admitted = |u: &User| admit(ctx, u, peer).err().map(|e| e.reason);
+    let ip = peer.map(|p| p.ip());
+    match ctx.broker.authenticate(Protocol::Http, &user, pass.into_bytes(), ip, admitted).await {
+        Ok(user) => Ok(user),
+        Err(Refusal::InvalidCredentials) => Err(ApiError::not_authenticated(true)),
+        Err(Refusal::NotAllowed(why)) => Err(ApiError::not_authorised(why)),
+    }
 }
 
 fn bearer_login(ctx: &Ctx, token: &str) -> ApiResult<Arc<User>> {
@@ -255,9 +267,12 @@ impl FromRequestParts<Ctx> for Authed {
         let user = match credentials(parts)? {
             None => return Err(ApiError::not_authenticated(true)),
             Some(Credentials::Basic(u, p)) => basic_login(ctx, u, p, peer(parts)).await?,
-            Some(Credentials::Bearer(t)) => bearer_login(ctx, &t)?,
+            Some(Credentials::Bearer(t)) => {
+                let user = bearer_login(ctx, &t)?;
+                admit(ctx, &user, peer(parts))?;
+                user
+            }
         };
-        admit(ctx, &user, peer(parts))?;
         Ok(Authed { user, ctx: ctx.clone() })
     }
 }
@@ -270,7 +285,6 @@ pub fn router() -> Router<Ctx> {
 /// `Authorization: Bearer`. The same checks as Basic apply.
 async fn login(State(ctx): State<Ctx>, Peer(peer): Peer, Body(body): Body<Login>) -> ApiResult<Response> {
     let user = basic_login(&ctx, body.username, body.password, peer).await?;
-    admit(&ctx, &user, peer)?;
     let ttl = ctx.broker.config.login_session_timeout.as_secs().max(1);
     let iat = now_secs();
     let claims = Claims { sub: user.name.clone(), exp: iat + ttl, iat, pwd: password_digest(&user) };

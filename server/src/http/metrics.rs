@@ -135,6 +135,20 @@ async fn metrics(State(ctx): State<Ctx>) -> Response {
         "Total number of messages redelivered to consumers",
         t[11],
     );
+    // Password logins per protocol, as rabbitmq_prometheus names them (the
+    // per-source ones, which it shows only per object, are left out).
+    let attempts = broker.auth.attempts.by_protocol();
+    for (name, help, pick) in [
+        ("rabbitmq_auth_attempts_total", "Total number of authorization attempts", 0),
+        ("rabbitmq_auth_attempts_succeeded_total", "Total number of successful authentication attempts", 1),
+        ("rabbitmq_auth_attempts_failed_total", "Total number of failed authentication attempts", 2),
+    ] {
+        let _ = writeln!(out, "# TYPE {name} counter\n# HELP {name} {help}");
+        for (protocol, n) in &attempts {
+            let v = [n.attempts, n.succeeded, n.failed][pick];
+            let _ = writeln!(out, "{name}{{protocol=\"{}\"}} {v}", protocol.name());
+        }
+    }
     // Warren's own: the message stores' work, for durability benchmarks.
     if let Some(stores) = &broker.stores {
         for (which, store) in [("persistent", &stores.persistent), ("paging", &stores.paging)] {

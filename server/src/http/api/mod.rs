@@ -5,6 +5,7 @@
 //! only with `Broker::apply(DefinitionCommand::...)`, after checking tags,
 //! permissions and input, so that a refused request changes nothing.
 
+pub mod auth_attempts;
 pub mod bindings;
 pub mod connections;
 pub mod definitions;
@@ -47,6 +48,7 @@ pub fn router() -> Router<Ctx> {
         .merge(definitions::router())
         .merge(health::router())
         .merge(node::router())
+        .merge(auth_attempts::router())
 }
 
 /// The vhost named in a URL, or 404 `vhost_not_found`.

@@ -200,6 +200,14 @@ pub fn environment_of(ctx: &Ctx) -> serde_json::Map<String, Value> {
     put("channel_max", j!(c.channel_max));
     put("max_message_size", j!(c.max_message_size));
     put("handshake_timeout", j!(c.handshake_timeout.as_millis() as u64));
+    put("connection_max", c.connection_max.map_or_else(|| j!("infinity"), |n| j!(n)));
+    put("unauthenticated_connection_max", j!(c.unauthenticated_connection_max));
+    put("unauthenticated_connection_max_per_address", j!(c.unauthenticated_connection_max_per_address));
+    let t = &c.login_throttle;
+    put("login_throttle.free_failures", j!(t.free_failures));
+    put("login_throttle.initial_delay", j!(t.initial_delay.as_millis() as u64));
+    put("login_throttle.max_delay", j!(t.max_delay.as_millis() as u64));
+    put("login_throttle.quiet_period", j!(t.quiet_period.as_millis() as u64));
     put("log.console.level", j!(c.log_level));
     put("log.file", j!(c.log_file.as_ref().map(|p| p.display().to_string())));
     put("data_dir", j!(c.data_dir.display().to_string()));
