@@ -193,20 +193,17 @@ async fn wrong_password_and_unknown_vhost_are_refused() {
     let s = Server::start();
     let err = Connection::connect(&s.uri_as("guest", "wrong", "%2f"), ConnectionProperties::default())
         .await
-        .err()
-        .expect("login refused");
+        .expect_err("login refused");
     // lapin announces authentication_failure_close, so RabbitMQ (and we)
     // send connection.close 403 before closing.
     assert_eq!(reply_code(&err), Some(403), "{err:?}");
     let err = Connection::connect(&s.uri_as("nobody", "guest", "%2f"), ConnectionProperties::default())
         .await
-        .err()
-        .expect("unknown user refused");
+        .expect_err("unknown user refused");
     assert_eq!(reply_code(&err), Some(403));
     let err = Connection::connect(&s.uri_as("guest", "guest", "nowhere"), ConnectionProperties::default())
         .await
-        .err()
-        .expect("unknown vhost refused");
+        .expect_err("unknown vhost refused");
     assert_eq!(reply_code(&err), Some(530), "{err:?}");
     assert!(s.wait_for_log("invalid credentials", T));
     still_serving(&s).await;

@@ -93,11 +93,10 @@ pub fn validate_policy(value: &Value) -> Result<()> {
             return Err(BrokerError::precondition_failed("definition: required, must be a non-empty object"));
         }
     }
-    if let Some(p) = obj.get("priority") {
-        if !p.is_i64() {
+    if let Some(p) = obj.get("priority")
+        && !p.is_i64() {
             return Err(BrokerError::precondition_failed("priority: must be an integer"));
         }
-    }
     if let Some(a) = obj.get("apply-to") {
         let ok = a.as_str().is_some_and(|s| {
             matches!(s, "all" | "queues" | "exchanges" | "classic_queues" | "quorum_queues" | "streams")

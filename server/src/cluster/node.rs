@@ -304,11 +304,10 @@ impl Cluster {
         }
         // A replicated queue is answered once its group has a leader, so
         // that its declarer can publish at once.
-        if let Ok(Applied::Queue(d)) = &result {
-            if d.created && d.queue.is_replicated() {
+        if let Ok(Applied::Queue(d)) = &result
+            && d.created && d.queue.is_replicated() {
                 d.queue.until_served(REPLICA_START_TIMEOUT).await;
             }
-        }
         result
     }
 

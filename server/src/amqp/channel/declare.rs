@@ -36,12 +36,11 @@ impl Channel {
                     "exchange name '{name}' contains reserved prefix 'amq.*'"
                 )));
             }
-            if let Some(ae) = crate::broker::args::as_str_arg(&d.arguments, "alternate-exchange") {
-                if s.vhost.exchange(&name).is_none() {
+            if let Some(ae) = crate::broker::args::as_str_arg(&d.arguments, "alternate-exchange")
+                && s.vhost.exchange(&name).is_none() {
                     self.check(s, Access::Read, "exchange", &name)?;
                     self.check(s, Access::Write, "exchange", &ae)?;
                 }
-            }
             s.broker
                 .apply(DefinitionCommand::DeclareExchange {
                     vhost: s.vhost.name.to_string(),
@@ -228,12 +227,11 @@ impl Channel {
                     "queue name '{name}' contains reserved prefix 'amq.*'"
                 )));
             }
-            if !exists {
-                if let Some(dlx) = crate::broker::args::as_str_arg(&d.arguments, "x-dead-letter-exchange") {
+            if !exists
+                && let Some(dlx) = crate::broker::args::as_str_arg(&d.arguments, "x-dead-letter-exchange") {
                     self.check(s, Access::Read, "queue", &name)?;
                     self.check(s, Access::Write, "exchange", &dlx)?;
                 }
-            }
             let owner = d.exclusive.then_some(s.conn_id);
             let applied = s
                 .broker

@@ -151,11 +151,10 @@ impl Cluster {
         self.replicas.slots.lock().insert(id, slot.clone());
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
-            if let Some(c) = me.upgrade() {
-                if let Err(e) = c.start_group(id, &slot).await {
+            if let Some(c) = me.upgrade()
+                && let Err(e) = c.start_group(id, &slot).await {
                     tracing::error!("cannot start the group of a replicated queue: {e}");
                 }
-            }
         });
     }
 
@@ -184,12 +183,11 @@ impl Cluster {
                 return;
             }
             for (id, m) in &wanted {
-                if !current.contains(id) {
-                    if let Err(e) = g.raft.add_learner(*id, m.clone(), false).await {
+                if !current.contains(id)
+                    && let Err(e) = g.raft.add_learner(*id, m.clone(), false).await {
                         tracing::warn!("queue '{}': cannot add {} to its group: {e}", q.name, m.name);
                         return;
                     }
-                }
             }
             match g.raft.change_membership(wanted.keys().copied().collect::<BTreeSet<u64>>(), false).await {
                 Ok(_) => {
@@ -419,11 +417,10 @@ impl Cluster {
                 continue;
             }
             let call = Call::WhoLeads { vhost: q.vhost.to_string(), queue: q.name.to_string() };
-            if let Ok(Reply::Leader(Some(l))) = self.peers().call(&m.addr, call, CALL_TIMEOUT).await {
-                if l != self.me.name && !self.is_down(&l) {
+            if let Ok(Reply::Leader(Some(l))) = self.peers().call(&m.addr, call, CALL_TIMEOUT).await
+                && l != self.me.name && !self.is_down(&l) {
                     return Some(l);
                 }
-            }
         }
         None
     }
@@ -446,12 +443,11 @@ async fn find_leader(cluster: Weak<Cluster>, queue: Weak<Queue>) {
             if q.is_home_down() {
                 for m in c.other_members() {
                     let call = Call::WhoLeads { vhost: q.vhost.to_string(), queue: q.name.to_string() };
-                    if let Ok(Reply::Leader(Some(l))) = c.peers().call(&m.addr, call, CALL_TIMEOUT).await {
-                        if !c.is_down(&l) {
+                    if let Ok(Reply::Leader(Some(l))) = c.peers().call(&m.addr, call, CALL_TIMEOUT).await
+                        && !c.is_down(&l) {
                             c.serve_from(&q, Some(&l));
                             break;
                         }
-                    }
                 }
             }
         }

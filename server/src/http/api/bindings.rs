@@ -274,6 +274,13 @@ async fn remove_e(State(ctx): State<Ctx>, who: Authed, P((v, s, d, p)): Four) ->
     remove(ctx, who, v, s, DestKind::Exchange, d, p).await
 }
 
+/// Binding from a topic exchange needs the topic read permission for the
+/// routing key, as over AMQP.
+fn check_topic_read(ctx: &Ctx, who: &Authed, v: &str, source: &str, routing_key: &str) -> ApiResult<()> {
+    let Some(x) = ctx.broker.vhost(v).and_then(|vh| vh.exchange(source)) else { return Ok(()) };
+    Ok(ctx.broker.auth.check_topic_access(v, &who.user.name, &x, Access::Read, routing_key)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,11 +293,4 @@ mod tests {
         args.insert("x".into(), amq_protocol::types::AMQPValue::Boolean(true));
         assert!(properties_key("k", &args).starts_with("k~"));
     }
-}
-
-/// Binding from a topic exchange needs the topic read permission for the
-/// routing key, as over AMQP.
-fn check_topic_read(ctx: &Ctx, who: &Authed, v: &str, source: &str, routing_key: &str) -> ApiResult<()> {
-    let Some(x) = ctx.broker.vhost(v).and_then(|vh| vh.exchange(source)) else { return Ok(()) };
-    Ok(ctx.broker.auth.check_topic_access(v, &who.user.name, &x, Access::Read, routing_key)?)
 }
