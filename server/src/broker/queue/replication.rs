@@ -60,9 +60,14 @@ impl Queue {
             }
             *cur = Some(r);
         }
-        self.replicated.store(true, Ordering::Release);
-        if let Some(b) = self.backends.get().and_then(|h| h.get()) {
-            b.replicated(self);
+        let was = self.replicated.swap(true, Ordering::AcqRel);
+        match self.backends.get().and_then(|h| h.get()) {
+            Some(b) => b.replicated(self),
+            // At start, before the cluster runs: the queue waits for its
+            // group to say who leads rather than serve as a classic queue
+            // meanwhile.
+            None if !was => self.remote.store(true, Ordering::Release),
+            None => {}
         }
     }
 
