@@ -466,11 +466,14 @@ fn TopicPermissions() -> impl IntoView {
 fn Cluster() -> impl IntoView {
     let name = poll::<ClusterName>(|| "/api/cluster-name".into());
     let nodes = poll::<Vec<Node>>(|| "/api/nodes".into());
+    let replicas = crate::pages::replication::poll_replicas();
     view! {
         <section id="cluster">
             <h2>"Cluster"</h2>
             {loaded(name, |c: ClusterName| view! { <p>"Cluster name: " <strong>{c.name}</strong></p> })}
-            {loaded(nodes, |ns: Vec<Node>| view! { <NodesTable nodes=ns/> })}
+            {loaded(nodes, move |ns: Vec<Node>| {
+                view! { <NodesTable nodes=ns roles=crate::pages::replication::node_roles(replicas)/> }
+            })}
         </section>
     }
 }

@@ -1,11 +1,14 @@
 //! Overview: totals, charts of queued messages and message rates, nodes,
 //! listeners, and definitions export and import.
 
+use std::collections::BTreeMap;
+
 use leptos::prelude::*;
 use warren_api_types::objects::{Node, Overview as OverviewData};
 use wasm_bindgen::JsCast;
 
 use crate::api;
+use crate::pages::replication::{RoleCells, Roles, node_roles, poll_replicas};
 use crate::refresh::poll;
 use crate::widgets::{
     Chart, Outcome, Series, Status, bytes, duration_ms, gauge, loaded, num, outcome, rates, run,
@@ -17,6 +20,7 @@ const HISTORY: &str = "lengths_age=600&lengths_incr=5&msg_rates_age=600&msg_rate
 pub fn Overview() -> impl IntoView {
     let data = poll::<OverviewData>(|| format!("/api/overview?{HISTORY}"));
     let nodes = poll::<Vec<Node>>(|| "/api/nodes".into());
+    let replicas = poll_replicas();
     view! {
         <h1>"Overview"</h1>
         {loaded(data, |o: OverviewData| {
@@ -67,7 +71,7 @@ pub fn Overview() -> impl IntoView {
             }
         })}
         <h2>"Nodes"</h2>
-        {loaded(nodes, |ns: Vec<Node>| view! { <NodesTable nodes=ns/> })}
+        {loaded(nodes, move |ns: Vec<Node>| view! { <NodesTable nodes=ns roles=node_roles(replicas)/> })}
         <Definitions/>
     }
 }
@@ -76,16 +80,23 @@ fn opt(v: Option<u64>, f: fn(u64) -> String) -> String {
     v.map(f).unwrap_or_else(|| "?".into())
 }
 
+/// The nodes and their figures; with `roles` (when queues are replicated),
+/// also the queues each node leads and follows.
 #[component]
-pub fn NodesTable(nodes: Vec<Node>) -> impl IntoView {
+pub fn NodesTable(nodes: Vec<Node>, roles: Option<BTreeMap<String, Roles>>) -> impl IntoView {
+    let role_heads = roles.is_some().then(|| view! { <th>"Leader of"</th><th>"Follower of"</th> });
+    let role_cells = move |node: &str| {
+        roles.as_ref().map(|r| view! { <RoleCells roles=r.get(node).copied().unwrap_or_default()/> })
+    };
     view! {
         <table id="nodes">
             <thead><tr>
                 <th>"Name"</th><th>"Type"</th><th>"Uptime"</th><th>"Memory"</th><th>"File descriptors"</th>
-                <th>"Sockets"</th><th>"Disk free"</th><th>"Alarms"</th>
+                <th>"Sockets"</th><th>"Disk free"</th><th>"Alarms"</th>{role_heads}
             </tr></thead>
             <tbody>
                 {nodes.into_iter().map(|n| {
+                    let roles = role_cells(&n.name);
                     // A member that does not answer has no figures to show:
                     // say so, as RabbitMQ does, rather than zeros and "?".
                     if !n.running {
@@ -93,6 +104,7 @@ pub fn NodesTable(nodes: Vec<Node>) -> impl IntoView {
                             <td>{n.name.clone()}</td>
                             <td>{n.kind.clone()}</td>
                             <td colspan="6" class="err node-state">"Node not running"</td>
+                            {roles}
                         </tr> }.into_any();
                     }
                     let mut alarms = vec![];
@@ -109,6 +121,7 @@ pub fn NodesTable(nodes: Vec<Node>) -> impl IntoView {
                         <td>{format!("{} / {}", num(n.sockets_used), opt(n.sockets_total, num))}</td>
                         <td>{opt(n.disk_free, bytes)}</td>
                         <td class=class>{alarms}</td>
+                        {roles}
                     </tr> }.into_any()
                 }).collect_view()}
             </tbody>

@@ -10,6 +10,7 @@ use warren_api_types::objects::{Binding, Consumer, GotMessage, Node, NodeQueueTo
 use warren_api_types::requests::{Bool, CreateBinding, DeclareQueue, GetMessages, Int};
 
 use crate::api::{self, enc};
+use crate::pages::replication::{QueueMembers, type_label};
 use crate::refresh::poll;
 use crate::widgets::{
     Chart, ConfirmButton, Outcome, Pager, Series, Status, gauge, loaded, num, outcome, rate, rates, run,
@@ -186,7 +187,7 @@ pub fn Queues() -> impl IntoView {
                                 <td><a href=queue_href(&q.vhost, &q.name)>{q.name.clone()}</a></td>
                                 <td>{q.vhost.clone()}</td>
                                 {clustered.then(|| view! { <td class="node">{q.node.clone()}</td> })}
-                                <td>{q.kind.clone()}</td>
+                                <td class="type">{type_label(q)}</td>
                                 <td>{features(q)}</td>
                                 <td class=if down { "state err" } else { "state" }>{q.state.clone()}</td>
                                 <td class="n">{shown_depth(q, q.totals.messages_ready)}</td>
@@ -492,13 +493,14 @@ fn QueuePage() -> impl IntoView {
                     <div><dt>"Unacked"</dt><dd id="q-unacked">{shown_depth(&q, q.totals.messages_unacknowledged)}</dd></div>
                     <div><dt>"Total"</dt><dd id="q-messages">{shown_depth(&q, q.totals.messages)}</dd></div>
                     <div><dt>"Consumers"</dt><dd>{q.consumers}</dd></div>
-                    <div><dt>"Type"</dt><dd>{q.kind.clone()}</dd></div>
+                    <div><dt>"Type"</dt><dd id="q-type">{type_label(&q)}</dd></div>
                     <div><dt>"State"</dt><dd id="q-state" class:err=is_down(&q)>{q.state.clone()}</dd></div>
-                    <div><dt>"Node"</dt><dd>{q.node.clone()}</dd></div>
+                    <div><dt>"Node"</dt><dd id="q-node">{q.node.clone()}</dd></div>
                     <div><dt>"Features"</dt><dd>{features(&q)}</dd></div>
                     <div><dt>"Policy"</dt><dd>{q.policy.clone().unwrap_or_default()}</dd></div>
                 </dl>
                 <p class="muted">"Arguments: " <code>{q.arguments.to_string()}</code></p>
+                <QueueMembers q=q.clone()/>
                 <div class="charts">
                     <Chart id="chart-queue-depth" title="Queued messages" series=depth/>
                     <Chart id="chart-queue-rates" title="Message rates per second" series=msg_rates/>
