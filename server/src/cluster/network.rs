@@ -84,6 +84,34 @@ pub enum Call {
         vhost: String,
         queue: String,
     },
+    /// To the leader of a quorum queue's group: add (or remove) the member
+    /// on `node` (`add_member`, `delete_member`; `replicated::members`).
+    ChangeMembers {
+        vhost: String,
+        queue: String,
+        add: bool,
+        node: String,
+    },
+    /// The members an operator chose for a quorum queue: keep them, and
+    /// start or stop this node's member accordingly.
+    SetMembers {
+        vhost: String,
+        queue: String,
+        members: Vec<String>,
+    },
+    /// The members operators chose, for every queue (a node that restarted
+    /// asks).
+    ChosenMembers,
+    /// This node's member of a queue's group: its Raft state.
+    ReplicaStatus {
+        vhost: String,
+        queue: String,
+    },
+    /// Stand for election in this queue's group (`rebalance`).
+    Elect {
+        vhost: String,
+        queue: String,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -108,6 +136,12 @@ pub enum Reply {
     Purged(u64),
     Group(super::replicated::net::GroupReply),
     Leader(Option<String>),
+    /// A change of members was made (true), or the called node does not
+    /// lead the group (any more): ask the leader.
+    Changed(bool),
+    /// (vhost, queue, members) for each queue whose members an operator chose.
+    Chosen(Vec<(String, String, Vec<String>)>),
+    ReplicaStatus(Option<super::replicated::members::ReplicaStatus>),
 }
 
 /// What a node says about itself.

@@ -75,6 +75,8 @@ pub struct Cluster {
     pub(super) consuming: super::consume::Consuming,
     pub(super) liveness: super::liveness::Liveness,
     pub(super) replicas: super::replicated::Replicas,
+    /// The members operators chose for quorum queues (`add_member`...).
+    pub(super) chosen: super::replicated::members::Chosen,
 }
 
 fn raft_config() -> Arc<openraft::Config> {
@@ -133,6 +135,7 @@ impl Cluster {
             consuming: Default::default(),
             liveness: Default::default(),
             replicas: Default::default(),
+            chosen: Default::default(),
         });
         let wal_dir = broker.config.data_dir.join("quorum");
         let wal =
@@ -401,6 +404,17 @@ impl Cluster {
             Call::Group { group, rpc } => Box::pin(self.accept_group(group, rpc)),
             Call::Leads { vhost, queue } => Box::pin(async move { self.accept_leads(&from, &vhost, &queue) }),
             Call::WhoLeads { vhost, queue } => Box::pin(async move { self.who_leads(&vhost, &queue) }),
+            Call::ChangeMembers { vhost, queue, add, node } => {
+                Box::pin(async move { self.accept_change_members(&vhost, &queue, add, &node).await })
+            }
+            Call::SetMembers { vhost, queue, members } => {
+                Box::pin(async move { self.accept_set_members(&vhost, &queue, members) })
+            }
+            Call::ChosenMembers => Box::pin(async move { Ok(Reply::Chosen(self.all_chosen())) }),
+            Call::ReplicaStatus { vhost, queue } => {
+                Box::pin(async move { self.local_replica_status(&vhost, &queue).map(Reply::ReplicaStatus) })
+            }
+            Call::Elect { vhost, queue } => Box::pin(async move { self.accept_elect(&vhost, &queue).await }),
         }
     }
 

@@ -177,6 +177,51 @@ pub enum Cmd {
         #[arg(short = 'e', long = "if-empty")]
         if_empty: bool,
     },
+    // ----- replicated queues (rabbitmq-queues)
+    /// Adds a member (replica) of a quorum queue in a vhost (-p) on NODE.
+    AddMember {
+        queue: String,
+        node: String,
+        /// promotable (default) or voter: a new member always catches up, then votes.
+        #[arg(long, default_value = "promotable")]
+        membership: String,
+    },
+    /// Removes the member (replica) of a quorum queue in a vhost (-p) on NODE.
+    DeleteMember { queue: String, node: String },
+    /// Adds a member on NODE to every matching quorum queue: all, or even (those with an even number of members).
+    Grow {
+        node: String,
+        strategy: String,
+        /// Regular expression matched against vhost names.
+        #[arg(long = "vhost-pattern", default_value = ".*")]
+        vhost_pattern: String,
+        /// Regular expression matched against queue names.
+        #[arg(long = "queue-pattern", default_value = ".*")]
+        queue_pattern: String,
+        /// Only list queues which reported an error.
+        #[arg(long = "errors-only")]
+        errors_only: bool,
+    },
+    /// Removes the members on NODE of every quorum queue.
+    Shrink {
+        node: String,
+        /// Only list queues which reported an error.
+        #[arg(long = "errors-only")]
+        errors_only: bool,
+    },
+    /// Each member of a replicated queue in a vhost (-p): node, Raft state, log indexes, term.
+    QuorumStatus { queue: String },
+    /// Moves leaders of replicated queues (all, classic or quorum) so that each node leads about as many.
+    Rebalance {
+        #[arg(value_name = "all|classic|quorum")]
+        kind: String,
+        /// Regular expression matched against vhost names.
+        #[arg(long = "vhost-pattern", default_value = ".*")]
+        vhost_pattern: String,
+        /// Regular expression matched against queue names.
+        #[arg(long = "queue-pattern", default_value = ".*")]
+        queue_pattern: String,
+    },
     // ----- node
     /// Closes a client connection (by the name list_connections shows) with a reason.
     CloseConnection { connection: String, explanation: String },

@@ -161,6 +161,15 @@ impl Client {
         self.read(path, &answer)
     }
 
+    /// A request with a JSON body (DELETE may have one too): the answer as
+    /// JSON (`null` when empty), or the refusal.
+    pub fn try_json(&self, method: reqwest::Method, path: &str, body: &Value) -> R<Result<Value, Refusal>> {
+        match self.send(self.http.request(method, self.url(path)).json(body))? {
+            Ok(bytes) => self.read(path, &bytes).map(Ok),
+            Err(r) => Ok(Err(r)),
+        }
+    }
+
     /// POST of a raw JSON body of known length (definitions import).
     pub fn post_body(&self, path: &str, body: Body) -> R<()> {
         let rb = self.http.post(self.url(path)).header("content-type", "application/json").body(body);

@@ -5,8 +5,9 @@
 //! - [`output`]: the banner, then an aligned table, CSV or JSON;
 //! - one module per verb family: [`users`], [`vhosts`], [`permissions`],
 //!   [`policies`] (and runtime parameters), [`lists`] (list_queues and
-//!   friends, with their columns), [`queues`], [`node`] (status, stop_app,
-//!   ping...), [`definitions`].
+//!   friends, with their columns), [`queues`], [`replicas`]
+//!   (rabbitmq-queues' verbs: add_member, grow, quorum_status, rebalance...),
+//!   [`node`] (status, stop_app, ping...), [`definitions`].
 
 pub mod cli;
 pub mod client;
@@ -18,6 +19,7 @@ pub mod output;
 pub mod permissions;
 pub mod policies;
 pub mod queues;
+pub mod replicas;
 pub mod users;
 pub mod vhosts;
 
@@ -157,6 +159,16 @@ fn run(cli: Cli) -> R<()> {
         Cmd::ListConsumers { columns } => lists::consumers(c, &columns),
         Cmd::PurgeQueue { queue } => queues::purge(c, &queue),
         Cmd::DeleteQueue { queue, if_unused, if_empty } => queues::delete(c, &queue, if_unused, if_empty),
+        Cmd::AddMember { queue, node, membership } => replicas::add_member(c, &queue, &node, &membership),
+        Cmd::DeleteMember { queue, node } => replicas::delete_member(c, &queue, &node),
+        Cmd::Grow { node, strategy, vhost_pattern, queue_pattern, errors_only } => {
+            replicas::grow(c, &node, &strategy, &vhost_pattern, &queue_pattern, errors_only)
+        }
+        Cmd::Shrink { node, errors_only } => replicas::shrink(c, &node, errors_only),
+        Cmd::QuorumStatus { queue } => replicas::quorum_status(c, &queue),
+        Cmd::Rebalance { kind, vhost_pattern, queue_pattern } => {
+            replicas::rebalance(c, &kind, &vhost_pattern, &queue_pattern)
+        }
         Cmd::CloseConnection { connection, explanation } => {
             node::close_connection(c, &connection, &explanation)
         }

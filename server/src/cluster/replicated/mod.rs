@@ -20,6 +20,7 @@
 pub mod group;
 pub mod log;
 pub mod machine;
+pub mod members;
 pub mod net;
 pub mod types;
 
@@ -122,7 +123,9 @@ impl Cluster {
         let mut all: Vec<Member> = self.other_members();
         all.push(self.me.clone());
         let names: Vec<String> = all.iter().map(|m| m.name.clone()).collect();
-        let chosen = replication.members(&home, &names);
+        // Members an operator chose (add_member...) replace the computed ones.
+        let operated = self.chosen_for(q);
+        let chosen = operated.clone().unwrap_or_else(|| replication.members(&home, &names));
         let member = chosen.contains(&self.me.name);
         if let Some(slot) = self.replicas.slot(id) {
             *slot.wanted.lock() = chosen;
@@ -145,7 +148,7 @@ impl Cluster {
         let slot = Arc::new(Slot {
             queue: Arc::downgrade(q),
             wanted: parking_lot::Mutex::new(chosen),
-            initialize: (fresh && home == self.me.name).then(|| self.me.clone()),
+            initialize: (fresh && home == self.me.name && operated.is_none()).then(|| self.me.clone()),
             group: Default::default(),
         });
         self.replicas.slots.lock().insert(id, slot.clone());
@@ -214,10 +217,19 @@ impl Cluster {
             tokio::time::sleep(Duration::from_secs(5)).await;
             let (Some(c), Some(q)) = (me.upgrade(), q.upgrade()) else { return };
             let wanted = c.replicas.slot(group_id(&q.vhost, &q.name)).map(|s| s.wanted.lock().clone());
-            if wanted.is_none_or(|w| w.contains(&c.me.name)) {
-                return;
-            }
+            let Some(wanted) = wanted.filter(|w| !w.contains(&c.me.name)) else { return };
+            let group = c.replicas.group_of(&q);
             c.drop_replicated(&q);
+            // Its group never hears the final members: once the group has
+            // stopped (its watcher last showed the old voters), the queue
+            // shows the members chosen.
+            if let Some(g) = group {
+                let mut metrics = g.raft.metrics();
+                drop(g);
+                while metrics.changed().await.is_ok() {}
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            q.set_members(wanted);
             tokio::spawn(find_leader(Arc::downgrade(&c), Arc::downgrade(&q)));
         });
     }
@@ -279,6 +291,7 @@ impl Cluster {
             for _ in 0..200 {
                 let Some(c) = me.upgrade() else { return };
                 if !c.other_members().is_empty() {
+                    c.fetch_chosen().await;
                     c.register_found();
                     return;
                 }

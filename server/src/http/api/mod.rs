@@ -19,6 +19,7 @@ pub mod parameters;
 pub mod permissions;
 pub mod policies;
 pub mod queues;
+pub mod quorum;
 pub mod users;
 pub mod vhosts;
 
@@ -39,6 +40,7 @@ pub fn router() -> Router<Ctx> {
         .merge(permissions::router())
         .merge(exchanges::router())
         .merge(queues::router())
+        .merge(quorum::router())
         .merge(bindings::router())
         .merge(messages::router())
         .merge(parameters::router())
