@@ -4,8 +4,10 @@
 //! The server is started with port 0 and tells us the ports it bound in its
 //! log, so tests never race each other for a port.
 
+pub mod checker;
 pub mod confirms;
 pub mod http;
+pub mod netns;
 pub mod pki;
 pub mod raw;
 
