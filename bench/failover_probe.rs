@@ -46,7 +46,15 @@ async fn main() {
             let mut window = Vec::with_capacity(100);
             for _ in 0..100 {
                 let props = BasicProperties::default().with_delivery_mode(2);
-                match ch.basic_publish("".into(), queue.as_str().into(), BasicPublishOptions::default(), &body, props).await
+                match ch
+                    .basic_publish(
+                        "".into(),
+                        queue.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &body,
+                        props,
+                    )
+                    .await
                 {
                     Ok(c) => window.push(c),
                     Err(_) => continue 'outer,

@@ -234,6 +234,9 @@ fn clean_subnet(x: u8) {
         }
     }
     let _ = ip(&["link", "del", &format!("wfbr{x}")]);
+    for i in 0..10 {
+        let _ = ip(&["link", "del", &format!("wf{x}h{i}")]);
+    }
     let _ = std::fs::remove_file(format!("{CLAIMS}/{x}"));
 }
 
@@ -329,6 +332,9 @@ impl Cluster {
             let ns = format!("wf{x}n{i}");
             let veth = format!("wf{x}h{i}");
             let addr = format!("10.250.{x}.{}", 11 + i);
+            // A veth end a dead run left behind (namespace teardown in the
+            // kernel is lazy) would make the next `link add` fail.
+            let _ = ip(&["link", "del", &veth]);
             ip(&["netns", "add", &ns])?;
             let data_dir = std::env::temp_dir().join(format!("warren-faults-{}-{x}-{i}", std::process::id()));
             let _ = std::fs::remove_dir_all(&data_dir);
@@ -670,7 +676,9 @@ impl Drop for Cluster {
             }
         }
         for node in &self.nodes {
-            // Deleting the namespace deletes its end of the veth pair, and so the pair.
+            // Deleting the namespace deletes its end of the veth pair, and
+            // so the pair, but the kernel may do it late: delete ours now.
+            let _ = ip(&["link", "del", &format!("wf{}h{}", self.subnet, node.index)]);
             let _ = ip(&["netns", "del", &node.ns]);
             let _ = std::fs::remove_dir_all(&node.data_dir);
             let _ = std::fs::remove_file(node.data_dir.with_extension("conf"));

@@ -86,16 +86,11 @@ async fn a_partitioned_leader_loses_nothing() {
 /// (a) again, asking that the majority side elect a leader and confirm
 /// again within a few seconds, while the partition lasts.
 ///
-/// Ignored: BUG (issue #20, election livelock on the majority side). The
-/// two members left often stand for election in the same term again and
-/// again for the whole partition: the one with the shorter log (it had not
-/// got the old leader's last entries) cannot win, and the up-to-date one
-/// reverts to follower as soon as the other's equal-term vote answers it,
-/// so no leader until the heal (then the old leader wins). Seen in about
-/// half the runs when the three tests run side by side; see the report on
-/// branch `faults`.
+/// This found an election livelock (fixed): the two members left stood
+/// for election in the same term again and again, the one with the
+/// shorter log unable to win and the up-to-date one reverting to follower
+/// each time; now only the most up-to-date members stand.
 #[tokio::test]
-#[ignore = "BUG: election livelock on the majority side of a partition (issue #20)"]
 async fn a_partitioned_leader_is_replaced_within_seconds() {
     if let Some(recovered) = partitioned_leader("qa").await {
         let d = recovered.expect("the majority side confirmed nothing during the 5 s partition");
@@ -122,15 +117,11 @@ async fn partitioned_leader(queue: &str) -> Option<Option<Duration>> {
 
 /// (b) kill -9 of the leader under load, restarted 2 s later.
 ///
-/// Ignored: BUG (issue #20, a confirmed message lost after kill -9 of the
-/// leader). In 2 of 6 runs one message whose publish was confirmed never
-/// came back, neither to the consumers nor to the drain through every node
-/// (e.g. `1 confirmed messages lost, e.g. [3854]`), while the new leader
-/// took over in 0.3-0.8 s; around the failover a consumer got
-/// `basic.cancel` "NOT_FOUND - no queue 'qk' in vhost '/' on <new leader>".
-/// See the report on branch `faults`.
+/// This found a lost confirmed message (fixed): a new leader gave again
+/// the ids a former leadership had given to messages never committed, and
+/// a late ack of such a delivery removed the newer, confirmed message with
+/// the same id from the log; ids now carry the leader's term.
 #[tokio::test]
-#[ignore = "BUG: a confirmed message lost after kill -9 of the leader (issue #20)"]
 async fn a_killed_leader_loses_nothing() {
     let Some(mut c) = cluster(3).await else { return };
     let leader = quorum_queue(&c, 1, "qk").await;

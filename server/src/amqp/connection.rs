@@ -651,15 +651,18 @@ impl Connection {
                 Outbound::Cancelled { consumer } => {
                     let notify = self.s.caps.consumer_cancel_notify;
                     if let Some(channel) = self.channels.get_mut(&consumer.channel)
-                        && channel.forget_consumer(&consumer) && notify && !channel.closing {
-                            self.io.out.method(
-                                consumer.channel,
-                                &AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
-                                    consumer_tag: consumer.tag.clone(),
-                                    nowait: true,
-                                })),
-                            );
-                        }
+                        && channel.forget_consumer(&consumer)
+                        && notify
+                        && !channel.closing
+                    {
+                        self.io.out.method(
+                            consumer.channel,
+                            &AMQPClass::Basic(basic::AMQPMethod::Cancel(basic::Cancel {
+                                consumer_tag: consumer.tag.clone(),
+                                nowait: true,
+                            })),
+                        );
+                    }
                 }
                 Outbound::Durable { channel, instance, upto, ok } => {
                     if let Some(c) = self.channels.get_mut(&channel).filter(|c| c.instance == instance) {

@@ -178,9 +178,10 @@ impl Broker {
                 Ok(match v.delete_queue(&name, if_unused, if_empty, requester)? {
                     Some((q, n, gone)) => {
                         if q.is_replicated()
-                            && let Some(b) = self.backends.get() {
-                                b.deleted(&q);
-                            }
+                            && let Some(b) = self.backends.get()
+                        {
+                            b.deleted(&q);
+                        }
                         Applied::QueueDeleted(Some(q), n, gone)
                     }
                     None => Applied::QueueDeleted(None, 0, Vec::new()),

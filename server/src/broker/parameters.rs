@@ -94,9 +94,10 @@ pub fn validate_policy(value: &Value) -> Result<()> {
         }
     }
     if let Some(p) = obj.get("priority")
-        && !p.is_i64() {
-            return Err(BrokerError::precondition_failed("priority: must be an integer"));
-        }
+        && !p.is_i64()
+    {
+        return Err(BrokerError::precondition_failed("priority: must be an integer"));
+    }
     if let Some(a) = obj.get("apply-to") {
         let ok = a.as_str().is_some_and(|s| {
             matches!(s, "all" | "queues" | "exchanges" | "classic_queues" | "quorum_queues" | "streams")

@@ -154,9 +154,10 @@ impl VHost {
             if let Some(q) = self.queues.read().get(key) {
                 out.push(q.clone());
             } else if key.starts_with(super::publish::REPLY_TO)
-                && let Some(q) = self.reply_queue(key) {
-                    out.push(q);
-                }
+                && let Some(q) = self.reply_queue(key)
+            {
+                out.push(q);
+            }
         } else {
             exchange.route(key, headers, out);
         }
@@ -411,10 +412,13 @@ impl VHost {
             check_exclusive(q, requester, &self.name)?;
         }
         let removed = x.unbind(&Binding { destination: dest, routing_key: routing_key.into(), arguments });
-        if removed && x.auto_delete && x.binding_count() == 0
-            && let Ok(Some(gone)) = self.delete_exchange(&x.name, true) {
-                return Ok((true, Some(gone.name.clone())));
-            }
+        if removed
+            && x.auto_delete
+            && x.binding_count() == 0
+            && let Ok(Some(gone)) = self.delete_exchange(&x.name, true)
+        {
+            return Ok((true, Some(gone.name.clone())));
+        }
         Ok((removed, None))
     }
 

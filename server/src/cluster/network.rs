@@ -84,6 +84,10 @@ pub enum Call {
         vhost: String,
         queue: String,
     },
+    /// The term and index of your last entry in this group's log.
+    LogPosition {
+        group: u64,
+    },
     /// To the leader of a quorum queue's group: add (or remove) the member
     /// on `node` (`add_member`, `delete_member`; `replicated::members`).
     ChangeMembers {
@@ -136,6 +140,7 @@ pub enum Reply {
     Purged(u64),
     Group(super::replicated::net::GroupReply),
     Leader(Option<String>),
+    LogPosition(Option<(u64, u64)>),
     /// A change of members was made (true), or the called node does not
     /// lead the group (any more): ask the leader.
     Changed(bool),

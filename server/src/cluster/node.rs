@@ -308,9 +308,11 @@ impl Cluster {
         // A replicated queue is answered once its group has a leader, so
         // that its declarer can publish at once.
         if let Ok(Applied::Queue(d)) = &result
-            && d.created && d.queue.is_replicated() {
-                d.queue.until_served(REPLICA_START_TIMEOUT).await;
-            }
+            && d.created
+            && d.queue.is_replicated()
+        {
+            d.queue.until_served(REPLICA_START_TIMEOUT).await;
+        }
         result
     }
 
@@ -404,6 +406,9 @@ impl Cluster {
             Call::Group { group, rpc } => Box::pin(self.accept_group(group, rpc)),
             Call::Leads { vhost, queue } => Box::pin(async move { self.accept_leads(&from, &vhost, &queue) }),
             Call::WhoLeads { vhost, queue } => Box::pin(async move { self.who_leads(&vhost, &queue) }),
+            Call::LogPosition { group } => {
+                Box::pin(async move { Ok(Reply::LogPosition(self.replicas.log_position(group))) })
+            }
             Call::ChangeMembers { vhost, queue, add, node } => {
                 Box::pin(async move { self.accept_change_members(&vhost, &queue, add, &node).await })
             }

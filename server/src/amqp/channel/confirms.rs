@@ -331,10 +331,11 @@ mod tests {
                     _ => {}
                 }
                 if rng.random_bool(0.2)
-                    && let Some(&upto) = waiting_disk.last() {
-                        k.durable(upto, rng.random_bool(0.8));
-                        waiting_disk.clear();
-                    }
+                    && let Some(&upto) = waiting_disk.last()
+                {
+                    k.durable(upto, rng.random_bool(0.8));
+                    waiting_disk.clear();
+                }
                 if rng.random_bool(0.2) && !waiting_node.is_empty() {
                     let i = rng.random_range(0..waiting_node.len());
                     k.forwarded(waiting_node.swap_remove(i), rng.random_bool(0.7));

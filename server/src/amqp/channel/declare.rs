@@ -37,10 +37,11 @@ impl Channel {
                 )));
             }
             if let Some(ae) = crate::broker::args::as_str_arg(&d.arguments, "alternate-exchange")
-                && s.vhost.exchange(&name).is_none() {
-                    self.check(s, Access::Read, "exchange", &name)?;
-                    self.check(s, Access::Write, "exchange", &ae)?;
-                }
+                && s.vhost.exchange(&name).is_none()
+            {
+                self.check(s, Access::Read, "exchange", &name)?;
+                self.check(s, Access::Write, "exchange", &ae)?;
+            }
             s.broker
                 .apply(DefinitionCommand::DeclareExchange {
                     vhost: s.vhost.name.to_string(),
@@ -228,10 +229,11 @@ impl Channel {
                 )));
             }
             if !exists
-                && let Some(dlx) = crate::broker::args::as_str_arg(&d.arguments, "x-dead-letter-exchange") {
-                    self.check(s, Access::Read, "queue", &name)?;
-                    self.check(s, Access::Write, "exchange", &dlx)?;
-                }
+                && let Some(dlx) = crate::broker::args::as_str_arg(&d.arguments, "x-dead-letter-exchange")
+            {
+                self.check(s, Access::Read, "queue", &name)?;
+                self.check(s, Access::Write, "exchange", &dlx)?;
+            }
             let owner = d.exclusive.then_some(s.conn_id);
             let applied = s
                 .broker

@@ -154,12 +154,11 @@ impl Ready {
             let l = &self.levels[i];
             l.tail.is_empty() && l.head.len() < HEAD_MAX_MESSAGES && l.head_bytes + size <= HEAD_MAX_BYTES
         };
-        if !fits
-            && let Some(p) = paging.page_out(&m) {
-                self.levels[i].tail.push_back(p);
-                return;
-            }
-            // Paging failed (disk full?): keep it in memory rather than lose it.
+        if !fits && let Some(p) = paging.page_out(&m) {
+            self.levels[i].tail.push_back(p);
+            return;
+        }
+        // Paging failed (disk full?): keep it in memory rather than lose it.
         m.seq = self.next_seq();
         let l = &mut self.levels[i];
         l.head_bytes += size;

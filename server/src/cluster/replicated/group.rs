@@ -32,6 +32,20 @@ use crate::cluster::node::Cluster;
 
 /// Entries proposed and not yet committed, at most.
 const IN_FLIGHT: usize = 4;
+/// Bits of a message id below the leader's term: each leadership gives
+/// ids of its own.
+const ID_TERM_SHIFT: u32 = 40;
+
+/// The first id a leader of `term` gives, above every id the log has held
+/// (`next_in_log`). Ids are never given twice, even those a former leader
+/// gave to messages that were never committed: a delivery of such a
+/// message that is acked later must not remove a newer message that
+/// happens to get the same id (a confirmed message would be lost at the
+/// next failover).
+fn first_id(term: u64, next_in_log: u64) -> u64 {
+    (term << ID_TERM_SHIFT).max(next_in_log)
+}
+
 /// How long a publisher waits for its message to be committed before it
 /// is told no (nack).
 const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -58,6 +72,8 @@ pub struct Group {
     /// When this node may next stand for election (ms since the Unix
     /// epoch).
     next_try: AtomicU64,
+    /// Elections this node left to a more up-to-date member, in a row.
+    deferred: std::sync::atomic::AtomicU32,
     /// The last term seen, and when it was first seen: an election in a
     /// new term gets time to finish before this node stands itself.
     term_seen: Mutex<(u64, u64)>,
@@ -80,6 +96,7 @@ impl Group {
             next_id: AtomicU64::new(0),
             led_term: AtomicU64::new(0),
             next_try: AtomicU64::new(0),
+            deferred: Default::default(),
             term_seen: Mutex::new((0, 0)),
             named: Mutex::new(None),
         })
@@ -163,6 +180,17 @@ impl Group {
         }
         let backoff = ELECTION_SETTLE_MS + rand::random::<u64>() % ELECTION_SETTLE_MS;
         self.next_try.store(now + backoff, Ordering::Relaxed);
+        true
+    }
+
+    /// Records that this node let a more up-to-date member stand instead;
+    /// false once it has done so a few times in a row (it then stands).
+    pub fn defer_election(&self) -> bool {
+        let n = self.deferred.fetch_add(1, Ordering::Relaxed);
+        if n >= 4 {
+            self.deferred.store(0, Ordering::Relaxed);
+            return false;
+        }
         true
     }
 
@@ -279,7 +307,7 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
                 g.fail_pending();
                 let load = {
                     let contents = g.machine.contents.lock();
-                    g.next_id.store(contents.next_id, Ordering::Relaxed);
+                    g.next_id.store(first_id(m.current_term, contents.next_id), Ordering::Relaxed);
                     contents.to_load()
                 };
                 tracing::info!(
@@ -311,5 +339,22 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
         if metrics.changed().await.is_err() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_new_leadership_never_gives_an_id_twice() {
+        // A leader of term 2 gave ids from 2 << 40 and lost its lead before
+        // they were committed; the log holds ids below that.
+        let given_in_term_2 = first_id(2, 17);
+        assert_eq!(given_in_term_2, 2 << ID_TERM_SHIFT);
+        let next = first_id(3, 18);
+        assert!(next > given_in_term_2 + 1_000_000);
+        // A log that already went beyond the term's start keeps going up.
+        assert_eq!(first_id(1, (1 << ID_TERM_SHIFT) + 5), (1 << ID_TERM_SHIFT) + 5);
     }
 }

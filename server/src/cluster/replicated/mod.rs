@@ -102,6 +102,13 @@ impl Replicas {
         self.slots.lock().get(&id).cloned()
     }
 
+    /// The term and index of this node's last entry in a group's log.
+    pub fn log_position(&self, id: u64) -> Option<(u64, u64)> {
+        let (_, bytes) = self.wal()?.last(id)?;
+        let e: types::Entry = rmp_serde::from_slice(&bytes).ok()?;
+        Some((e.log_id.leader_id.term, e.log_id.index))
+    }
+
     /// The group of a queue, when this node is a member and it runs.
     pub fn group_of(&self, q: &Queue) -> Option<Arc<Group>> {
         self.slot(group_id(&q.vhost, &q.name)).and_then(|s| s.group.get().cloned())
@@ -155,9 +162,10 @@ impl Cluster {
         let me = Arc::downgrade(self);
         tokio::spawn(async move {
             if let Some(c) = me.upgrade()
-                && let Err(e) = c.start_group(id, &slot).await {
-                    tracing::error!("cannot start the group of a replicated queue: {e}");
-                }
+                && let Err(e) = c.start_group(id, &slot).await
+            {
+                tracing::error!("cannot start the group of a replicated queue: {e}");
+            }
         });
     }
 
@@ -187,10 +195,11 @@ impl Cluster {
             }
             for (id, m) in &wanted {
                 if !current.contains(id)
-                    && let Err(e) = g.raft.add_learner(*id, m.clone(), false).await {
-                        tracing::warn!("queue '{}': cannot add {} to its group: {e}", q.name, m.name);
-                        return;
-                    }
+                    && let Err(e) = g.raft.add_learner(*id, m.clone(), false).await
+                {
+                    tracing::warn!("queue '{}': cannot add {} to its group: {e}", q.name, m.name);
+                    return;
+                }
             }
             match g.raft.change_membership(wanted.keys().copied().collect::<BTreeSet<u64>>(), false).await {
                 Ok(_) => {
@@ -411,6 +420,11 @@ pub(super) async fn elections(cluster: Weak<Cluster>) {
                     c.serve_from(&q, Some(&l));
                     return;
                 }
+                // One of them stands: it can win, this node cannot; unless
+                // it has not for a while (it may not see the leader gone).
+                if c.others_more_up_to_date(&g, &q).await && g.defer_election() {
+                    return;
+                }
                 let jitter = rand::random::<u64>() % ELECTION_JITTER_MS;
                 tokio::time::sleep(Duration::from_millis(jitter)).await;
                 if g.needs_leader(|name| c.is_down(name)) {
@@ -423,6 +437,27 @@ pub(super) async fn elections(cluster: Weak<Cluster>) {
 }
 
 impl Cluster {
+    /// Whether a reachable member of `q`'s group has a more up-to-date log
+    /// than this node: such a member would refuse this node its vote, so
+    /// only the most up-to-date members stand (as Raft's pre-vote would
+    /// have it), and two followers do not take turns standing and losing.
+    async fn others_more_up_to_date(&self, g: &Group, q: &Queue) -> bool {
+        let mine = self.replicas.log_position(g.id).unwrap_or((0, 0));
+        for m in self.other_members() {
+            if self.is_down(&m.name) || !q.members().contains(&m.name) {
+                continue;
+            }
+            if let Ok(Reply::LogPosition(Some(theirs))) =
+                self.peers().call(&m.addr, Call::LogPosition { group: g.id }, CALL_TIMEOUT).await
+            {
+                if theirs > mine {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+
     /// A live leader of `q`'s group that another member knows of.
     async fn ask_leader(&self, q: &Queue) -> Option<String> {
         for m in self.other_members() {
@@ -431,9 +466,11 @@ impl Cluster {
             }
             let call = Call::WhoLeads { vhost: q.vhost.to_string(), queue: q.name.to_string() };
             if let Ok(Reply::Leader(Some(l))) = self.peers().call(&m.addr, call, CALL_TIMEOUT).await
-                && l != self.me.name && !self.is_down(&l) {
-                    return Some(l);
-                }
+                && l != self.me.name
+                && !self.is_down(&l)
+            {
+                return Some(l);
+            }
         }
         None
     }
@@ -457,10 +494,11 @@ async fn find_leader(cluster: Weak<Cluster>, queue: Weak<Queue>) {
                 for m in c.other_members() {
                     let call = Call::WhoLeads { vhost: q.vhost.to_string(), queue: q.name.to_string() };
                     if let Ok(Reply::Leader(Some(l))) = c.peers().call(&m.addr, call, CALL_TIMEOUT).await
-                        && !c.is_down(&l) {
-                            c.serve_from(&q, Some(&l));
-                            break;
-                        }
+                        && !c.is_down(&l)
+                    {
+                        c.serve_from(&q, Some(&l));
+                        break;
+                    }
                 }
             }
         }
