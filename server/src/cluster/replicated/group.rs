@@ -64,6 +64,10 @@ pub struct Group {
     pub machine: Machine,
     pub queue: Weak<Queue>,
     pending: Mutex<Pending>,
+    /// The cluster, to know which members answer.
+    cluster: std::sync::OnceLock<Weak<Cluster>>,
+    /// When this node last looked whether it is cut off, and what it saw.
+    cut_off_seen: Mutex<(u64, bool)>,
     wake: Arc<Notify>,
     closed: std::sync::atomic::AtomicBool,
     next_id: AtomicU64,
@@ -91,6 +95,8 @@ impl Group {
             machine,
             queue,
             pending: Default::default(),
+            cluster: Default::default(),
+            cut_off_seen: Mutex::new((0, false)),
             wake: Arc::new(Notify::new()),
             closed: Default::default(),
             next_id: AtomicU64::new(0),
@@ -104,6 +110,7 @@ impl Group {
 
     /// Starts the group's tasks: the proposer and the leadership watcher.
     pub fn start(self: &Arc<Self>, cluster: Weak<Cluster>) {
+        let _ = self.cluster.set(cluster.clone());
         tokio::spawn(propose(Arc::downgrade(self), self.wake.clone()));
         tokio::spawn(watch(Arc::downgrade(self), cluster));
     }
@@ -194,6 +201,32 @@ impl Group {
         true
     }
 
+    /// Whether this node, leading, can reach no majority of the group's
+    /// voters (itself included): nothing it appends can commit.
+    fn cut_off(&self) -> bool {
+        // Every publish asks: look at most every 50 ms.
+        let now = crate::broker::queue::now_ms();
+        let (checked, verdict) = *self.cut_off_seen.lock();
+        if now < checked + 50 {
+            return verdict;
+        }
+        let verdict = self.look_cut_off();
+        *self.cut_off_seen.lock() = (now, verdict);
+        verdict
+    }
+
+    fn look_cut_off(&self) -> bool {
+        let Some(c) = self.cluster.get().and_then(Weak::upgrade) else { return false };
+        let m = self.raft.metrics().borrow().clone();
+        let ms = m.membership_config.membership();
+        let voters: Vec<u64> = ms.voter_ids().collect();
+        let up = voters
+            .iter()
+            .filter(|id| **id == m.id || ms.get_node(id).is_some_and(|n| !c.is_down(&n.name)))
+            .count();
+        up * 2 <= voters.len()
+    }
+
     /// The ids of the group's voters.
     pub fn voters(&self) -> std::collections::BTreeSet<u64> {
         self.raft.metrics().borrow().membership_config.membership().voter_ids().collect()
@@ -213,6 +246,12 @@ impl ReplicaLog for LeaderLog {
     fn append(&self, msg: &Arc<Message>) -> (u64, Accepted) {
         let (tx, rx) = oneshot::channel();
         let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
+        if self.0.cut_off() {
+            // A leader cut off from the majority says no at once rather
+            // than after the commit timeout.
+            let _ = tx.send(false);
+            return (id, rx);
+        }
         self.0.push(|p| {
             p.ops.enqueue.push((id, WireMessage::of(msg)));
             p.waiting.push(tx);
