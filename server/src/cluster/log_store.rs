@@ -51,21 +51,28 @@ impl LogStore {
     }
 }
 
+/// A range of log indexes as `start..end` (end exclusive), as openraft's
+/// log readers are asked for them.
+pub(super) fn index_range(range: &impl RangeBounds<u64>) -> (u64, u64) {
+    let start = match range.start_bound() {
+        Bound::Included(s) => *s,
+        Bound::Excluded(s) => s + 1,
+        Bound::Unbounded => 0,
+    };
+    let end = match range.end_bound() {
+        Bound::Included(e) => e.saturating_add(1),
+        Bound::Excluded(e) => *e,
+        Bound::Unbounded => u64::MAX,
+    };
+    (start, end)
+}
+
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let start = match range.start_bound() {
-            Bound::Included(s) => *s,
-            Bound::Excluded(s) => s + 1,
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(e) => e.saturating_add(1),
-            Bound::Excluded(e) => *e,
-            Bound::Unbounded => u64::MAX,
-        };
+        let (start, end) = index_range(&range);
         let rows = self.db.entries(start, end).await.map_err(read_err)?;
         rows.iter().map(|r| serde_json::from_str(r).map_err(read_err)).collect()
     }

@@ -210,14 +210,15 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     }
 }
 
-fn rpc_err<E: std::error::Error>(e: LinkError) -> RPCError<NodeId, Member, E> {
+/// A link failure as openraft's RPC error (shared by every group's network).
+pub(super) fn rpc_err<E: std::error::Error>(e: LinkError) -> RPCError<NodeId, Member, E> {
     match e {
         LinkError::Unreachable(_) | LinkError::Refused(..) => RPCError::Unreachable(Unreachable::new(&e)),
         _ => RPCError::Network(NetworkError::new(&e)),
     }
 }
 
-fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Member, E> {
+pub(super) fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Member, E> {
     RPCError::Network(NetworkError::new(&std::io::Error::other("unexpected reply")))
 }
 

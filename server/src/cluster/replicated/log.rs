@@ -6,7 +6,7 @@
 //! many queues.
 
 use std::fmt::Debug;
-use std::ops::{Bound, RangeBounds};
+use std::ops::RangeBounds;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -14,6 +14,7 @@ use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{AnyError, LogState, RaftLogReader, StorageIOError};
 
 use super::types::{Entry, LogId, QueueTypes, StorageError, Vote};
+use crate::cluster::log_store::index_range;
 use crate::cluster::wal::{MetaKey, Wal};
 
 #[derive(Clone)]
@@ -49,16 +50,7 @@ impl RaftLogReader<QueueTypes> for GroupLog {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
-        let start = match range.start_bound() {
-            Bound::Included(s) => *s,
-            Bound::Excluded(s) => s + 1,
-            Bound::Unbounded => 0,
-        };
-        let end = match range.end_bound() {
-            Bound::Included(e) => e.saturating_add(1),
-            Bound::Excluded(e) => *e,
-            Bound::Unbounded => u64::MAX,
-        };
+        let (start, end) = index_range(&range);
         self.wal.entries(self.group, start, end).iter().map(|(_, b)| decode(b)).collect()
     }
 }

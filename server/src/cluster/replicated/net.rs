@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, Unreachable};
+use openraft::error::{InstallSnapshotError, RPCError, RaftError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -13,8 +13,8 @@ use openraft::raft::{
 use serde::{Deserialize, Serialize};
 
 use super::types::{NodeId, QueueTypes};
-use crate::cluster::link::{LinkError, Peer};
-use crate::cluster::network::{Call, Peers, Reply};
+use crate::cluster::link::Peer;
+use crate::cluster::network::{Call, Peers, Reply, rpc_err, unexpected};
 use crate::cluster::types::Member;
 
 /// A Raft RPC of one group.
@@ -50,17 +50,6 @@ impl RaftNetworkFactory<QueueTypes> for GroupNetwork {
     async fn new_client(&mut self, _target: NodeId, node: &Member) -> GroupClient {
         GroupClient { peer: self.peers.to(&node.addr), group: self.group }
     }
-}
-
-fn rpc_err<E: std::error::Error>(e: LinkError) -> RPCError<NodeId, Member, E> {
-    match e {
-        LinkError::Unreachable(_) | LinkError::Refused(..) => RPCError::Unreachable(Unreachable::new(&e)),
-        _ => RPCError::Network(NetworkError::new(&e)),
-    }
-}
-
-fn unexpected<E: std::error::Error>() -> RPCError<NodeId, Member, E> {
-    RPCError::Network(NetworkError::new(&std::io::Error::other("unexpected reply")))
 }
 
 impl GroupClient {
