@@ -491,3 +491,30 @@ async fn consumers_on_other_nodes_go_on_after_the_leader_dies() {
         "the consumer with x-cancel-on-ha-failover was not cancelled"
     );
 }
+
+/// `ha-mode: all` means every node: a node that joins the cluster becomes
+/// a member of the queue, and takes over when the others' leader dies.
+#[tokio::test]
+async fn an_ha_all_queue_grows_to_a_node_that_joins() {
+    let mut nodes = cluster_of_three().await;
+    ctl(&nodes[0].server, &["set_policy", "ha-all", "^grow", r#"{"ha-mode":"all"}"#]).ok();
+    let (_c, ch) = nodes[0].server.channel().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("grow".into(), durable, FieldTable::default()).await.unwrap();
+    until_members(&nodes[1], "grow", 3).await;
+    let published = publish_confirmed(&nodes[0], "grow", 0, 200).await;
+    let fourth = Node::start(4, cluster_support::SECRET);
+    fourth.join(&nodes[0]).await;
+    fourth.until_running(4).await;
+    let q = until_members(&fourth, "grow", 4).await;
+    assert!(q["members"].as_array().unwrap().contains(&json!(fourth.name)), "{q}");
+    nodes[0].server.kill();
+    let led = eventually(T, || async {
+        let l = leader_of(&fourth, "grow").await?;
+        (l != nodes[0].name).then_some(l)
+    })
+    .await;
+    assert!(led.is_some(), "no new leader after the kill");
+    let got = drain(&fourth, "grow").await;
+    check(&[&published], &got);
+}

@@ -77,6 +77,8 @@ pub struct Cluster {
     pub(super) replicas: super::replicated::Replicas,
     /// The members operators chose for quorum queues (`add_member`...).
     pub(super) chosen: super::replicated::members::Chosen,
+    /// This cluster, for the tasks it starts.
+    this: std::sync::OnceLock<Weak<Cluster>>,
 }
 
 fn raft_config() -> Arc<openraft::Config> {
@@ -136,7 +138,9 @@ impl Cluster {
             liveness: Default::default(),
             replicas: Default::default(),
             chosen: Default::default(),
+            this: Default::default(),
         });
+        let _ = cluster.this.set(Arc::downgrade(&cluster));
         let wal_dir = broker.config.data_dir.join("quorum");
         let wal =
             super::wal::Wal::open(&wal_dir, super::wal::WalOptions { fsync: true, segment_bytes: 64 << 20 })
@@ -176,6 +180,10 @@ impl Cluster {
         described.unwrap_or_else(|| NodeInfo { name: self.me.name.clone(), ..Default::default() })
     }
 
+    fn weak_self(&self) -> Weak<Cluster> {
+        self.this.get().cloned().unwrap_or_default()
+    }
+
     pub fn is_clustered(&self) -> bool {
         self.running.read().is_some()
     }
@@ -195,7 +203,7 @@ impl Cluster {
         )
         .await
         .map_err(|e| BrokerError::internal(format!("cannot start the metadata Raft group: {e}")))?;
-        tokio::spawn(log_changes(raft.metrics()));
+        tokio::spawn(log_changes(raft.metrics(), self.weak_self()));
         let running = Arc::new(Running { raft, sm });
         *self.running.write() = Some(running.clone());
         Ok(running)
@@ -695,7 +703,13 @@ impl Cluster {
 /// Logs who leads and who is a member whenever that changes. (openraft's
 /// own logging is off by default: it repeats every failed heartbeat while a
 /// node is down; `WARREN_LOG=info,openraft=info` shows it.)
-async fn log_changes(mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, Member>>) {
+/// Logs who leads and who the members are as it changes; when the members
+/// change (a node joined or was forgotten), replicated queues choose their
+/// members again (an `ha-mode: all` queue grows to a node that joins).
+async fn log_changes(
+    mut metrics: tokio::sync::watch::Receiver<openraft::RaftMetrics<NodeId, Member>>,
+    cluster: Weak<Cluster>,
+) {
     let mut last: Option<(Option<String>, Vec<String>)> = None;
     loop {
         let now = {
@@ -709,6 +723,10 @@ async fn log_changes(mut metrics: tokio::sync::watch::Receiver<openraft::RaftMet
             match &now.0 {
                 Some(l) => tracing::info!("cluster: members {:?}, leader {l}", now.1),
                 None => tracing::info!("cluster: members {:?}, no leader now", now.1),
+            }
+            let joined_or_left = last.as_ref().is_some_and(|(_, names)| *names != now.1);
+            if let (true, Some(c)) = (joined_or_left, cluster.upgrade()) {
+                c.register_found();
             }
             last = Some(now);
         }

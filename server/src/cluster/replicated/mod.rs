@@ -309,7 +309,7 @@ impl Cluster {
         });
     }
 
-    fn register_found(self: &Arc<Self>) {
+    pub(super) fn register_found(self: &Arc<Self>) {
         let Ok(broker) = self.broker() else { return };
         for v in broker.vhosts() {
             for q in v.queues() {
