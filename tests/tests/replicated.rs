@@ -518,3 +518,34 @@ async fn an_ha_all_queue_grows_to_a_node_that_joins() {
     let got = drain(&fourth, "grow").await;
     check(&[&published], &got);
 }
+
+/// A replicated queue with fewer than a majority of its members running
+/// is listed as `minority`, as RabbitMQ lists it, and comes back to
+/// `running` with every message when the members return.
+#[tokio::test]
+async fn a_queue_without_a_majority_is_listed_as_minority() {
+    let mut nodes = cluster_of_three().await;
+    let (_c, ch) = nodes[0].server.channel().await;
+    let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch.queue_declare("qm".into(), opts, quorum_args()).await.unwrap();
+    until_members(&nodes[2], "qm", 3).await;
+    let published = publish_confirmed(&nodes[0], "qm", 0, 100).await;
+    drop((_c, ch));
+    nodes[0].server.kill();
+    nodes[1].server.kill();
+    let minority = eventually(T, || async {
+        let q = nodes[2].api().get("/api/queues/%2F/qm").await;
+        (q.code() == 200 && q.body["state"] == "minority").then_some(())
+    })
+    .await;
+    assert!(minority.is_some(), "{}", nodes[2].api().get("/api/queues/%2F/qm").await.body);
+    nodes[0].server.start_again();
+    nodes[1].server.start_again();
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    let q = until_members(&nodes[2], "qm", 3).await;
+    assert_eq!(q["state"], "running", "{q}");
+    let got = drain(&nodes[2], "qm").await;
+    check(&[&published], &got);
+}

@@ -54,6 +54,21 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
     let config = q.config();
     let exclusive_consumer_tag =
         q.consumers().iter().find(|c| c.exclusive).map(|c| c.tag.as_str().to_owned());
+    // A replicated queue's members, and those that run.
+    let replicas = q.is_replicated().then(|| {
+        let cluster = ctx.app.cluster();
+        let members = q.members();
+        let online: Vec<String> =
+            members.iter().filter(|m| cluster.is_none_or(|c| !c.is_down(m))).cloned().collect();
+        (members, online)
+    });
+    // Without a majority of its members running, a replicated queue can
+    // take nothing: RabbitMQ's `minority`.
+    let state = match &replicas {
+        Some((members, online)) if !members.is_empty() && online.len() * 2 <= members.len() => "minority",
+        _ if q.is_home_down() => "down",
+        _ => "running",
+    };
     objects::Queue {
         name: q.name.to_string(),
         vhost: q.vhost.to_string(),
@@ -62,14 +77,11 @@ pub fn item(ctx: &Ctx, q: &Arc<Queue>, lq: &ListQuery) -> objects::Queue {
         exclusive: q.is_exclusive(),
         arguments: table_to_json(&q.arguments),
         node: q.serving_node().or_else(|| q.home.get().map(|h| h.to_string())).unwrap_or_else(|| node(ctx)),
-        state: if q.is_home_down() { "down" } else { "running" }.into(),
+        state: state.into(),
         kind: if config.quorum { "quorum" } else { "classic" }.into(),
         leader: q.is_replicated().then(|| q.serving_node()).flatten(),
-        members: q.is_replicated().then(|| q.members()),
-        online: q.is_replicated().then(|| {
-            let cluster = ctx.app.cluster();
-            q.members().into_iter().filter(|m| cluster.is_none_or(|c| !c.is_down(m))).collect()
-        }),
+        online: replicas.as_ref().map(|(_, online)| online.clone()),
+        members: replicas.map(|(members, _)| members),
         consumers: counts.consumers,
         exclusive_consumer_tag,
         totals,
