@@ -201,7 +201,11 @@ async fn a_quorum_queue_survives_the_loss_of_its_leader() {
     ch.queue_declare("qq".into(), opts, quorum_args()).await.expect("a quorum queue");
     let q = nodes[2].api().ok("/api/queues/%2F/qq").await;
     assert_eq!(q["type"], "quorum", "{q}");
-    let leader = leader_of(&nodes[2], "qq").await.expect("a leader");
+    // Another node knows the leader once the declare is answered (give it
+    // a moment on a loaded machine: the leader's announcement travels on).
+    let leader = eventually(Duration::from_secs(2), || leader_of(&nodes[2], "qq"))
+        .await
+        .expect("a leader known on node 3");
     assert_eq!(leader, nodes[0].name, "the declaring node leads first");
     let members = q["members"].as_array().map(|m| m.len()).unwrap_or(0);
     assert_eq!(members, 3, "{q}");

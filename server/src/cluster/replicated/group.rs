@@ -366,7 +366,14 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
             let leader = m
                 .current_leader
                 .and_then(|l| m.membership_config.membership().get_node(&l).map(|n| n.name.clone()));
-            if told.as_ref() != Some(&leader) || g.led_term.load(Ordering::Relaxed) != 0 {
+            let was_leading = g.led_term.load(Ordering::Relaxed) != 0;
+            // A member that has not heard from the leader yet (it was just
+            // added, or it restarted) keeps the leader it was told of by
+            // the leader's announcement rather than have no leader.
+            let keep = leader.is_none()
+                && !was_leading
+                && q.serving_node().is_some_and(|n| n != c.me.name && !c.is_down(&n));
+            if !keep && (told.as_ref() != Some(&leader) || was_leading) {
                 if g.led_term.swap(0, Ordering::Relaxed) != 0 {
                     g.fail_pending();
                 }
