@@ -180,7 +180,14 @@ async fn ipv4_clients_of_the_dual_stack_listener_show_as_ipv4() {
     // guest is loopback-only: a mapped loopback address must count as one.
     let _c = lapin::Connection::connect(&uri, lapin::ConnectionProperties::default()).await.unwrap();
     let api = Api::new(&s);
-    let conns = api.ok("/api/connections").await;
+    // The connection is listed once its open is done, a moment after the
+    // client's connect returns.
+    let conns = eventually(T, || async {
+        let c = api.ok("/api/connections").await;
+        (!c.as_array().is_none_or(|a| a.is_empty())).then_some(c)
+    })
+    .await
+    .expect("the connection is listed");
     let conn = &conns[0];
     assert_eq!(conn["peer_host"], "127.0.0.1", "{conn}");
     assert_eq!(conn["host"], "127.0.0.1", "{conn}");
