@@ -18,7 +18,7 @@ cargo build --workspace --bins --locked
 
 echo "== Rust tests"
 # Every integration test starts its own server; a few run at once.
-RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" cargo test --workspace --locked
+RUST_TEST_THREADS="${RUST_TEST_THREADS:-4}" cargo test --workspace --locked --no-fail-fast
 
 echo "== tutorial programs (pika)"
 venv=tests/python/.venv

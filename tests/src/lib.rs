@@ -38,10 +38,14 @@ pub fn server_bin() -> PathBuf {
     bin
 }
 
+/// A fresh directory per call: `unique`'s process id and counter (two
+/// tests of one process can read the same clock value: CI once gave two
+/// servers one data dir that way) and the time (against directories left by
+/// an earlier run whose process had the same id).
 fn temp_dir(tag: &str) -> PathBuf {
     let n: u64 =
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
-    let dir = std::env::temp_dir().join(format!("warren-test-{tag}-{}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("{}-{n}", unique(&format!("warren-test-{tag}"))));
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }

@@ -20,7 +20,7 @@ pub struct Pki {
 }
 
 pub fn make_pki() -> Pki {
-    let dir = std::env::temp_dir().join(format!("warren-tls-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(format!("{}-{}", crate::unique("warren-tls"), rand_suffix()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca_key = KeyPair::generate().unwrap();
     let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();

@@ -22,15 +22,11 @@ const THROTTLE: &str = "login_throttle.free_failures = 2\n\
                         login_throttle.quiet_period = 60000\n";
 
 fn start(conf: &str) -> Server {
-    let dir = std::env::temp_dir().join(format!("warren-auth-{}-{}", std::process::id(), rand_suffix()));
+    let dir = std::env::temp_dir().join(warren_tests::unique("warren-auth"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("warren.conf");
     std::fs::write(&path, conf).unwrap();
     Server::start_with(&["--config", path.to_str().unwrap()])
-}
-
-fn rand_suffix() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos()
 }
 
 fn ip(s: &str) -> IpAddr {

@@ -15,8 +15,7 @@ use warren_tests::Server;
 use warren_tests::raw::Raw;
 
 fn start(conf: &str) -> Server {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    let dir = std::env::temp_dir().join(format!("warren-limits-{}-{n}", std::process::id()));
+    let dir = std::env::temp_dir().join(warren_tests::unique("warren-limits"));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("warren.conf");
     std::fs::write(&path, conf).unwrap();
