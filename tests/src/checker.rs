@@ -172,6 +172,8 @@ pub struct Run {
     shared: Arc<Shared>,
     publishers: Vec<tokio::task::JoinHandle<PubLog>>,
     consumers: Vec<tokio::task::JoinHandle<()>>,
+    /// The publishers' histories, once they stopped.
+    logs: Vec<PubLog>,
     faults: Vec<Fault>,
 }
 
@@ -490,7 +492,7 @@ impl Run {
                 }
             }
         }
-        Run { shared, publishers, consumers, faults: Vec::new() }
+        Run { shared, publishers, consumers, logs: Vec::new(), faults: Vec::new() }
     }
 
     /// Messages confirmed so far.
@@ -550,25 +552,34 @@ impl Run {
         }
     }
 
-    /// Stops publishing, then consuming; drains every queue through every
-    /// node (again until a full round through all nodes finds them all
-    /// empty, within `timeout`), and checks the history.
-    pub async fn finish(self, timeout: Duration) -> Report {
+    /// Stops consuming (what consumers had not acked goes back to the
+    /// queues), lets the publishers build a backlog for a second, then
+    /// stops them, and leaves the queues as they are, so that a test can
+    /// look at a queue holding messages before [`Run::finish`] drains it.
+    pub async fn quiesce(&mut self) {
         let s = self.shared.clone();
+        if !self.consumers.is_empty() {
+            s.stop_consuming.store(true, Ordering::Relaxed);
+            for c in std::mem::take(&mut self.consumers) {
+                tokio::time::timeout(Duration::from_secs(30), c).await.expect("a consumer stops").unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(1000)).await;
+        }
         s.stop_publishing.store(true, Ordering::Relaxed);
-        let mut logs = Vec::new();
-        for p in self.publishers {
-            logs.push(
+        for p in std::mem::take(&mut self.publishers) {
+            self.logs.push(
                 tokio::time::timeout(Duration::from_secs(30), p).await.expect("a publisher stops").unwrap(),
             );
         }
-        // Let the consumers take what is in flight, then stop them (closing
-        // their channels requeues what they had not acked).
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        s.stop_consuming.store(true, Ordering::Relaxed);
-        for c in self.consumers {
-            tokio::time::timeout(Duration::from_secs(30), c).await.expect("a consumer stops").unwrap();
-        }
+    }
+
+    /// Stops consuming, then publishing; drains every queue through every
+    /// node (again until a full round through all nodes finds them all
+    /// empty, within `timeout`), and checks the history.
+    pub async fn finish(mut self, timeout: Duration) -> Report {
+        self.quiesce().await;
+        let s = self.shared.clone();
+        let logs = std::mem::take(&mut self.logs);
         let n = s.w.uris.len();
         let deadline = Instant::now() + timeout;
         // Done after two rounds through every node, a second apart, that

@@ -496,6 +496,30 @@ impl Cluster {
         panic!("{queue} never had {members} members online with one leader: {last}{tails}");
     }
 
+    /// Waits until every member of `queue`'s group, as `quorum_status`
+    /// through node `via` lists them, has applied the same log index and
+    /// holds the same messages (count and digest); returns how many.
+    pub async fn until_replicas_agree(&self, via: usize, queue: &str, timeout: Duration) -> u64 {
+        let deadline = Instant::now() + timeout;
+        let mut last = Value::Null;
+        while Instant::now() < deadline {
+            if let Some(rows) = self.get(via, &format!("/api/queues/quorum/%2F/{queue}/status")).await
+                && let Some(list) = rows.as_array()
+                && let Some(first) = list.first()
+            {
+                let keys = ["Contents Applied", "Contents Digest", "Messages"];
+                if list.iter().all(|r| keys.iter().all(|k| r[*k] == first[*k]))
+                    && let Some(n) = first["Messages"].as_u64()
+                {
+                    return n;
+                }
+                last = rows.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        panic!("the replicas of {queue} never agreed: {last:#}{}", self.tails(40));
+    }
+
     // ---- network faults ----
 
     fn apply_cut(&self, i: usize, j: usize, on: bool) {

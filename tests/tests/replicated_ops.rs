@@ -208,6 +208,21 @@ async fn quorum_status_lists_the_members_with_one_leader() {
     assert!(last >= 2, "{rows:?}");
     assert!(leaders[0]["Commit Index"].as_u64().unwrap() <= last, "{rows:?}");
 
+    // Every member holds the same ten messages once it applied the same
+    // entries (the followers learn the last commit with the next append or
+    // at once, so wait a little).
+    let agree = eventually(T, || async {
+        let out = ctl(&nodes[0].server, &["--formatter", "json", "quorum_status", "st"]);
+        let rows = rows_json(&out);
+        let first = rows.first()?.clone();
+        let same = rows.iter().all(|r| {
+            ["Contents Applied", "Contents Digest", "Messages"].iter().all(|k| r[*k] == first[*k])
+        });
+        (same && first["Messages"] == 10).then_some(rows)
+    })
+    .await;
+    assert!(agree.is_some(), "the members never agreed on ten messages");
+
     let text = ctl(&nodes[2].server, &["quorum_status", "st"]);
     let out = text.ok();
     assert!(out.starts_with("Status of queue st on node "), "{out}");

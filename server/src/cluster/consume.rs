@@ -301,6 +301,7 @@ impl Cluster {
             return;
         }
         let q = q.clone();
+        let cluster = self.weak_self();
         tokio::spawn(async move {
             for c in waiting {
                 match q.consume(&c).await {
@@ -309,6 +310,15 @@ impl Cluster {
                         c.tag,
                         q.name
                     ),
+                    // The node named leader is not serving yet (or no
+                    // more): wait for the next try, as a consumer of a
+                    // quorum queue waits in RabbitMQ.
+                    Err(e) if q.is_replicated() && !q.is_deleted() => {
+                        tracing::debug!("consumer '{}' of queue '{}' still waits: {e}", c.tag, q.name);
+                        if let Some(cluster) = cluster.upgrade() {
+                            cluster.consuming.orphans.lock().push((q.clone(), c));
+                        }
+                    }
                     Err(e) => {
                         tracing::warn!("consumer '{}' of queue '{}' cancelled: {e}", c.tag, q.name);
                         c.outbox.push(Outbound::Cancelled { consumer: c.clone() });
@@ -316,6 +326,29 @@ impl Cluster {
                 }
             }
         });
+    }
+
+    /// Consumers waiting for a leader whose queue is served by a node
+    /// that answers try again. A leader can lose its lead and win it back
+    /// in a new term under the same name, which changes nothing a queue
+    /// sees, while its consumers here were told to wait; and a try can
+    /// reach a leader before it serves.
+    pub(super) fn retry_orphans(&self) {
+        let queues: Vec<Arc<Queue>> = {
+            let orphans = self.consuming.orphans.lock();
+            let mut qs: Vec<Arc<Queue>> = Vec::new();
+            for (q, _) in orphans.iter() {
+                if !qs.iter().any(|x| Arc::ptr_eq(x, q)) {
+                    qs.push(q.clone());
+                }
+            }
+            qs
+        };
+        for q in queues {
+            if q.serving_node().is_some_and(|n| n == self.me.name || !self.is_down(&n)) {
+                self.reattach(&q);
+            }
+        }
     }
 
     /// Cancels this node's consumers of queues homed on `home`, which is

@@ -180,7 +180,7 @@ impl Cluster {
         described.unwrap_or_else(|| NodeInfo { name: self.me.name.clone(), ..Default::default() })
     }
 
-    fn weak_self(&self) -> Weak<Cluster> {
+    pub(super) fn weak_self(&self) -> Weak<Cluster> {
         self.this.get().cloned().unwrap_or_default()
     }
 

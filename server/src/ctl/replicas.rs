@@ -85,8 +85,9 @@ pub fn shrink(c: &Ctx, node: &str, errors_only: bool) -> R<()> {
 }
 
 /// The columns of `quorum_status`, in RabbitMQ's order, then Warren's
-/// member id.
-const STATUS_COLUMNS: [&str; 9] = [
+/// member id and what the member holds (members at the same applied index
+/// must show the same digest).
+const STATUS_COLUMNS: [&str; 12] = [
     "Node Name",
     "Raft State",
     "Membership",
@@ -96,6 +97,9 @@ const STATUS_COLUMNS: [&str; 9] = [
     "Snapshot Index",
     "Term",
     "Member Id",
+    "Messages",
+    "Contents Applied",
+    "Contents Digest",
 ];
 
 pub fn quorum_status(c: &Ctx, queue: &str) -> R<()> {

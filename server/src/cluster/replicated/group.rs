@@ -122,9 +122,20 @@ impl Group {
         self.fail_pending();
     }
 
-    fn push(&self, f: impl FnOnce(&mut Pending)) {
-        f(&mut self.pending.lock());
+    /// Adds to the pending entry what the queue core of the leadership of
+    /// `term` decided; false (nothing added) when that leadership is over.
+    /// Checked under the pending lock: a new leadership sets `led_term`
+    /// before it clears what is pending, so no stale op slips in after.
+    fn push(&self, term: u64, f: impl FnOnce(&mut Pending)) -> bool {
+        let mut p = self.pending.lock();
+        if self.led_term.load(Ordering::Acquire) != term {
+            return false;
+        }
+        p.ops.term = term;
+        f(&mut p);
+        drop(p);
         self.wake.notify_one();
+        true
     }
 
     /// Fails everything pending (leadership was lost).
@@ -239,36 +250,48 @@ impl Group {
     }
 }
 
-/// The log of a group led here, as the queue core uses it.
-struct LeaderLog(Arc<Group>);
+/// The log of a group led here in one term, as the queue core of that
+/// leadership uses it. What a core of an earlier leadership still sends
+/// is refused (see [`Ops::term`]).
+struct LeaderLog {
+    group: Arc<Group>,
+    term: u64,
+}
 
 impl ReplicaLog for LeaderLog {
     fn append(&self, msg: &Arc<Message>) -> (u64, Accepted) {
         let (tx, rx) = oneshot::channel();
-        let id = self.0.next_id.fetch_add(1, Ordering::Relaxed);
-        if self.0.cut_off() {
+        let g = &self.group;
+        let id = g.next_id.fetch_add(1, Ordering::Relaxed);
+        if g.cut_off() {
             // A leader cut off from the majority says no at once rather
             // than after the commit timeout.
             let _ = tx.send(false);
             return (id, rx);
         }
-        self.0.push(|p| {
+        let mut tx = Some(tx);
+        let pushed = g.push(self.term, |p| {
             p.ops.enqueue.push((id, WireMessage::of(msg)));
-            p.waiting.push(tx);
+            p.waiting.extend(tx.take());
         });
+        if !pushed && let Some(tx) = tx {
+            let _ = tx.send(false);
+        }
         (id, rx)
     }
 
+    // A stale core's deliveries and removals are dropped: the leadership
+    // that replaced it loaded the queue from the log without them.
     fn delivered(&self, id: u64) {
-        self.0.push(|p| p.ops.delivered.push(id));
+        self.group.push(self.term, |p| p.ops.delivered.push(id));
     }
 
     fn remove(&self, id: u64) {
-        self.0.push(|p| p.ops.remove.push(id));
+        self.group.push(self.term, |p| p.ops.remove.push(id));
     }
 
     fn read(&self, id: u64) -> Option<Arc<Message>> {
-        self.0.machine.contents.lock().messages.get(&id).map(|k| k.msg.clone())
+        self.group.machine.contents.lock().messages.get(&id).map(|k| k.msg.clone())
     }
 }
 
@@ -296,7 +319,8 @@ async fn propose(group: Weak<Group>, wake: Arc<Notify>) {
                 tokio::spawn(async move {
                     // A group that cannot commit (no majority) answers no
                     // after a while rather than never.
-                    let ok = matches!(tokio::time::timeout(COMMIT_TIMEOUT, rx).await, Ok(Ok(Ok(_))));
+                    // Committed and applied (not refused as stale).
+                    let ok = matches!(tokio::time::timeout(COMMIT_TIMEOUT, rx).await, Ok(Ok(Ok(r))) if r.data);
                     for w in p.waiting {
                         let _ = w.send(ok);
                     }
@@ -314,8 +338,10 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
     let mut metrics = g.raft.metrics();
     let me = g.raft.metrics().borrow().id;
     drop(g);
-    // What the queue was last told: Some(leader name), or None.
-    let mut told: Option<Option<String>> = None;
+    // What the queue was last told: Some((leader name, term)), or None. A
+    // new term with the same leader is news too: the leader's consumers
+    // elsewhere were told to wait when it lost its lead.
+    let mut told: Option<(Option<String>, u64)> = None;
     loop {
         let m = metrics.borrow_and_update().clone();
         tracing::debug!(
@@ -341,8 +367,15 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
         if m.state == ServerState::Leader && m.current_leader == Some(me) {
             let applied = m.last_applied.map_or(0, |l| l.index);
             let last = m.last_log_index.unwrap_or(0);
-            if applied >= last && g.led_term.load(Ordering::Relaxed) != m.current_term {
-                g.led_term.store(m.current_term, Ordering::Relaxed);
+            let led = g.led_term.load(Ordering::Acquire);
+            if applied >= last && led != m.current_term {
+                if led != 0 {
+                    // It lost the lead and won it again before this saw
+                    // it go: the old leadership's core goes first, as it
+                    // would have had this seen it go.
+                    q.follow(None);
+                }
+                g.led_term.store(m.current_term, Ordering::Release);
                 g.fail_pending();
                 let load = {
                     let contents = g.machine.contents.lock();
@@ -356,8 +389,8 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
                     m.current_term,
                     load.len()
                 );
-                q.lead(Arc::new(LeaderLog(g.clone())), load);
-                told = Some(Some(c.me.name.clone()));
+                q.lead(Arc::new(LeaderLog { group: g.clone(), term: m.current_term }), load);
+                told = Some((Some(c.me.name.clone()), m.current_term));
                 c.announce_leader(&q);
                 c.reattach(&q);
                 c.grow(g.clone(), q.clone());
@@ -373,12 +406,13 @@ async fn watch(group: Weak<Group>, cluster: Weak<Cluster>) {
             let keep = leader.is_none()
                 && !was_leading
                 && q.serving_node().is_some_and(|n| n != c.me.name && !c.is_down(&n));
-            if !keep && (told.as_ref() != Some(&leader) || was_leading) {
+            let news = told.as_ref() != Some(&(leader.clone(), m.current_term));
+            if !keep && (news || was_leading) {
                 if g.led_term.swap(0, Ordering::Relaxed) != 0 {
                     g.fail_pending();
                 }
                 c.serve_from(&q, leader.as_deref());
-                told = Some(leader);
+                told = Some((leader, m.current_term));
             }
         }
         drop((g, q, c));

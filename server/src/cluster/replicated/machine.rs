@@ -41,6 +41,16 @@ pub struct Contents {
 }
 
 impl Contents {
+    /// Applies the ops of an entry written in `log_term`, unless they are
+    /// stale (decided in another term); whether it did.
+    fn apply_entry(&mut self, log_term: u64, ops: Ops) -> bool {
+        if ops.term != 0 && ops.term != log_term {
+            return false;
+        }
+        self.apply(ops);
+        true
+    }
+
     fn apply(&mut self, ops: Ops) {
         for (id, m) in ops.enqueue {
             self.next_id = self.next_id.max(id + 1);
@@ -95,6 +105,30 @@ fn snap_err(e: impl std::fmt::Display) -> StorageError {
 }
 
 impl Machine {
+    /// How many messages the machine holds and a digest of them (FNV-1a
+    /// over each id, delivered flag and body size, in id order), with the
+    /// index they stand at, read under one lock. O(messages): for
+    /// `quorum_status`, not for a hot path.
+    pub fn summary(&self) -> super::members::ContentsSummary {
+        let c = self.contents.lock();
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        let mut mix = |x: u64| {
+            for b in x.to_le_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+            }
+        };
+        for (id, k) in &c.messages {
+            mix(*id);
+            mix(u64::from(k.delivered));
+            mix(k.msg.body.len() as u64);
+        }
+        super::members::ContentsSummary {
+            applied: c.last_applied.map_or(0, |l| l.index),
+            messages: c.messages.len() as u64,
+            digest: h,
+        }
+    }
+
     /// The machine of `group`, from its last snapshot if it has one.
     pub fn open(wal: Arc<Wal>, group: u64) -> Result<Machine, StorageError> {
         let m = Machine { contents: Default::default(), wal, group };
@@ -165,7 +199,7 @@ impl RaftStateMachine<QueueTypes> for Machine {
         Ok((c.last_applied, c.membership.clone()))
     }
 
-    async fn apply<I>(&mut self, entries: I) -> Result<Vec<()>, StorageError>
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<bool>, StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -174,12 +208,15 @@ impl RaftStateMachine<QueueTypes> for Machine {
         let mut out = Vec::new();
         for e in entries {
             c.last_applied = Some(e.log_id);
-            match e.payload {
-                EntryPayload::Blank => {}
-                EntryPayload::Normal(ops) => c.apply(ops),
-                EntryPayload::Membership(m) => c.membership = StoredMembership::new(Some(e.log_id), m),
-            }
-            out.push(());
+            let applied = match e.payload {
+                EntryPayload::Blank => true,
+                EntryPayload::Normal(ops) => c.apply_entry(e.log_id.leader_id.term, ops),
+                EntryPayload::Membership(m) => {
+                    c.membership = StoredMembership::new(Some(e.log_id), m);
+                    true
+                }
+            };
+            out.push(applied);
         }
         Ok(out)
     }
@@ -204,5 +241,31 @@ impl RaftStateMachine<QueueTypes> for Machine {
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot>, StorageError> {
         Ok(self.kept()?.map(|(meta, body)| Snapshot { meta, snapshot: Box::new(Cursor::new(body)) }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enqueue(term: u64, id: u64) -> Ops {
+        let msg = Message::new("".into(), "q", &Default::default(), bytes::Bytes::from_static(b"m"));
+        Ops { term, enqueue: vec![(id, WireMessage::of(&Arc::new(msg)))], ..Default::default() }
+    }
+
+    #[test]
+    fn ops_decided_in_another_term_are_not_applied() {
+        let mut c = Contents::default();
+        // A leader of term 2 lost the lead and won it again in term 5; its
+        // term-2 core proposed once more before it was replaced.
+        assert!(!c.apply_entry(5, enqueue(2, 7)));
+        assert!(c.messages.is_empty(), "a stale enqueue would sit in the log unknown to the new core");
+        assert!(c.apply_entry(5, enqueue(5, 8)));
+        assert_eq!(c.messages.keys().copied().collect::<Vec<_>>(), vec![8]);
+        // Entries written before terms were recorded still apply.
+        assert!(c.apply_entry(3, enqueue(0, 9)));
+        let stale_remove = Ops { term: 4, remove: vec![8], ..Default::default() };
+        assert!(!c.apply_entry(5, stale_remove));
+        assert_eq!(c.messages.len(), 2);
     }
 }

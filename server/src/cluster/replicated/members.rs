@@ -84,6 +84,21 @@ pub struct ReplicaStatus {
     /// at once).
     pub commit_index: u64,
     pub snapshot_index: u64,
+    /// The messages this member's state machine holds, and a digest of
+    /// them (ids, delivered flags, body sizes), with the log index they
+    /// stand at: members at the same index must agree.
+    #[serde(default)]
+    pub contents: ContentsSummary,
+}
+
+/// What a member holds, in brief: equal on every member that applied the
+/// same entries. Warren's own columns of `quorum_status`, so that an
+/// operator (and the fault tests) can see the replicas agree.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContentsSummary {
+    pub applied: u64,
+    pub messages: u64,
+    pub digest: u64,
 }
 
 /// How `grow` picks queues.
@@ -714,5 +729,6 @@ fn replica_status(node: &str, g: &Group) -> ReplicaStatus {
         last_applied,
         commit_index,
         snapshot_index: m.snapshot.map_or(0, |l| l.index),
+        contents: g.machine.summary(),
     }
 }

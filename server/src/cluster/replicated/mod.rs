@@ -403,9 +403,15 @@ impl Cluster {
 /// that restarted learns it so, without disturbing a leader that is
 /// fine), and otherwise stands for election after a random delay.
 pub(super) async fn elections(cluster: Weak<Cluster>) {
+    let mut round: u32 = 0;
     loop {
         tokio::time::sleep(ELECTION_CHECK).await;
         let Some(c) = cluster.upgrade() else { return };
+        // About once a second, consumers waiting for a leader try again.
+        round = round.wrapping_add(1);
+        if round % 10 == 0 {
+            c.retry_orphans();
+        }
         let groups: Vec<Arc<Group>> =
             c.replicas.slots.lock().values().filter_map(|s| s.group.get().cloned()).collect();
         for g in groups {

@@ -16,6 +16,13 @@ use crate::cluster::types::Member;
 /// queue (acked, rejected, dropped, expired, purged).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Ops {
+    /// The term of the leadership whose queue core decided these. An
+    /// entry that reaches the log in another term (the node lost the lead
+    /// and won it again before its old core stopped) is stale and is not
+    /// applied: the new leadership's core was loaded without it. 0 (entries
+    /// written before terms were recorded) is always applied.
+    #[serde(default)]
+    pub term: u64,
     pub enqueue: Vec<(u64, WireMessage)>,
     pub delivered: Vec<u64>,
     pub remove: Vec<u64>,
@@ -31,7 +38,8 @@ openraft::declare_raft_types!(
     /// A replicated queue's group.
     pub QueueTypes:
         D = Ops,
-        R = (),
+        /// Whether the entry was applied (false: stale, see [`Ops::term`]).
+        R = bool,
         NodeId = u64,
         Node = Member,
         Entry = openraft::Entry<QueueTypes>,

@@ -117,6 +117,9 @@ fn status_row(s: &ReplicaStatus) -> Value {
         "Commit Index": s.commit_index,
         "Snapshot Index": s.snapshot_index,
         "Term": s.term,
+        "Messages": s.contents.messages,
+        "Contents Applied": s.contents.applied,
+        "Contents Digest": format!("{:016x}", s.contents.digest),
     })
 }
 
