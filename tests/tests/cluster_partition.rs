@@ -18,12 +18,14 @@ use warren_tests::http::json;
 use warren_tests::{eventually, reply_code, reply_text};
 
 const MAJORITY_CHECK: &str = "/api/health/checks/metadata-majority";
+const READY_CHECK: &str = "/api/health/checks/ready-to-serve-clients";
 
 #[tokio::test]
 async fn a_minority_node_refuses_changes_at_once_and_says_why() {
     let mut nodes = cluster_of_three().await;
     let api = nodes[0].api();
     assert_eq!(api.ok(MAJORITY_CHECK).await["status"], "ok");
+    assert_eq!(api.ok(READY_CHECK).await["status"], "ok");
     let (_c, ch) = nodes[0].server.channel().await;
     let me = nodes[0].name.clone();
 
@@ -69,6 +71,10 @@ async fn a_minority_node_refuses_changes_at_once_and_says_why() {
     assert_eq!(r.code(), 503, "{}", r.body);
     assert_eq!(r.body["status"], "failed", "{}", r.body);
     assert!(r.reason().contains("minority partition"), "{}", r.body);
+    // A load balancer's readiness probe takes the node out of rotation.
+    let r = api.get(READY_CHECK).await;
+    assert_eq!(r.code(), 503, "{}", r.body);
+    assert!(r.reason().contains("minority partition"), "{}", r.body);
 
     nodes[1].server.start_again();
     nodes[2].server.start_again();
@@ -85,6 +91,7 @@ async fn a_minority_node_refuses_changes_at_once_and_says_why() {
     assert_eq!(st["partitions"], json!({}), "{st}");
     assert_eq!(st["minority"], json!(null), "{st}");
     assert_eq!(api.ok(MAJORITY_CHECK).await["status"], "ok");
+    assert_eq!(api.ok(READY_CHECK).await["status"], "ok");
 }
 
 #[tokio::test]
@@ -132,4 +139,55 @@ async fn exclusive_queues_die_with_their_node_cluster_wide() {
     for (i, n) in nodes.iter().enumerate().skip(1) {
         assert_eq!(state(i, "durable-on-1").await, "down", "{}", n.name);
     }
+}
+
+/// An auto-delete queue homed on node 1 whose only consumer is on node 2:
+/// when node 2 dies, node 1 drops the consumer it held for it, and the
+/// queue, having lost its last consumer, is deleted on every node, as
+/// RabbitMQ deletes it when its consumer's connection goes.
+#[tokio::test]
+async fn an_auto_delete_queue_goes_when_its_last_consumer_node_dies() {
+    let mut nodes = cluster_of_three().await;
+    let (_c1, ch1) = nodes[0].server.channel().await;
+    let auto = QueueDeclareOptions { auto_delete: true, ..Default::default() };
+    ch1.queue_declare("auto-on-1".into(), auto, FieldTable::default()).await.unwrap();
+    let (_c2, ch2) = nodes[1].server.channel().await;
+    let _consumer = ch2
+        .basic_consume("auto-on-1".into(), "far".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .await
+        .expect("consume through node 2");
+    let api1 = nodes[0].api();
+    let attached = eventually(T, || async {
+        (api1.ok("/api/queues/%2F/auto-on-1").await["consumers"] == 1).then_some(())
+    })
+    .await;
+    assert!(attached.is_some(), "node 1 never saw the consumer on node 2");
+    // Five messages in a queue on node 2, which node 1's overview counts
+    // while node 2 runs, and not once it is down.
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch2.queue_declare("held-by-2".into(), durable, FieldTable::default()).await.unwrap();
+    for _ in 0..5 {
+        ch2.basic_publish("".into(), "held-by-2".into(), Default::default(), b"m", Default::default())
+            .await
+            .unwrap();
+    }
+    let total = |api: warren_tests::http::Api| async move {
+        api.ok("/api/overview").await["queue_totals"]["messages"].as_u64()
+    };
+    let counted = eventually(T, || async { (total(api1.clone()).await == Some(5)).then_some(()) }).await;
+    assert!(counted.is_some(), "node 1's overview never counted node 2's messages");
+
+    nodes[1].server.kill();
+    let killed = Instant::now();
+    for i in [0, 2] {
+        let api = nodes[i].api();
+        let gone = eventually(T, || async {
+            (api.get("/api/queues/%2F/auto-on-1").await.code() == 404).then_some(())
+        })
+        .await;
+        assert!(gone.is_some(), "{} still lists the auto-delete queue", nodes[i].name);
+    }
+    eprintln!("the auto-delete queue went {:?} after its consumer's node died", killed.elapsed());
+    let uncounted = eventually(T, || async { (total(api1.clone()).await == Some(0)).then_some(()) }).await;
+    assert!(uncounted.is_some(), "node 1's overview still counts the messages of a node that is down");
 }

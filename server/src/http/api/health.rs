@@ -5,7 +5,8 @@
 //! RabbitMQ 3.10 still serves and monitoring scripts still call.
 //!
 //! `metadata-majority`, Warren's own, fails on a clustered node that sees
-//! fewer than a majority of the members (a minority partition).
+//! fewer than a majority of the members (a minority partition), and so
+//! does `ready-to-serve-clients`.
 //!
 //! Warren has no memory or disk alarms yet, so the alarm checks pass; they
 //! will read the alarms once the broker raises them.
@@ -155,11 +156,17 @@ async fn metadata_majority(State(ctx): State<Ctx>, _who: Authed) -> Response {
     }
 }
 
+/// 503 when the node cannot serve clients as the cluster would: its AMQP
+/// side is stopped, or it is in a minority partition (its clients could
+/// not declare anything, and would read what the majority may have
+/// changed), so that a load balancer's probe takes it out of rotation.
 async fn ready(State(ctx): State<Ctx>, _who: Authed) -> Response {
     if !ctx.app.is_running() {
-        failed(j!({"status": "failed", "reason": "no AMQP listener"}))
-    } else {
-        status_ok()
+        return failed(j!({"status": "failed", "reason": "no AMQP listener"}));
+    }
+    match ctx.app.clustered().and_then(|c| c.minority()) {
+        Some(why) => failed(j!({"status": "failed", "reason": why})),
+        None => status_ok(),
     }
 }
 

@@ -37,9 +37,12 @@ impl Listed for objects::Vhost {
 }
 
 /// Messages, ready and unacknowledged, summed over a vhost's queues.
+/// A vhost's ready, unacked and total messages. A queue whose node is
+/// down counts for nothing: its last reported depth may be gone, and
+/// RabbitMQ has no figures for it either.
 pub fn lengths(v: &VHost) -> [u64; 3] {
     let mut len = [0u64; 3];
-    for q in v.queues() {
+    for q in v.queues().into_iter().filter(|q| !q.is_home_down()) {
         let s = queue_sample(&q);
         for i in 0..3 {
             len[i] += s[i];
