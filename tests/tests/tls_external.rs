@@ -95,6 +95,8 @@ fn client_with_subject(cn: &str) -> (rcgen::CertificateParams, String) {
     p.distinguished_name.push(DnType::CountryName, "FR");
     p.distinguished_name.push(DnType::OrganizationName, "Warren Tests");
     p.distinguished_name.push(DnType::CommonName, cn);
+    p.not_before = rcgen::date_time_ymd(2025, 1, 2);
+    p.not_after = rcgen::date_time_ymd(2045, 6, 30);
     (p, format!("CN={cn},O=Warren Tests,C=FR"))
 }
 
@@ -148,6 +150,37 @@ async fn external_login_by_distinguished_name() {
     .expect("the EXTERNAL connection is listed");
     assert_eq!(listed["user"], dn.as_str());
     assert_eq!(listed["ssl"], true);
+    // The certificate, as RabbitMQ shows it, in the list and on its own.
+    let one = api.ok(&format!("/api/connections/{}", enc(listed["name"].as_str().unwrap()))).await;
+    for c in [&listed, &one] {
+        assert_eq!(c["peer_cert_subject"], dn.as_str(), "{c}");
+        assert_eq!(c["peer_cert_issuer"], "CN=warren test CA", "{c}");
+        assert_eq!(c["peer_cert_validity"], "2025-01-02T00:00:00Z - 2045-06-30T00:00:00Z", "{c}");
+        assert_eq!(c["ssl_protocol"], "tlsv1.3", "{c}");
+        assert_eq!(c["ssl_key_exchange"], "any", "{c}");
+        assert_eq!(c["ssl_hash"], "aead", "{c}");
+    }
+    // Over TLS without a client certificate: the TLS fields, no peer_cert_*.
+    let guest = Connection::connect(
+        &format!("amqp://guest:guest@127.0.0.1:{anonymous_relay}/%2f"),
+        ConnectionProperties::default(),
+    )
+    .await
+    .expect("PLAIN over TLS without a client certificate");
+    let no_cert = warren_tests::eventually(Duration::from_secs(10), || {
+        let api = api.clone();
+        async move {
+            let v = api.ok("/api/connections").await;
+            v.as_array().unwrap().iter().find(|c| c["user"] == "guest" && c["ssl"] == true).cloned()
+        }
+    })
+    .await
+    .expect("the TLS connection without certificate is listed");
+    assert_eq!(no_cert["ssl_key_exchange"], "any", "{no_cert}");
+    for field in ["peer_cert_subject", "peer_cert_issuer", "peer_cert_validity"] {
+        assert_eq!(no_cert.get(field), Some(&serde_json::Value::Null), "{field}: {no_cert}");
+    }
+    guest.close(200, "bye".into()).await.unwrap();
 
     // A certificate naming no user: 403 ACCESS_REFUSED.
     let (params, _) = client_with_subject("nobody");
@@ -155,7 +188,8 @@ async fn external_login_by_distinguished_name() {
     let e = connect_external(nobody).await.expect_err("a certificate of no user got in");
     assert_eq!(reply_code(&e), Some(403), "{e}");
     assert!(reply_text(&e).contains("Login was refused using authentication mechanism EXTERNAL"), "{e}");
-    assert!(server.log_text().contains("login failed for user 'CN=nobody,O=Warren Tests,C=FR'"));
+    let logged = "login failed for user 'CN=nobody,O=Warren Tests,C=FR'";
+    assert!(server.wait_for_log(logged, Duration::from_secs(5)), "{}", server.log_text());
 
     // lapin asking for EXTERNAL over plain TCP gets the same.
     let e = connect_external(server.amqp_port).await.expect_err("EXTERNAL over plain TCP got in");
@@ -220,7 +254,8 @@ async fn external_login_by_subject_alternative_name() {
     let relay = tls_relay(port, connector(&pki, Some(&pki.issue(p)))).await;
     let e = connect_external(relay).await.expect_err("a certificate without a second email got in");
     assert_eq!(reply_code(&e), Some(403), "{e}");
-    assert!(server.log_text().contains("EXTERNAL login refused: no name found"), "{}", server.log_text());
+    let logged = "EXTERNAL login refused: no name found";
+    assert!(server.wait_for_log(logged, Duration::from_secs(5)), "{}", server.log_text());
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
 
