@@ -4,6 +4,11 @@
 //! management API's HTTPS listener (`management.ssl.*`, `crate::http::https`)
 //! builds its acceptor and does its handshakes here too.
 //!
+//! [`Reloadable`] holds a listener's acceptor and builds it again from the
+//! same options when asked (SIGHUP, `warrenctl reload_certificates`): new
+//! connections get the new certificate, open ones keep their session, and
+//! files that do not make a valid configuration leave the old one in place.
+//!
 //! A TLS connection is decrypted by its own task, which relays the plain
 //! bytes to the connection's task over an in-process socket pair. The AMQP
 //! connection code (readiness-driven reads and writes on a socket) then
@@ -88,6 +93,45 @@ impl TlsOptions {
                 other => Err(format!("TLS version '{other}' is not supported (tlsv1.2, tlsv1.3)")),
             })
             .collect()
+    }
+}
+
+/// A listener's TLS settings, which can be read again from their files.
+pub struct Reloadable {
+    /// `AMQPS` or `HTTPS`, for messages.
+    pub what: &'static str,
+    options: TlsOptions,
+    current: parking_lot::RwLock<TlsAcceptor>,
+}
+
+impl Reloadable {
+    /// The acceptor `options` describe, or why there is none.
+    pub fn new(what: &'static str, options: TlsOptions) -> Result<Reloadable, String> {
+        let acceptor = options.acceptor()?;
+        Ok(Reloadable { what, options, current: parking_lot::RwLock::new(acceptor) })
+    }
+
+    /// The acceptor for the next connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.current.read().clone()
+    }
+
+    /// Reads certfile, keyfile and cacertfile again; on success the next
+    /// connections use them, on failure nothing changes and the reason is
+    /// returned. Either way the outcome is logged.
+    pub fn reload(&self) -> Result<(), String> {
+        match self.options.acceptor() {
+            Ok(acceptor) => {
+                *self.current.write() = acceptor;
+                tracing::info!("{}: reloaded the TLS certificate and key", self.what);
+                Ok(())
+            }
+            Err(e) => {
+                let e = format!("{}: {e}; still using the previous certificate", self.what);
+                tracing::error!("cannot reload TLS certificates: {e}");
+                Err(e)
+            }
+        }
     }
 }
 

@@ -10,6 +10,10 @@
 //! - `POST /api/node/stop_app`, `/api/node/start_app`: close or reopen the
 //!   AMQP listeners (clients are disconnected) while HTTP keeps serving.
 //! - `POST /api/node/stop`: the process shuts down, as on SIGTERM.
+//! - `POST /api/node/reload_certificates`: the AMQPS and HTTPS listeners
+//!   read their certificate, key and CA files again, as on SIGHUP
+//!   (`{"reloaded": ["AMQPS", "HTTPS"]}`); files that do not load keep
+//!   the old settings and are answered 500 with the reason.
 //! - `POST /api/node/authenticate` `{"username", "password"}`: whether the
 //!   credentials are valid (`authenticate_user`), tags or no tags.
 //! - `GET /api/node/cluster_status`: the members, which run, the leader,
@@ -41,6 +45,7 @@ pub fn router() -> Router<Ctx> {
         .route("/api/node/stop_app", post(stop_app))
         .route("/api/node/start_app", post(start_app))
         .route("/api/node/stop", post(stop))
+        .route("/api/node/reload_certificates", post(reload_certificates))
         .route("/api/node/authenticate", post(authenticate))
         .route("/api/node/cluster_status", get(cluster_status))
         .route("/api/node/join_cluster", post(join_cluster))
@@ -235,6 +240,19 @@ async fn start_app(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
     tracing::info!("start_app requested by '{}'", who.name());
     ctx.app.start().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(no_content())
+}
+
+async fn reload_certificates(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
+    who.require_admin()?;
+    tracing::info!("reload_certificates requested by '{}'", who.name());
+    match ctx.app.reload_certificates() {
+        Ok(done) => Ok(json(&j!({ "reloaded": done }))),
+        Err(e) => Err(ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            format!("cannot reload TLS certificates: {e}"),
+        )),
+    }
 }
 
 async fn stop(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
