@@ -170,6 +170,14 @@ impl Node {
             )),
             None => None,
         };
+        if config.auth_mechanisms.iter().any(|m| m == "EXTERNAL")
+            && (config.amqps_port.is_none() || !config.tls.verify_peer)
+        {
+            tracing::warn!(
+                "auth_mechanisms lists EXTERNAL, but no AMQPS listener asks for client certificates \
+                 (listeners.ssl.default and ssl_options.verify = verify_peer): EXTERNAL will never be offered"
+            );
+        }
         let tls_listeners = match config.amqps_port {
             Some(port) => bind_all(&config, port).await?,
             None => Vec::new(),

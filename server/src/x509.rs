@@ -151,12 +151,12 @@ fn string_value(tag: u8, body: &[u8]) -> Option<String> {
         // T61String, read as Latin-1 as most software does.
         0x14 => Some(body.iter().map(|&b| b as char).collect()),
         // BMPString: UTF-16BE.
-        0x1e if body.len() % 2 == 0 => {
+        0x1e if body.len().is_multiple_of(2) => {
             String::from_utf16(&body.chunks(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect::<Vec<_>>())
                 .ok()
         }
         // UniversalString: UTF-32BE.
-        0x1c if body.len() % 4 == 0 => {
+        0x1c if body.len().is_multiple_of(4) => {
             body.chunks(4).map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))).collect()
         }
         _ => None,

@@ -215,6 +215,11 @@ async fn external_login_by_subject_alternative_name() {
          ssl_cert_login_san_index = 1\n",
     );
     add_user(&server, "second@example.com").await;
+    let env = Api::new(&server).ok("/api/node/environment").await;
+    assert_eq!(env["auth_mechanisms"], json!(["EXTERNAL"]), "{env}");
+    assert_eq!(env["ssl_cert_login_from"], "subject_alternative_name", "{env}");
+    assert_eq!(env["ssl_cert_login_san_type"], "email", "{env}");
+    assert_eq!(env["ssl_cert_login_san_index"], 1, "{env}");
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.distinguished_name.push(DnType::CommonName, "not-the-user");
     p.subject_alt_names = vec![

@@ -191,6 +191,19 @@ pub fn environment_of(ctx: &Ctx) -> serde_json::Map<String, Value> {
     put("management.login_session_timeout", j!(c.login_session_timeout.as_secs() / 60));
     put("management.http.max_body_size", j!(c.max_body_size));
     put("loopback_users", j!(c.loopback_users));
+    put("auth_mechanisms", j!(c.auth_mechanisms));
+    let login = &c.cert_login;
+    let from = match login.from {
+        crate::tls::CertLoginFrom::DistinguishedName => "distinguished_name",
+        crate::tls::CertLoginFrom::CommonName => "common_name",
+        crate::tls::CertLoginFrom::SubjectAltName => "subject_alternative_name",
+    };
+    put("ssl_cert_login_from", j!(from));
+    put(
+        "ssl_cert_login_san_type",
+        j!(format!("{:?}", login.san_type).to_lowercase().replace("othername", "other_name")),
+    );
+    put("ssl_cert_login_san_index", j!(login.san_index));
     put("default_user", j!(c.default_user));
     put("default_vhost", j!(c.default_vhost));
     put("default_user_tags", j!(c.default_user_tags));
