@@ -36,6 +36,7 @@ pub fn load(path: &Path, config: &mut Config) -> Result<(), ConfError> {
 /// Applies configuration text; errors carry the 1-based line number.
 pub fn apply(text: &str, config: &mut Config) -> Result<(), (usize, String)> {
     let mut tags_set = false;
+    let mut mechanisms_set = false;
     for (i, raw) in text.lines().enumerate() {
         let n = i + 1;
         let line = raw.trim();
@@ -49,7 +50,7 @@ pub fn apply(text: &str, config: &mut Config) -> Result<(), (usize, String)> {
         if value.is_empty() {
             return Err((n, format!("'{key}' has no value")));
         }
-        set(config, key, value, &mut tags_set).map_err(|why| (n, why))?;
+        set(config, key, value, &mut tags_set, &mut mechanisms_set).map_err(|why| (n, why))?;
     }
     Ok(())
 }
@@ -62,8 +63,54 @@ fn strip_comment(v: &str) -> &str {
     }
 }
 
-fn set(c: &mut Config, key: &str, value: &str, tags_set: &mut bool) -> Result<(), String> {
+fn set(
+    c: &mut Config,
+    key: &str,
+    value: &str,
+    tags_set: &mut bool,
+    mechanisms_set: &mut bool,
+) -> Result<(), String> {
     match key {
+        k if k.starts_with("auth_mechanisms.") => {
+            // The first one replaces the default list; the rest add to it,
+            // in the file's order.
+            if !*mechanisms_set {
+                c.auth_mechanisms.clear();
+                *mechanisms_set = true;
+            }
+            let m = value.to_ascii_uppercase();
+            if !crate::amqp::handshake::MECHANISMS.contains(&m.as_str()) {
+                return Err(expected(key, value, "PLAIN, AMQPLAIN or EXTERNAL"));
+            }
+            if !c.auth_mechanisms.contains(&m) {
+                c.auth_mechanisms.push(m);
+            }
+        }
+        "ssl_cert_login_from" => {
+            c.cert_login.from = match value {
+                "distinguished_name" => crate::tls::CertLoginFrom::DistinguishedName,
+                "common_name" => crate::tls::CertLoginFrom::CommonName,
+                "subject_alternative_name" | "subject_alt_name" => crate::tls::CertLoginFrom::SubjectAltName,
+                _ => {
+                    return Err(expected(
+                        key,
+                        value,
+                        "distinguished_name, common_name or subject_alternative_name",
+                    ));
+                }
+            }
+        }
+        "ssl_cert_login_san_type" => {
+            c.cert_login.san_type = match value {
+                "dns" => crate::tls::SanType::Dns,
+                "ip" => crate::tls::SanType::Ip,
+                "email" => crate::tls::SanType::Email,
+                "uri" => crate::tls::SanType::Uri,
+                "other_name" => crate::tls::SanType::OtherName,
+                _ => return Err(expected(key, value, "dns, ip, email, uri or other_name")),
+            }
+        }
+        "ssl_cert_login_san_index" => c.cert_login.san_index = number(value, key)?,
         "listeners.tcp.default" => {
             let addr = listener(value, key)?;
             c.amqp_port = addr.port();
@@ -215,6 +262,9 @@ const KEYS: &[&str] = &[
     "ssl_options.cacertfile",
     "ssl_options.verify",
     "ssl_options.fail_if_no_peer_cert",
+    "ssl_cert_login_from",
+    "ssl_cert_login_san_type",
+    "ssl_cert_login_san_index",
     "management.ssl.port",
     "management.ssl.ip",
     "management.ssl.certfile",
@@ -260,6 +310,7 @@ const KEYS: &[&str] = &[
     "cluster_secret_file",
 ];
 const FAMILIES: &[&str] = &[
+    "auth_mechanisms.",
     "listeners.tcp.",
     "listeners.ssl.",
     "ssl_options.versions.",
@@ -437,6 +488,29 @@ mod tests {
         assert_eq!(c.tls.versions, ["tlsv1.3"]);
         let e = apply("ssl_options.verify = maybe\n", &mut Config::default()).unwrap_err();
         assert!(e.1.contains("verify_peer or verify_none"), "{e:?}");
+    }
+
+    #[test]
+    fn auth_mechanisms_and_cert_login_are_read() {
+        let mut c = Config::default();
+        assert_eq!(c.auth_mechanisms, ["PLAIN", "AMQPLAIN"]);
+        apply(
+            "auth_mechanisms.1 = EXTERNAL\n\
+             auth_mechanisms.2 = PLAIN\n\
+             ssl_cert_login_from = subject_alternative_name\n\
+             ssl_cert_login_san_type = email\n\
+             ssl_cert_login_san_index = 2\n",
+            &mut c,
+        )
+        .unwrap();
+        assert_eq!(c.auth_mechanisms, ["EXTERNAL", "PLAIN"]);
+        assert_eq!(c.cert_login.from, crate::tls::CertLoginFrom::SubjectAltName);
+        assert_eq!(c.cert_login.san_type, crate::tls::SanType::Email);
+        assert_eq!(c.cert_login.san_index, 2);
+        let e = apply("auth_mechanisms.1 = KERBEROS\n", &mut Config::default()).unwrap_err();
+        assert!(e.1.contains("PLAIN, AMQPLAIN or EXTERNAL"), "{e:?}");
+        let e = apply("ssl_cert_login_from = serial\n", &mut Config::default()).unwrap_err();
+        assert!(e.1.contains("distinguished_name"), "{e:?}");
     }
 
     #[test]

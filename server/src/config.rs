@@ -21,6 +21,14 @@ pub struct Config {
     pub https_port: Option<u16>,
     pub https_bind: Option<IpAddr>,
     pub https_tls: crate::tls::TlsOptions,
+    /// The SASL mechanisms offered in `connection.start`, in this order
+    /// (`auth_mechanisms.N`; PLAIN and AMQPLAIN by default). EXTERNAL is
+    /// offered only to a TLS client that presented a verified certificate.
+    pub auth_mechanisms: Vec<String>,
+    /// Where an EXTERNAL login's user name comes from in the certificate
+    /// (`ssl_cert_login_from`, `ssl_cert_login_san_type`,
+    /// `ssl_cert_login_san_index`).
+    pub cert_login: crate::tls::CertLogin,
     pub data_dir: PathBuf,
     pub node_name: String,
     pub cluster_name: String,
@@ -100,6 +108,8 @@ impl Default for Config {
             https_port: None,
             https_bind: None,
             https_tls: Default::default(),
+            auth_mechanisms: vec!["PLAIN".to_owned(), "AMQPLAIN".to_owned()],
+            cert_login: Default::default(),
             http_port: 15672,
             data_dir: PathBuf::from("./data"),
             node_name: default_node_name(),

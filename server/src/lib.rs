@@ -47,3 +47,4 @@ pub mod net;
 pub mod server;
 pub mod store;
 pub mod tls;
+pub mod x509;

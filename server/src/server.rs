@@ -4,7 +4,9 @@
 //! [`App`] is the AMQP side of a running node, which `warrenctl stop_app`
 //! stops (listeners closed, clients disconnected) and `start_app` starts
 //! again on the same addresses, while the process and its management API
-//! keep running; `warrenctl stop` asks the whole node to exit.
+//! keep running; `warrenctl stop` asks the whole node to exit. SIGHUP (and
+//! `warrenctl reload_certificates`) has the AMQPS and HTTPS listeners read
+//! their certificate files again, without closing any connection.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -33,7 +35,9 @@ pub struct App {
     addrs: Vec<SocketAddr>,
     /// The AMQPS listeners' addresses, and their TLS settings.
     tls_addrs: Vec<SocketAddr>,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    tls: Option<Arc<crate::tls::Reloadable>>,
+    /// The HTTPS listener's TLS settings, reloaded with the AMQPS ones.
+    https_tls: Option<Arc<crate::tls::Reloadable>>,
     running: parking_lot::Mutex<Option<Vec<JoinHandle<()>>>>,
     /// Serialises stop and start.
     change: tokio::sync::Mutex<()>,
@@ -105,6 +109,23 @@ impl App {
         Ok(true)
     }
 
+    /// Reads the AMQPS and HTTPS listeners' certificate, key and CA files
+    /// again (SIGHUP, `warrenctl reload_certificates`). New connections
+    /// use them; open ones are untouched. A listener whose new files do not
+    /// make a valid configuration keeps its old one; the errors are
+    /// returned (and logged). Gives the listeners reloaded.
+    pub fn reload_certificates(&self) -> Result<Vec<&'static str>, String> {
+        let mut done = Vec::new();
+        let mut errors = Vec::new();
+        for r in [&self.tls, &self.https_tls].into_iter().flatten() {
+            match r.reload() {
+                Ok(()) => done.push(r.what),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() { Ok(done) } else { Err(errors.join("; ")) }
+    }
+
     /// Asks the node to shut down (`warrenctl stop`).
     pub fn request_stop(&self) {
         self.stop_node.notify_one();
@@ -143,9 +164,20 @@ impl Node {
     pub async fn start(config: Config) -> anyhow::Result<Node> {
         let listeners = bind_all(&config, config.amqp_port).await?;
         let tls = match config.amqps_port {
-            Some(_) => Some(config.tls.acceptor().map_err(|e| anyhow::anyhow!("TLS (ssl_options): {e}"))?),
+            Some(_) => Some(Arc::new(
+                crate::tls::Reloadable::new("AMQPS", config.tls.clone())
+                    .map_err(|e| anyhow::anyhow!("TLS (ssl_options): {e}"))?,
+            )),
             None => None,
         };
+        if config.auth_mechanisms.iter().any(|m| m == "EXTERNAL")
+            && (config.amqps_port.is_none() || !config.tls.verify_peer)
+        {
+            tracing::warn!(
+                "auth_mechanisms lists EXTERNAL, but no AMQPS listener asks for client certificates \
+                 (listeners.ssl.default and ssl_options.verify = verify_peer): EXTERNAL will never be offered"
+            );
+        }
         let tls_listeners = match config.amqps_port {
             Some(port) => bind_all(&config, port).await?,
             None => Vec::new(),
@@ -157,10 +189,9 @@ impl Node {
         };
         let https = match config.https_port {
             Some(port) => {
-                let acceptor = config
-                    .https_tls
-                    .acceptor()
+                let acceptor = crate::tls::Reloadable::new("HTTPS", config.https_tls.clone())
                     .map_err(|e| anyhow::anyhow!("HTTPS (management.ssl): {e}"))?;
+                let acceptor = Arc::new(acceptor);
                 let listeners = match config.https_bind {
                     Some(ip) => bind_addrs(vec![SocketAddr::new(ip, port)], false).await?,
                     None => bind_all(&config, port).await?,
@@ -195,6 +226,7 @@ impl Node {
             addrs: amqp_addrs.clone(),
             tls_addrs,
             tls,
+            https_tls: https.as_ref().map(|(a, _)| a.clone()),
             running: parking_lot::Mutex::new(Some(amqp_tasks)),
             change: tokio::sync::Mutex::new(()),
             stop_node: tokio::sync::Notify::new(),
@@ -230,6 +262,7 @@ impl Node {
                 tasks.push(tokio::spawn(crate::http::https::serve(ctx.clone(), l, acceptor.clone())));
             }
         }
+        tasks.push(tokio::spawn(reload_on_sighup(app.clone())));
         let interval = broker.config.stats_interval;
         if let Some(c) = app.cluster() {
             tasks.push(tokio::spawn(refresh_remote_counts(c.clone(), broker.config.stats_interval)));
@@ -360,6 +393,26 @@ async fn sweep(broker: Arc<Broker>) {
                         .await;
                 }
             }
+        }
+    }
+}
+
+/// Reloads the TLS certificates on each SIGHUP, as `warrenctl
+/// reload_certificates` does.
+async fn reload_on_sighup(app: Arc<App>) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hup = match signal(SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot handle SIGHUP (certificate reload): {e}");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        tracing::info!("SIGHUP received, reloading TLS certificates");
+        match app.reload_certificates() {
+            Ok(done) if done.is_empty() => tracing::info!("no TLS listener to reload"),
+            Ok(_) | Err(_) => {} // each listener logged its outcome
         }
     }
 }

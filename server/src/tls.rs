@@ -4,6 +4,11 @@
 //! management API's HTTPS listener (`management.ssl.*`, `crate::http::https`)
 //! builds its acceptor and does its handshakes here too.
 //!
+//! [`Reloadable`] holds a listener's acceptor and builds it again from the
+//! same options when asked (SIGHUP, `warrenctl reload_certificates`): new
+//! connections get the new certificate, open ones keep their session, and
+//! files that do not make a valid configuration leave the old one in place.
+//!
 //! A TLS connection is decrypted by its own task, which relays the plain
 //! bytes to the connection's task over an in-process socket pair. The AMQP
 //! connection code (readiness-driven reads and writes on a socket) then
@@ -91,6 +96,45 @@ impl TlsOptions {
     }
 }
 
+/// A listener's TLS settings, which can be read again from their files.
+pub struct Reloadable {
+    /// `AMQPS` or `HTTPS`, for messages.
+    pub what: &'static str,
+    options: TlsOptions,
+    current: parking_lot::RwLock<TlsAcceptor>,
+}
+
+impl Reloadable {
+    /// The acceptor `options` describe, or why there is none.
+    pub fn new(what: &'static str, options: TlsOptions) -> Result<Reloadable, String> {
+        let acceptor = options.acceptor()?;
+        Ok(Reloadable { what, options, current: parking_lot::RwLock::new(acceptor) })
+    }
+
+    /// The acceptor for the next connection.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.current.read().clone()
+    }
+
+    /// Reads certfile, keyfile and cacertfile again; on success the next
+    /// connections use them, on failure nothing changes and the reason is
+    /// returned. Either way the outcome is logged.
+    pub fn reload(&self) -> Result<(), String> {
+        match self.options.acceptor() {
+            Ok(acceptor) => {
+                *self.current.write() = acceptor;
+                tracing::info!("{}: reloaded the TLS certificate and key", self.what);
+                Ok(())
+            }
+            Err(e) => {
+                let e = format!("{}: {e}; still using the previous certificate", self.what);
+                tracing::error!("cannot reload TLS certificates: {e}");
+                Err(e)
+            }
+        }
+    }
+}
+
 fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
     let certs: Vec<_> = CertificateDer::pem_file_iter(path)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
@@ -124,12 +168,18 @@ pub async fn handshake(
 }
 
 /// What `/api/connections` shows of a TLS session, under RabbitMQ's
-/// names: `ssl_protocol` (`tlsv1.3`) and `ssl_cipher` (the suite's IANA
-/// name as rustls spells it, `TLS13_AES_256_GCM_SHA384`).
+/// names: `ssl_protocol` (`tlsv1.3`), `ssl_cipher` (the suite's IANA name
+/// as rustls spells it, `TLS13_AES_256_GCM_SHA384`), `ssl_key_exchange` and
+/// `ssl_hash` (as Erlang names them: `any` and `aead` for TLS 1.3,
+/// `ecdhe_rsa` or `ecdhe_ecdsa` and `aead` for TLS 1.2), and the client's
+/// verified certificate, if it presented one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TlsInfo {
     pub protocol: String,
     pub cipher: String,
+    pub key_exchange: String,
+    pub hash: String,
+    pub peer_cert: Option<Arc<crate::x509::Certificate>>,
 }
 
 impl TlsInfo {
@@ -142,7 +192,88 @@ impl TlsInfo {
         };
         let cipher =
             session.negotiated_cipher_suite().and_then(|s| s.suite().as_str()).unwrap_or_default().to_owned();
-        TlsInfo { protocol, cipher }
+        let (key_exchange, hash) = suite_parts(&cipher);
+        // The end-entity certificate, first of the chain the client sent;
+        // rustls only hands it over once it verified it.
+        let peer_cert = session
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|der| crate::x509::Certificate::parse(der))
+            .map(Arc::new);
+        TlsInfo { protocol, cipher, key_exchange, hash, peer_cert }
+    }
+}
+
+/// Erlang's key exchange and MAC names for a rustls suite name: TLS 1.3
+/// suites do not fix the key exchange (`any`); every suite rustls offers
+/// is an AEAD one.
+fn suite_parts(suite: &str) -> (String, String) {
+    if suite.starts_with("TLS13_") {
+        return ("any".to_owned(), "aead".to_owned());
+    }
+    let kx = suite
+        .strip_prefix("TLS_")
+        .and_then(|s| s.split_once("_WITH_"))
+        .map(|(kx, _)| kx.to_lowercase())
+        .unwrap_or_default();
+    let aead = suite.contains("_GCM_") || suite.contains("CHACHA20_POLY1305") || suite.contains("_CCM");
+    let hash =
+        if aead { "aead".to_owned() } else { suite.rsplit('_').next().unwrap_or_default().to_lowercase() };
+    (kx, hash)
+}
+
+/// Where an EXTERNAL login finds the user name in the client's
+/// certificate (`ssl_cert_login_from`; the distinguished name by default,
+/// as in RabbitMQ).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CertLoginFrom {
+    #[default]
+    DistinguishedName,
+    CommonName,
+    SubjectAltName,
+}
+
+/// `ssl_cert_login_san_type`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SanType {
+    #[default]
+    Dns,
+    Ip,
+    Email,
+    Uri,
+    OtherName,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CertLogin {
+    pub from: CertLoginFrom,
+    pub san_type: SanType,
+    /// Which name of that type, from 0 (`ssl_cert_login_san_index`).
+    pub san_index: usize,
+}
+
+impl CertLogin {
+    /// The user name this certificate logs in as, or RabbitMQ's reason
+    /// when it has none.
+    pub fn user_name(&self, cert: &crate::x509::Certificate) -> Result<String, &'static str> {
+        use crate::x509::San;
+        match self.from {
+            CertLoginFrom::DistinguishedName => Ok(cert.subject.to_string()),
+            CertLoginFrom::CommonName => cert.common_name().map(str::to_owned).ok_or("no name found"),
+            CertLoginFrom::SubjectAltName => cert
+                .sans
+                .iter()
+                .filter_map(|san| match (self.san_type, san) {
+                    (SanType::Dns, San::Dns(v))
+                    | (SanType::Email, San::Email(v))
+                    | (SanType::Uri, San::Uri(v))
+                    | (SanType::OtherName, San::Other(v)) => Some(v.clone()),
+                    (SanType::Ip, San::Ip(ip)) => Some(ip.to_string()),
+                    _ => None,
+                })
+                .nth(self.san_index)
+                .ok_or("no name found"),
+        }
     }
 }
 
@@ -170,4 +301,42 @@ pub async fn accept(
         let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
     });
     Some((ours, info))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::x509::{Attribute, Certificate, Name, San};
+
+    #[test]
+    fn suites_in_erlang_terms() {
+        assert_eq!(suite_parts("TLS13_AES_256_GCM_SHA384"), ("any".into(), "aead".into()));
+        assert_eq!(suite_parts("TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"), ("ecdhe_rsa".into(), "aead".into()));
+        assert_eq!(
+            suite_parts("TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256"),
+            ("ecdhe_ecdsa".into(), "aead".into())
+        );
+    }
+
+    #[test]
+    fn login_names_from_a_certificate() {
+        let attr = |oid: &str, v: &str| vec![Attribute { oid: oid.into(), value: v.into(), hex: false }];
+        let cert = Certificate {
+            subject: Name(vec![attr("2.5.4.10", "Org"), attr("2.5.4.3", "app")]),
+            issuer: Name::default(),
+            not_before: String::new(),
+            not_after: String::new(),
+            sans: vec![
+                San::Dns("a.example".into()),
+                San::Ip([10, 0, 0, 1].into()),
+                San::Dns("b.example".into()),
+            ],
+        };
+        let login = |from, san_type, san_index| CertLogin { from, san_type, san_index }.user_name(&cert);
+        assert_eq!(login(CertLoginFrom::DistinguishedName, SanType::Dns, 0).unwrap(), "CN=app,O=Org");
+        assert_eq!(login(CertLoginFrom::CommonName, SanType::Dns, 0).unwrap(), "app");
+        assert_eq!(login(CertLoginFrom::SubjectAltName, SanType::Dns, 1).unwrap(), "b.example");
+        assert_eq!(login(CertLoginFrom::SubjectAltName, SanType::Ip, 0).unwrap(), "10.0.0.1");
+        assert_eq!(login(CertLoginFrom::SubjectAltName, SanType::Email, 0), Err("no name found"));
+    }
 }

@@ -15,6 +15,8 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 pub struct Pki {
     pub dir: PathBuf,
     pub ca: CertificateDer<'static>,
+    ca_cert: rcgen::Certificate,
+    ca_key: KeyPair,
     pub client: (CertificateDer<'static>, PrivateKeyDer<'static>),
     pub stranger: (CertificateDer<'static>, PrivateKeyDer<'static>),
 }
@@ -42,12 +44,82 @@ pub fn make_pki() -> Pki {
     let der = |(c, k): (rcgen::Certificate, KeyPair)| {
         (c.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(k.serialize_der())))
     };
-    Pki {
-        ca: ca.der().clone(),
-        client: der(signed(vec![], "app", true)),
-        stranger: der(signed(vec![], "stranger", false)),
-        dir,
+    let client = der(signed(vec![], "app", true));
+    let stranger = der(signed(vec![], "stranger", false));
+    Pki { ca: ca.der().clone(), ca_cert: ca, ca_key, client, stranger, dir }
+}
+
+impl Pki {
+    /// A certificate the test CA signed, with `params` (its subject, names,
+    /// validity), and its key.
+    pub fn issue(&self, params: CertificateParams) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        (cert.der().clone(), PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())))
     }
+
+    /// A client certificate the CA signed whose subject is `CN=<cn>`.
+    pub fn client_named(&self, cn: &str) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        self.issue(p)
+    }
+
+    /// Writes a new server certificate for localhost (subject `CN=<cn>`),
+    /// signed by the CA, over `server.pem` and `server_key.pem`.
+    pub fn rewrite_server_cert(&self, cn: &str) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        std::fs::write(self.dir.join("server.pem"), cert.pem()).unwrap();
+        std::fs::write(self.dir.join("server_key.pem"), key.serialize_pem()).unwrap();
+    }
+}
+
+/// A local plain TCP port whose connections are carried over TLS (with
+/// `connector`'s client certificate) to `port`: lapin, built here without
+/// a TLS stack, speaks AMQP through it to the AMQPS listener, so the
+/// broker sees a real TLS client with that certificate.
+pub async fn tls_relay(port: u16, connector: TlsConnector) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let local = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut plain, _)) = listener.accept().await {
+            let connector = connector.clone();
+            tokio::spawn(async move {
+                let Ok(tcp) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else { return };
+                let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+                let Ok(mut tls) = connector.connect(name, tcp).await else { return };
+                let _ = tokio::io::copy_bidirectional(&mut plain, &mut tls).await;
+            });
+        }
+    });
+    local
+}
+
+/// The subject CN of the certificate a TLS server on `port` presents to a
+/// client with `connector`.
+pub async fn server_cert_cn(port: u16, connector: TlsConnector) -> std::io::Result<String> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = connector.connect(name, tcp).await?;
+    let der =
+        tls.get_ref().1.peer_certificates().and_then(|c| c.first()).cloned().expect("a server certificate");
+    common_name(&der).ok_or_else(|| std::io::Error::other("no CN in the server certificate"))
+}
+
+/// The subject's CN in a DER certificate: the string after the last OID
+/// 2.5.4.3 (the issuer's name comes before the subject's; good enough for
+/// the certificates made here).
+fn common_name(der: &[u8]) -> Option<String> {
+    let oid = [0x06, 0x03, 0x55, 0x04, 0x03];
+    let at = der.windows(oid.len()).rposition(|w| w == oid)? + oid.len();
+    let (tag, len) = (*der.get(at)?, *der.get(at + 1)? as usize);
+    if !matches!(tag, 0x0c | 0x13) {
+        return None;
+    }
+    String::from_utf8(der.get(at + 2..at + 2 + len)?.to_vec()).ok()
 }
 
 fn rand_suffix() -> u64 {

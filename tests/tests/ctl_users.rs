@@ -167,6 +167,7 @@ fn usage_errors_and_help() {
         "cluster_status",
         "stop_app",
         "start_app",
+        "reload_certificates",
         "stop",
         "export_definitions",
         "import_definitions",

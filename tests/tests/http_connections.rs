@@ -194,7 +194,15 @@ async fn ipv4_clients_of_the_dual_stack_listener_show_as_ipv4() {
     assert_eq!(conn["port"], port);
     // Not TLS: RabbitMQ's TLS fields are there, and null.
     assert_eq!(conn["ssl"], false, "{conn}");
-    for field in ["ssl_protocol", "ssl_cipher"] {
+    for field in [
+        "ssl_protocol",
+        "ssl_cipher",
+        "ssl_key_exchange",
+        "ssl_hash",
+        "peer_cert_subject",
+        "peer_cert_issuer",
+        "peer_cert_validity",
+    ] {
         assert_eq!(conn.get(field), Some(&serde_json::Value::Null), "{field}: {conn}");
     }
     let name = conn["name"].as_str().unwrap();

@@ -185,6 +185,21 @@ pub struct Connection {
     /// The negotiated cipher suite over TLS; null otherwise.
     #[serde(default)]
     pub ssl_cipher: Option<String>,
+    /// Over TLS, the key exchange and MAC as Erlang names them (`any` and
+    /// `aead` for TLS 1.3); null otherwise.
+    #[serde(default)]
+    pub ssl_key_exchange: Option<String>,
+    #[serde(default)]
+    pub ssl_hash: Option<String>,
+    /// The client certificate's subject and issuer (RFC 4514, as RabbitMQ
+    /// writes them) and validity (`<not before> - <not after>`); null
+    /// without a client certificate.
+    #[serde(default)]
+    pub peer_cert_subject: Option<String>,
+    #[serde(default)]
+    pub peer_cert_issuer: Option<String>,
+    #[serde(default)]
+    pub peer_cert_validity: Option<String>,
     pub channels: u32,
     pub channel_max: u16,
     pub frame_max: u32,

@@ -53,7 +53,12 @@ pub async fn serve(
     tracing::info!("accepting AMQP connection {name}");
     let mut io = Io::new(stream, FRAME_MIN_SIZE);
     let timeout = broker.config.handshake_timeout;
-    let opened = match tokio::time::timeout(timeout, handshake::run(&mut io, &broker, peer, &name)).await {
+    let opened = match tokio::time::timeout(
+        timeout,
+        handshake::run(&mut io, &broker, peer, &name, tls.as_ref()),
+    )
+    .await
+    {
         Err(_) => {
             tracing::warn!("closing AMQP connection {name}: handshake_timeout");
             return;

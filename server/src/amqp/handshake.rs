@@ -1,6 +1,14 @@
 //! Opening a connection: protocol header, start/start-ok (authentication),
 //! tune/tune-ok, open/open-ok. Each step is a small function; any failure
 //! ends the connection with RabbitMQ's reply code and text.
+//!
+//! The SASL mechanisms are PLAIN and AMQPLAIN (a user name and password)
+//! and, as RabbitMQ's rabbitmq_auth_mechanism_ssl plugin does it,
+//! EXTERNAL: the user named by the client's verified TLS certificate
+//! (`ssl_cert_login_from`), with no password. `connection.start` offers
+//! the configured ones (`auth_mechanisms.N`), EXTERNAL only to a client
+//! that presented a certificate; a client choosing one not offered is
+//! closed with COMMAND_INVALID, as in RabbitMQ.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -119,6 +127,22 @@ fn capability(props: &FieldTable, name: &str) -> bool {
     }
 }
 
+/// The mechanisms `auth_mechanisms.N` may name.
+pub const MECHANISMS: &[&str] = &["PLAIN", "AMQPLAIN", "EXTERNAL"];
+
+/// The configured mechanisms this client may use, in the configured order:
+/// EXTERNAL only with a verified client certificate.
+fn offered<'a>(broker: &'a Broker, tls: Option<&crate::tls::TlsInfo>) -> Vec<&'a str> {
+    let has_cert = tls.is_some_and(|t| t.peer_cert.is_some());
+    broker
+        .config
+        .auth_mechanisms
+        .iter()
+        .map(String::as_str)
+        .filter(|m| *m != "EXTERNAL" || has_cert)
+        .collect()
+}
+
 /// Decodes a SASL response into (username, password).
 fn credentials(mechanism: &str, response: &LongString) -> Result<(String, Vec<u8>), BrokerError> {
     let bytes = response.as_bytes();
@@ -157,7 +181,13 @@ fn credentials(mechanism: &str, response: &LongString) -> Result<(String, Vec<u8
     }
 }
 
-pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str) -> Result<Opened, Refused> {
+pub async fn run(
+    io: &mut Io,
+    broker: &Arc<Broker>,
+    peer: SocketAddr,
+    name: &str,
+    tls: Option<&crate::tls::TlsInfo>,
+) -> Result<Opened, Refused> {
     // 1. Protocol header.
     while io.rbuf.len() < 8 {
         if !io.read_some().await? {
@@ -179,7 +209,7 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
             version_major: 0,
             version_minor: 9,
             server_properties: server_properties(broker),
-            mechanisms: "PLAIN AMQPLAIN".into(),
+            mechanisms: offered(broker, tls).join(" ").into(),
             locales: "en_US".into(),
         })),
     );
@@ -190,7 +220,29 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
         )));
     };
     let mechanism = start_ok.mechanism.as_str().to_owned();
-    let (username, password) = credentials(&mechanism, &start_ok.response).map_err(Refused::Error)?;
+    if !offered(broker, tls).contains(&mechanism.as_str()) {
+        return Err(Refused::Error(BrokerError::command_invalid(format!(
+            "unknown authentication mechanism '{}'",
+            mechanism.escape_debug()
+        ))));
+    }
+    let (username, password) = if mechanism == "EXTERNAL" {
+        // Offered only with a certificate, so there is one.
+        let cert = tls.and_then(|t| t.peer_cert.as_deref()).ok_or(Refused::Silent)?;
+        match broker.config.cert_login.user_name(cert) {
+            Ok(user) => (user, None),
+            Err(why) => {
+                tracing::warn!(
+                    "connection {name}: EXTERNAL login refused: {why} (certificate {})",
+                    cert.subject
+                );
+                return Err(refuse(&start_ok.client_properties, &mechanism));
+            }
+        }
+    } else {
+        let (u, p) = credentials(&mechanism, &start_ok.response).map_err(Refused::Error)?;
+        (u, Some(p))
+    };
     let caps = ClientCaps {
         consumer_cancel_notify: capability(&start_ok.client_properties, "consumer_cancel_notify"),
         connection_blocked: capability(&start_ok.client_properties, "connection.blocked"),
@@ -202,7 +254,7 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
         refused.then(|| format!("user '{}' can only connect via localhost", user.name))
     };
     let login =
-        broker.authenticate(Protocol::Amqp091, &username, password, Some(peer.ip()), loopback_only).await;
+        broker.authenticate_as(Protocol::Amqp091, &username, password, Some(peer.ip()), loopback_only).await;
     let user = match login {
         Ok(user) => user,
         Err(refusal) => {
@@ -213,12 +265,7 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
                 Refusal::NotAllowed(why) => why,
             };
             tracing::debug!("connection {name}: {mechanism} login refused: {why}");
-            if capability(&start_ok.client_properties, "authentication_failure_close") {
-                return Err(Refused::Error(BrokerError::access_refused(format!(
-                    "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
-                ))));
-            }
-            return Err(Refused::Silent);
+            return Err(refuse(&start_ok.client_properties, &mechanism));
         }
     };
 
@@ -278,6 +325,17 @@ pub async fn run(io: &mut Io, broker: &Arc<Broker>, peer: SocketAddr, name: &str
         mechanism,
         ticket,
     })
+}
+
+/// A refused login: ACCESS_REFUSED with RabbitMQ's text for a client
+/// that announced `authentication_failure_close`, else the socket closes.
+fn refuse(client_properties: &FieldTable, mechanism: &str) -> Refused {
+    if capability(client_properties, "authentication_failure_close") {
+        return Refused::Error(BrokerError::access_refused(format!(
+            "Login was refused using authentication mechanism {mechanism}. For details see the broker logfile."
+        )));
+    }
+    Refused::Silent
 }
 
 /// RabbitMQ's rule: a client value must be at least the minimum and, when

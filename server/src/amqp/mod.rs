@@ -24,14 +24,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::broker::Broker;
 
 /// Accepts connections until the task is dropped. Accept errors (running
 /// out of file descriptors, say) are logged and retried with a backoff
 /// instead of ending the listener.
-pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, tls: Option<TlsAcceptor>) {
+pub async fn accept_loop(
+    broker: Arc<Broker>,
+    listener: TcpListener,
+    tls: Option<Arc<crate::tls::Reloadable>>,
+) {
     let mut backoff = Duration::from_millis(10);
     loop {
         match listener.accept().await {
@@ -63,8 +66,9 @@ pub async fn accept_loop(broker: Arc<Broker>, listener: TcpListener, tls: Option
                         let socket = io::Socket::Tcp(stream);
                         tokio::spawn(connection::serve(broker, socket, peer, local, None, ticket));
                     }
-                    Some(acceptor) => {
-                        let acceptor = acceptor.clone();
+                    Some(reloadable) => {
+                        // The certificate in force when the client came.
+                        let acceptor = reloadable.acceptor();
                         tokio::spawn(async move {
                             let timeout = broker.config.handshake_timeout;
                             if let Some((relay, tls)) =

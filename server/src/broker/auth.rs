@@ -515,9 +515,27 @@ impl super::Broker {
         peer: Option<std::net::IpAddr>,
         admit: impl FnOnce(&User) -> Option<String>,
     ) -> Result<Arc<User>, Refusal> {
+        self.authenticate_as(protocol, name, Some(password), peer, admit).await
+    }
+
+    /// [`authenticate`](Self::authenticate) without a password when
+    /// `password` is None: the EXTERNAL mechanism, whose identity the
+    /// client's verified TLS certificate proved. The user must exist.
+    pub async fn authenticate_as(
+        self: &std::sync::Arc<Self>,
+        protocol: Protocol,
+        name: &str,
+        password: Option<Vec<u8>>,
+        peer: Option<std::net::IpAddr>,
+        admit: impl FnOnce(&User) -> Option<String>,
+    ) -> Result<Arc<User>, Refusal> {
         let shown = name.escape_debug().to_string();
         let from = peer.map_or_else(|| "an unknown address".to_owned(), |ip| ip.to_canonical().to_string());
-        let user = match self.login(name, password, peer).await {
+        let found = match password {
+            Some(password) => self.login(name, password, peer).await,
+            None => self.auth.user(name).ok_or(LoginError::InvalidCredentials),
+        };
+        let user = match found {
             Ok(user) => user,
             Err(LoginError::InvalidCredentials) => {
                 self.auth.attempts.record(protocol, peer, name, false);

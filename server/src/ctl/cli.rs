@@ -251,6 +251,8 @@ pub enum Cmd {
     StopApp,
     /// Starts the AMQP application again after stop_app.
     StartApp,
+    /// Re-reads the AMQPS and HTTPS listeners' certificate, key and CA files (as SIGHUP); open connections stay.
+    ReloadCertificates,
     /// Stops the node (the process exits).
     Stop,
     /// Waits until the node has started and its AMQP application runs (-t seconds, default 300).

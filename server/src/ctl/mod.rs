@@ -181,6 +181,7 @@ fn run(cli: Cli) -> R<()> {
         Cmd::ForgetClusterNode { node } => node::forget_cluster_node(c, &node),
         Cmd::StopApp => node::stop_app(c),
         Cmd::StartApp => node::start_app(c),
+        Cmd::ReloadCertificates => node::reload_certificates(c),
         Cmd::Stop => node::stop(c),
         Cmd::AwaitStartup => node::await_startup(c),
         Cmd::Ping => node::ping(c),

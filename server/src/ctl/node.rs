@@ -1,6 +1,7 @@
 //! The node: `status`, `environment`, `cluster_status`, `stop_app`,
-//! `start_app`, `stop`, `await_startup`, `ping`, `close_connection`. The
-//! node-side actions are the admin-only `/api/node/...` endpoints.
+//! `start_app`, `stop`, `await_startup`, `ping`, `close_connection`,
+//! `reload_certificates`. The node-side actions are the admin-only
+//! `/api/node/...` endpoints.
 
 use std::fmt::Write;
 use std::time::{Duration, Instant};
@@ -251,6 +252,25 @@ pub fn start_app(c: &Ctx) -> R<()> {
     let node = s(&node_status(c)?, "node").to_owned();
     c.out.info(&format!("Starting node {node} ..."));
     c.client.post("/api/node/start_app", &json!({}))?;
+    Ok(())
+}
+
+/// Has the node read its TLS certificates again; a failure (a bad file)
+/// is the node's message, and the old certificates stay in use.
+pub fn reload_certificates(c: &Ctx) -> R<()> {
+    let node = s(&node_status(c)?, "node").to_owned();
+    c.out.info(&format!("Reloading TLS certificates on node {node} ..."));
+    let answer: Value = c.client.post_read("/api/node/reload_certificates", &json!({}))?;
+    let reloaded: Vec<&str> = answer["reloaded"]
+        .as_array()
+        .map(|a| a.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    match reloaded.is_empty() {
+        true => c.out.info("No TLS listener to reload"),
+        false => {
+            c.out.info(&format!("Reloaded the certificates of the {} listeners", reloaded.join(" and ")))
+        }
+    }
     Ok(())
 }
 

@@ -10,13 +10,13 @@
 //! `Strict-Transport-Security`; the plain listener's do not.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, header};
 use axum::serve::{Listener, ListenerExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinSet;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -28,13 +28,13 @@ const HSTS: &str = "max-age=31536000";
 /// A TCP listener yielding connections whose TLS handshake is complete.
 pub struct TlsListener {
     tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    acceptor: Arc<crate::tls::Reloadable>,
     timeout: Duration,
     handshakes: JoinSet<Option<(TlsStream<TcpStream>, SocketAddr)>>,
 }
 
 impl TlsListener {
-    pub fn new(tcp: TcpListener, acceptor: TlsAcceptor, timeout: Duration) -> TlsListener {
+    pub fn new(tcp: TcpListener, acceptor: Arc<crate::tls::Reloadable>, timeout: Duration) -> TlsListener {
         TlsListener { tcp, acceptor, timeout, handshakes: JoinSet::new() }
     }
 }
@@ -53,7 +53,7 @@ impl Listener for TlsListener {
                     Ok((tcp, peer)) => {
                         backoff = Duration::from_millis(10);
                         let peer = crate::net::canonical(peer);
-                        let (acceptor, timeout) = (self.acceptor.clone(), self.timeout);
+                        let (acceptor, timeout) = (self.acceptor.acceptor(), self.timeout);
                         self.handshakes.spawn(async move {
                             crate::tls::handshake(&acceptor, tcp, peer, timeout).await.map(|tls| (tls, peer))
                         });
@@ -80,7 +80,7 @@ impl Listener for TlsListener {
 }
 
 /// Serves the API over TLS on one listener until the task is aborted.
-pub async fn serve(ctx: Ctx, listener: TcpListener, acceptor: TlsAcceptor) {
+pub async fn serve(ctx: Ctx, listener: TcpListener, acceptor: Arc<crate::tls::Reloadable>) {
     let timeout = ctx.broker.config.handshake_timeout;
     let app = super::router(ctx)
         .layer(SetResponseHeaderLayer::overriding(

@@ -74,6 +74,7 @@ fn ms_since_epoch(t: std::time::SystemTime) -> u64 {
 fn connection_item(ctx: &Ctx, c: &Arc<ConnectionInfo>) -> objects::Connection {
     use std::sync::atomic::Ordering::Relaxed;
     let series = ctx.stats.connection(c);
+    let peer_cert = c.tls.as_ref().and_then(|t| t.peer_cert.as_deref());
     objects::Connection {
         name: c.name.clone(),
         node: node(ctx),
@@ -90,6 +91,11 @@ fn connection_item(ctx: &Ctx, c: &Arc<ConnectionInfo>) -> objects::Connection {
         ssl: c.tls.is_some(),
         ssl_protocol: c.tls.as_ref().map(|t| t.protocol.clone()),
         ssl_cipher: c.tls.as_ref().map(|t| t.cipher.clone()),
+        ssl_key_exchange: c.tls.as_ref().map(|t| t.key_exchange.clone()),
+        ssl_hash: c.tls.as_ref().map(|t| t.hash.clone()),
+        peer_cert_subject: peer_cert.map(|p| p.subject.to_string()),
+        peer_cert_issuer: peer_cert.map(|p| p.issuer.to_string()),
+        peer_cert_validity: peer_cert.map(|p| p.validity()),
         channels: c.channel_count(),
         channel_max: c.channel_max,
         frame_max: c.frame_max,

@@ -10,6 +10,10 @@
 //! - `POST /api/node/stop_app`, `/api/node/start_app`: close or reopen the
 //!   AMQP listeners (clients are disconnected) while HTTP keeps serving.
 //! - `POST /api/node/stop`: the process shuts down, as on SIGTERM.
+//! - `POST /api/node/reload_certificates`: the AMQPS and HTTPS listeners
+//!   read their certificate, key and CA files again, as on SIGHUP
+//!   (`{"reloaded": ["AMQPS", "HTTPS"]}`); files that do not load keep
+//!   the old settings and are answered 500 with the reason.
 //! - `POST /api/node/authenticate` `{"username", "password"}`: whether the
 //!   credentials are valid (`authenticate_user`), tags or no tags.
 //! - `GET /api/node/cluster_status`: the members, which run, the leader,
@@ -41,6 +45,7 @@ pub fn router() -> Router<Ctx> {
         .route("/api/node/stop_app", post(stop_app))
         .route("/api/node/start_app", post(start_app))
         .route("/api/node/stop", post(stop))
+        .route("/api/node/reload_certificates", post(reload_certificates))
         .route("/api/node/authenticate", post(authenticate))
         .route("/api/node/cluster_status", get(cluster_status))
         .route("/api/node/join_cluster", post(join_cluster))
@@ -186,6 +191,19 @@ pub fn environment_of(ctx: &Ctx) -> serde_json::Map<String, Value> {
     put("management.login_session_timeout", j!(c.login_session_timeout.as_secs() / 60));
     put("management.http.max_body_size", j!(c.max_body_size));
     put("loopback_users", j!(c.loopback_users));
+    put("auth_mechanisms", j!(c.auth_mechanisms));
+    let login = &c.cert_login;
+    let from = match login.from {
+        crate::tls::CertLoginFrom::DistinguishedName => "distinguished_name",
+        crate::tls::CertLoginFrom::CommonName => "common_name",
+        crate::tls::CertLoginFrom::SubjectAltName => "subject_alternative_name",
+    };
+    put("ssl_cert_login_from", j!(from));
+    put(
+        "ssl_cert_login_san_type",
+        j!(format!("{:?}", login.san_type).to_lowercase().replace("othername", "other_name")),
+    );
+    put("ssl_cert_login_san_index", j!(login.san_index));
     put("default_user", j!(c.default_user));
     put("default_vhost", j!(c.default_vhost));
     put("default_user_tags", j!(c.default_user_tags));
@@ -235,6 +253,19 @@ async fn start_app(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
     tracing::info!("start_app requested by '{}'", who.name());
     ctx.app.start().await.map_err(|e| ApiError::unavailable(e.to_string()))?;
     Ok(no_content())
+}
+
+async fn reload_certificates(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {
+    who.require_admin()?;
+    tracing::info!("reload_certificates requested by '{}'", who.name());
+    match ctx.app.reload_certificates() {
+        Ok(done) => Ok(json(&j!({ "reloaded": done }))),
+        Err(e) => Err(ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_server_error",
+            format!("cannot reload TLS certificates: {e}"),
+        )),
+    }
 }
 
 async fn stop(State(ctx): State<Ctx>, who: Authed) -> ApiResult<Response> {

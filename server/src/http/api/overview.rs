@@ -203,14 +203,20 @@ fn disk_io() -> Option<(u64, u64)> {
     Some((field("read_bytes:")?, field("write_bytes:")?))
 }
 
-fn auth_mechanisms() -> Vec<ExchangeTypeInfo> {
+/// The node's SASL mechanisms, each `enabled` when `auth_mechanisms.N`
+/// lists it (PLAIN and AMQPLAIN by default), as RabbitMQ lists them.
+fn auth_mechanisms(c: &crate::config::Config) -> Vec<ExchangeTypeInfo> {
     [
-        ("AMQPLAIN", "QPid AMQPLAIN mechanism", true),
-        ("PLAIN", "SASL PLAIN authentication mechanism", true),
-        ("EXTERNAL", "SASL EXTERNAL authentication mechanism (not supported)", false),
+        ("AMQPLAIN", "QPid AMQPLAIN mechanism"),
+        ("PLAIN", "SASL PLAIN authentication mechanism"),
+        ("EXTERNAL", "SSL authentication mechanism using SASL EXTERNAL"),
     ]
     .into_iter()
-    .map(|(n, d, enabled)| ExchangeTypeInfo { name: n.into(), description: d.into(), enabled })
+    .map(|(n, d)| ExchangeTypeInfo {
+        name: n.into(),
+        description: d.into(),
+        enabled: c.auth_mechanisms.iter().any(|m| m == n),
+    })
     .collect()
 }
 
@@ -241,7 +247,7 @@ fn node_details(ctx: &Ctx) -> NodeDetails {
         run_queue: Some(tokio.global_queue_depth() as u64),
         mem_calculation_strategy: Some("rss".into()),
         rates_mode: Some(if c.stats_interval.is_zero() { "none" } else { "basic" }.into()),
-        auth_mechanisms: Some(auth_mechanisms()),
+        auth_mechanisms: Some(auth_mechanisms(c)),
         applications: Some(vec![
             Application {
                 name: "rabbitmq_management".into(),
