@@ -134,6 +134,13 @@ pub enum DefinitionCommand {
         arguments: FieldTable,
         requester: Option<u64>,
     },
+    /// The cluster's own, never imported or exported: member `node`
+    /// restarted. Its transient queues went with its process, so every
+    /// node deletes them; and the node takes the transient entities it
+    /// lost from a member that has them (`cluster/state_machine.rs`).
+    NodeRestarted {
+        node: String,
+    },
 }
 
 /// An exchange's type: how it routes.

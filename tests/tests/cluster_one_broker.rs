@@ -178,3 +178,78 @@ async fn a_member_that_does_not_answer_does_not_hold_changes_up() {
     let (_c3, ch3) = nodes[2].server.channel().await;
     ch3.queue_declare("after-3-resumed".into(), passive, FieldTable::default()).await.unwrap();
 }
+
+/// A node that restarts takes back the transient exchanges, queues and
+/// bindings the others still have (its store keeps only durable ones),
+/// and a transient queue homed on a node that restarts is deleted on
+/// every node, as RabbitMQ deletes it.
+#[tokio::test]
+async fn a_restarted_node_has_the_transient_entities_and_its_own_go() {
+    let mut nodes = cluster_of_three().await;
+    let (_c1, ch1) = nodes[0].server.channel().await;
+    let transient = QueueDeclareOptions::default();
+    ch1.exchange_declare(
+        "tx".into(),
+        lapin::ExchangeKind::Topic,
+        Default::default(),
+        FieldTable::default(),
+    )
+    .await
+    .unwrap();
+    ch1.queue_declare("on-1".into(), transient, FieldTable::default()).await.unwrap();
+    ch1.queue_bind("on-1".into(), "tx".into(), "a.#".into(), QueueBindOptions::default(), FieldTable::default())
+        .await
+        .unwrap();
+    let (_c3, ch3) = nodes[2].server.channel().await;
+    ch3.queue_declare("on-3".into(), transient, FieldTable::default()).await.unwrap();
+
+    // Node 2 restarts: it lists them all again, and the binding routes.
+    nodes[1].server.kill();
+    nodes[1].server.start_again();
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    let api2 = nodes[1].api();
+    let whole = eventually(T, || async {
+        let x = api2.get("/api/exchanges/%2F/tx").await.code() == 200;
+        let q1 = api2.get("/api/queues/%2F/on-1").await.code() == 200;
+        let q3 = api2.get("/api/queues/%2F/on-3").await.code() == 200;
+        let b = api2.get("/api/exchanges/%2F/tx/bindings/source").await.body.as_array().map(Vec::len) == Some(1);
+        (x && q1 && q3 && b).then_some(())
+    })
+    .await;
+    assert!(whole.is_some(), "the restarted node lacks transient entities: {}", nodes[1].server.log_text());
+    let (_c2, ch2) = nodes[1].server.channel().await;
+    let passive = QueueDeclareOptions { passive: true, ..Default::default() };
+    ch2.queue_declare("on-1".into(), passive, FieldTable::default()).await.expect("on-1 through node 2");
+    let ex_passive = lapin::options::ExchangeDeclareOptions { passive: true, ..Default::default() };
+    ch2.exchange_declare("tx".into(), lapin::ExchangeKind::Topic, ex_passive, FieldTable::default())
+        .await
+        .expect("tx through node 2");
+    ch2.basic_publish("tx".into(), "a.b".into(), Default::default(), b"routed", Default::default())
+        .await
+        .unwrap();
+    let api1 = nodes[0].api();
+    let routed = eventually(T, || async {
+        (api1.ok("/api/queues/%2F/on-1").await["messages"] == 1).then_some(())
+    })
+    .await;
+    assert!(routed.is_some(), "a publish through the restarted node was not routed by the binding");
+
+    // Node 3 restarts: its transient queue goes everywhere; node 1's stays.
+    nodes[2].server.kill();
+    nodes[2].server.start_again();
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    for n in &nodes {
+        let api = n.api();
+        let gone = eventually(T, || async {
+            (api.get("/api/queues/%2F/on-3").await.code() == 404).then_some(())
+        })
+        .await;
+        assert!(gone.is_some(), "{} still lists the transient queue of the restarted node", n.name);
+        assert_eq!(api.get("/api/queues/%2F/on-1").await.code(), 200, "{}", n.name);
+        assert_eq!(api.get("/api/exchanges/%2F/tx").await.code(), 200, "{}", n.name);
+    }
+}

@@ -32,6 +32,9 @@ pub enum Applied {
     /// Whether the binding existed, and the auto-delete source exchange
     /// when it went with its last binding.
     Unbound(bool, Option<Arc<str>>),
+    /// The transient queues of a restarted node went, and with them these
+    /// auto-delete exchanges (vhost, name).
+    Swept(Vec<(String, Arc<str>)>),
 }
 
 impl Applied {
@@ -199,6 +202,29 @@ impl Broker {
                     v.unbind(&source, &destination_kind, &destination, &routing_key, arguments, requester)?;
                 Ok(Applied::Unbound(removed, gone))
             }
+            NodeRestarted { node } => Ok(Applied::Swept(self.sweep_transient_queues(&node))),
         }
+    }
+
+    /// Deletes the transient queues homed on `node`, which restarted: their
+    /// messages and consumers went with its process, as RabbitMQ deletes
+    /// them. Replicated ones live on in their other members and stay.
+    fn sweep_transient_queues(&self, node: &str) -> Vec<(String, Arc<str>)> {
+        let mut gone = Vec::new();
+        for v in self.vhosts() {
+            let doomed: Vec<Arc<str>> = v
+                .queues()
+                .iter()
+                .filter(|q| !q.durable && !q.is_replicated() && q.home.get().is_some_and(|h| &**h == node))
+                .map(|q| q.name.clone())
+                .collect();
+            for name in doomed {
+                if let Ok(Some((_, _, exchanges))) = v.delete_queue(&name, false, false, None) {
+                    tracing::info!("transient queue '{name}' in vhost '{}' went with the restart of {node}", v.name);
+                    gone.extend(exchanges.into_iter().map(|x| (v.name.to_string(), x)));
+                }
+            }
+        }
+        gone
     }
 }

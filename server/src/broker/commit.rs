@@ -149,6 +149,18 @@ impl Broker {
 /// deletions of the auto-delete exchanges that went with it. When it is not
 /// empty, it starts with the command.
 fn durable_writes(cmd: DefinitionCommand, applied: &Applied) -> Vec<DefinitionCommand> {
+    // A restarted node's sweep stores nothing itself: only the durable
+    // auto-delete exchanges that went with its transient queues.
+    if let Applied::Swept(exchanges) = applied {
+        return exchanges
+            .iter()
+            .map(|(vhost, x)| DefinitionCommand::DeleteExchange {
+                vhost: vhost.clone(),
+                name: x.to_string(),
+                if_unused: false,
+            })
+            .collect();
+    }
     let side_deletions: Vec<DefinitionCommand> = match &cmd {
         DefinitionCommand::DeleteQueue { vhost, .. } | DefinitionCommand::Unbind { vhost, .. } => applied
             .exchanges_deleted()

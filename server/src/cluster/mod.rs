@@ -38,6 +38,7 @@ pub mod network;
 pub mod node;
 pub mod remote;
 pub mod replicated;
+pub mod resync;
 pub mod secret;
 pub mod state_machine;
 pub mod types;

@@ -116,6 +116,12 @@ pub enum Call {
         vhost: String,
         queue: String,
     },
+    /// To a member that restarted: the sender's whole metadata as of the
+    /// log index of the restart's marker (`resync`).
+    Resync {
+        index: u64,
+        commands: Vec<crate::definitions::DefinitionCommand>,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]

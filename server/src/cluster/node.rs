@@ -77,6 +77,8 @@ pub struct Cluster {
     pub(super) replicas: super::replicated::Replicas,
     /// The members operators chose for quorum queues (`add_member`...).
     pub(super) chosen: super::replicated::members::Chosen,
+    /// Taking back the transient metadata after a restart.
+    pub(super) resync: super::resync::Resync,
     /// This cluster, for the tasks it starts.
     this: std::sync::OnceLock<Weak<Cluster>>,
 }
@@ -138,6 +140,7 @@ impl Cluster {
             liveness: Default::default(),
             replicas: Default::default(),
             chosen: Default::default(),
+            resync: Default::default(),
             this: Default::default(),
         });
         let _ = cluster.this.set(Arc::downgrade(&cluster));
@@ -156,9 +159,11 @@ impl Cluster {
         let was_clustered =
             cluster.db.get("vote").await.map_err(|e| BrokerError::internal(e.to_string()))?.is_some();
         if was_clustered {
+            cluster.resync.restarted();
             cluster.start_raft(broker).await?;
             tracing::info!("rejoining the cluster as {}", cluster.me);
             cluster.register_all_replicated();
+            tokio::spawn(cluster.clone().announce_restart());
         }
         let weak = Arc::downgrade(&cluster);
         let handler: Handler<Call, Reply> = Arc::new(move |from, call| match weak.upgrade() {
@@ -193,7 +198,7 @@ impl Cluster {
     }
 
     async fn start_raft(&self, broker: &Arc<Broker>) -> Result<Arc<Running>> {
-        let sm = StateMachine::open(broker, self.db.clone(), self.me.name.clone()).await?;
+        let sm = StateMachine::open(broker, self.weak_self(), self.db.clone(), self.me.name.clone()).await?;
         let raft = Raft::new(
             self.id,
             raft_config(),
@@ -391,6 +396,9 @@ impl Cluster {
                 self.raft()?.client_write(p).await.map(|r| Reply::Proposed(r.data)).map_err(unavailable)
             }),
             Call::Applied(index) => Box::pin(async move { self.applied(index).await }),
+            Call::Resync { index, commands } => {
+                Box::pin(async move { Ok(self.resync.accept(index, commands)) })
+            }
             Call::Join(member) => Box::pin(async move {
                 tracing::info!("{from} asks to join the cluster");
                 self.admit(member).await.map(|_| Reply::Joined)

@@ -67,6 +67,8 @@ struct StoredSnapshot {
 
 pub struct Inner {
     broker: Weak<Broker>,
+    /// For what a member's restart asks of the state machine (`resync`).
+    cluster: Weak<super::node::Cluster>,
     db: RaftDb,
     me: String,
     pub pending: Pending,
@@ -111,6 +113,7 @@ impl StateMachine {
     /// The state machine of the broker, as last stored in `db`.
     pub async fn open(
         broker: &Arc<Broker>,
+        cluster: Weak<super::node::Cluster>,
         db: RaftDb,
         me: String,
     ) -> std::result::Result<StateMachine, BrokerError> {
@@ -129,6 +132,7 @@ impl StateMachine {
         };
         Ok(StateMachine(Arc::new(Inner {
             broker: Arc::downgrade(broker),
+            cluster,
             db,
             me,
             pending: Pending::default(),
@@ -172,8 +176,17 @@ impl StateMachine {
             }
             EntryPayload::Normal(p) => {
                 let broker = self.broker()?;
+                let restarted = match &p.cmd {
+                    DefinitionCommand::NodeRestarted { node } => Some(node.clone()),
+                    _ => None,
+                };
                 let sink = AppliedSink { db: &self.0.db, applied: self.applied_json()? };
                 let result = broker.apply_committed(p.cmd, &sink).await.map_err(sm_err)?;
+                if let (Some(node), Some(cluster)) = (restarted, self.0.cluster.upgrade())
+                    && let Some(copy) = cluster.restart_applied(&broker, &node, entry.log_id.index).await
+                {
+                    self.reconcile(&broker, &copy).await?;
+                }
                 let outcome = Outcome(result.as_ref().err().map(|e| e.to_string()));
                 if p.origin == self.0.me {
                     self.0.pending.deliver(p.seq, result);
@@ -187,12 +200,24 @@ impl StateMachine {
     async fn install(&self, meta: &SnapshotMeta, data: &[u8]) -> std::result::Result<(), StorageError> {
         let snap: SnapshotData = serde_json::from_slice(data).map_err(snap_err)?;
         let broker = self.broker()?;
-        let applied = broker.reconcile(&snap.commands);
         {
             let mut a = self.0.applied.lock();
             a.last = meta.last_log_id;
             a.membership = meta.last_membership.clone();
         }
+        self.reconcile(&broker, &snap.commands).await?;
+        self.keep_snapshot(meta.clone(), data.to_vec()).await
+    }
+
+    /// Makes the broker's metadata `commands`' (a snapshot, or a member's
+    /// copy after this node restarted), storing what that changed with
+    /// the applied position.
+    async fn reconcile(
+        &self,
+        broker: &Arc<Broker>,
+        commands: &[DefinitionCommand],
+    ) -> std::result::Result<(), StorageError> {
+        let applied = broker.reconcile(commands);
         let state = self.applied_json()?;
         let ids = self.0.db.persist_applied(&applied, &state).await.map_err(sm_err)?;
         for (cmd, id) in applied.iter().zip(ids) {
@@ -202,7 +227,7 @@ impl StateMachine {
                 let _ = q.store_id.set(id);
             }
         }
-        self.keep_snapshot(meta.clone(), data.to_vec()).await
+        Ok(())
     }
 
     async fn keep_snapshot(

@@ -33,6 +33,7 @@ pub(super) fn stores_nothing(cmd: &DefinitionCommand) -> bool {
         DefinitionCommand::DeclareQueue { durable, exclusive_owner, .. } => {
             !durable || exclusive_owner.is_some()
         }
+        DefinitionCommand::NodeRestarted { .. } => true,
         _ => false,
     }
 }
@@ -98,6 +99,9 @@ pub(super) async fn write_command(
             let dest = (destination_kind.as_str(), destination.as_str());
             unbind(conn, vhost, source, dest, routing_key, arguments).await?
         }
+        // Transient by nature: what it deletes is written as its own
+        // commands.
+        NodeRestarted { .. } => {}
     }
     Ok(None)
 }
