@@ -223,8 +223,16 @@ impl Cluster {
     /// The home sent messages for subscription `sub`: they become
     /// deliveries of the local consumer, in order.
     pub(super) fn accept_deliveries(&self, sub: u64, items: Vec<WireDelivery>) -> ReplyFuture {
-        let subs = self.consuming.subscriptions.lock();
+        let mut subs = self.consuming.subscriptions.lock();
         let Some(s) = subs.get(&sub) else { return ready(Ok(Reply::Known(false))) };
+        // A consumer whose channel closed as it subscribed (a reattach
+        // racing the close) has no one to take these: the home requeues
+        // them and drops its stand-in, which would otherwise hold them
+        // unacked for ever.
+        if s.consumer.is_gone() {
+            subs.remove(&sub);
+            return ready(Ok(Reply::Known(false)));
+        }
         for d in items {
             s.consumer.note_remote_delivery();
             s.consumer.outbox.push(Outbound::Deliver {
@@ -305,6 +313,11 @@ impl Cluster {
         tokio::spawn(async move {
             for c in waiting {
                 match q.consume(&c).await {
+                    // Its channel closed meanwhile: the close found nothing
+                    // to cancel, so cancel what was just made.
+                    Ok(()) if c.is_gone() => {
+                        q.remove_consumer(&c);
+                    }
                     Ok(()) => tracing::info!(
                         "consumer '{}' of queue '{}' goes on with its new leader",
                         c.tag,
