@@ -221,6 +221,10 @@ fn set(
         "cluster.listener.port" => c.cluster_port = Some(number(value, key)?),
         "cluster_secret" => c.cluster_secret = Some(value.to_owned()),
         "cluster_secret_file" => c.cluster_secret_file = Some(PathBuf::from(value)),
+        "cluster.tls" => c.cluster_tls.enabled = boolean(value, key)?,
+        "cluster.tls.cacertfile" => c.cluster_tls.cacertfile = Some(PathBuf::from(value)),
+        "cluster.tls.certfile" => c.cluster_tls.certfile = Some(PathBuf::from(value)),
+        "cluster.tls.keyfile" => c.cluster_tls.keyfile = Some(PathBuf::from(value)),
         _ => return Err(unknown(key)),
     }
     Ok(())
@@ -308,6 +312,10 @@ const KEYS: &[&str] = &[
     "cluster.listener.port",
     "cluster_secret",
     "cluster_secret_file",
+    "cluster.tls",
+    "cluster.tls.cacertfile",
+    "cluster.tls.certfile",
+    "cluster.tls.keyfile",
 ];
 const FAMILIES: &[&str] = &[
     "auth_mechanisms.",

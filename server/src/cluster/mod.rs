@@ -40,6 +40,7 @@ pub mod remote;
 pub mod replicated;
 pub mod secret;
 pub mod state_machine;
+pub mod tls;
 pub mod types;
 pub mod wal;
 
