@@ -540,7 +540,19 @@ where
             tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut framed, &self.me, &self.secret))
                 .await
                 .map_err(|_| LinkError::Timeout(self.addr.clone()))?
-                .map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
+                .map_err(|e| {
+                    // In TLS 1.3 the client's handshake ends before the
+                    // server has checked its certificate: a refusal of it
+                    // arrives as an alert on the first read.
+                    let e = match self.tls.is_some() && e.contains("alert") {
+                        true => format!(
+                            "the TLS session was refused ({e}): is this node's certificate signed by the \
+                             cluster's CA?"
+                        ),
+                        false => e,
+                    };
+                    LinkError::Refused(self.addr.clone(), e)
+                })?;
         tracing::debug!("cluster link to {peer} ({}) authenticated", self.addr);
         let (mut rd, wr) = split_framed(framed).map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
         let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
