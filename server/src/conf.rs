@@ -477,6 +477,36 @@ mod tests {
     }
 
     #[test]
+    fn cluster_tls_keys_are_read_and_fall_back_to_ssl_options() {
+        let mut c = Config::default();
+        apply(
+            "cluster.tls = true\n\
+             cluster.tls.certfile = /etc/node.pem\n\
+             cluster.tls.keyfile = /etc/node_key.pem\n\
+             ssl_options.cacertfile = /etc/ca.pem\n\
+             ssl_options.certfile = /etc/cert.pem\n",
+            &mut c,
+        )
+        .unwrap();
+        let o = c.cluster_tls.or_amqps(&c.tls);
+        let p = |s: &str| Some(std::path::PathBuf::from(s));
+        assert!(o.enabled);
+        assert_eq!(
+            (o.cacertfile, o.certfile, o.keyfile),
+            (p("/etc/ca.pem"), p("/etc/node.pem"), p("/etc/node_key.pem"))
+        );
+        let e = apply("cluster.tls = yes\n", &mut c).unwrap_err();
+        assert!(e.1.contains("cluster.tls"), "{e:?}");
+        let e = apply("cluster.tls.certfle = x\n", &mut c).unwrap_err();
+        assert!(e.1.contains("did you mean 'cluster.tls.certfile'"), "{e:?}");
+        // Without a key, TLS cannot be set up, and the error names the key.
+        let mut c = Config::default();
+        apply("cluster.tls = true\n", &mut c).unwrap();
+        let e = crate::cluster::tls::LinkTls::from_options(&c.cluster_tls.or_amqps(&c.tls)).unwrap_err();
+        assert!(e.contains("cluster.tls.cacertfile"), "{e}");
+    }
+
+    #[test]
     fn tls_keys_are_read() {
         let mut c = Config::default();
         apply(
