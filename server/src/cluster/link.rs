@@ -180,7 +180,8 @@ where
 }
 
 /// Writes the frames queued for a connection, as many per flush as are
-/// waiting, until the queue closes or the socket fails.
+/// waiting, until the queue closes (then shuts the write side down) or the
+/// socket fails.
 async fn write_queued(mut w: Writer, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(f) = rx.recv().await {
         if w.feed(f).await.is_err() {
@@ -195,6 +196,11 @@ async fn write_queued(mut w: Writer, mut rx: mpsc::Receiver<Bytes>) {
             return;
         }
     }
+    // The queue closed: the connection is done with. Shutting the write
+    // side down tells the other node (a TLS close_notify, then FIN); a TLS
+    // write half would otherwise keep the socket open while the read half
+    // lives.
+    let _ = SinkExt::<Bytes>::close(&mut w).await;
 }
 
 /// A stream after its handshake, split into framed halves for the
