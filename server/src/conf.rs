@@ -221,6 +221,10 @@ fn set(
         "cluster.listener.port" => c.cluster_port = Some(number(value, key)?),
         "cluster_secret" => c.cluster_secret = Some(value.to_owned()),
         "cluster_secret_file" => c.cluster_secret_file = Some(PathBuf::from(value)),
+        "cluster.tls" => c.cluster_tls.enabled = boolean(value, key)?,
+        "cluster.tls.cacertfile" => c.cluster_tls.cacertfile = Some(PathBuf::from(value)),
+        "cluster.tls.certfile" => c.cluster_tls.certfile = Some(PathBuf::from(value)),
+        "cluster.tls.keyfile" => c.cluster_tls.keyfile = Some(PathBuf::from(value)),
         _ => return Err(unknown(key)),
     }
     Ok(())
@@ -308,6 +312,10 @@ const KEYS: &[&str] = &[
     "cluster.listener.port",
     "cluster_secret",
     "cluster_secret_file",
+    "cluster.tls",
+    "cluster.tls.cacertfile",
+    "cluster.tls.certfile",
+    "cluster.tls.keyfile",
 ];
 const FAMILIES: &[&str] = &[
     "auth_mechanisms.",
@@ -466,6 +474,36 @@ mod tests {
         assert_eq!(c.connection_max, None);
         let e = apply("unauthenticated_connection_max = 0\n", &mut c).unwrap_err();
         assert!(e.1.contains("above 0"), "{e:?}");
+    }
+
+    #[test]
+    fn cluster_tls_keys_are_read_and_fall_back_to_ssl_options() {
+        let mut c = Config::default();
+        apply(
+            "cluster.tls = true\n\
+             cluster.tls.certfile = /etc/node.pem\n\
+             cluster.tls.keyfile = /etc/node_key.pem\n\
+             ssl_options.cacertfile = /etc/ca.pem\n\
+             ssl_options.certfile = /etc/cert.pem\n",
+            &mut c,
+        )
+        .unwrap();
+        let o = c.cluster_tls.or_amqps(&c.tls);
+        let p = |s: &str| Some(std::path::PathBuf::from(s));
+        assert!(o.enabled);
+        assert_eq!(
+            (o.cacertfile, o.certfile, o.keyfile),
+            (p("/etc/ca.pem"), p("/etc/node.pem"), p("/etc/node_key.pem"))
+        );
+        let e = apply("cluster.tls = yes\n", &mut c).unwrap_err();
+        assert!(e.1.contains("cluster.tls"), "{e:?}");
+        let e = apply("cluster.tls.certfle = x\n", &mut c).unwrap_err();
+        assert!(e.1.contains("did you mean 'cluster.tls.certfile'"), "{e:?}");
+        // Without a key, TLS cannot be set up, and the error names the key.
+        let mut c = Config::default();
+        apply("cluster.tls = true\n", &mut c).unwrap();
+        let e = crate::cluster::tls::LinkTls::from_options(&c.cluster_tls.or_amqps(&c.tls)).unwrap_err();
+        assert!(e.contains("cluster.tls.cacertfile"), "{e}");
     }
 
     #[test]

@@ -96,6 +96,8 @@ pub struct Config {
     /// `cluster_secret_file`, else `~/.warren.cookie` (created if missing).
     pub cluster_secret: Option<String>,
     pub cluster_secret_file: Option<PathBuf>,
+    /// TLS on the inter-node link (`cluster.tls`, `cluster.tls.*`).
+    pub cluster_tls: crate::cluster::tls::ClusterTlsOptions,
 }
 
 impl Default for Config {
@@ -144,6 +146,7 @@ impl Default for Config {
             cluster_port: None,
             cluster_secret: None,
             cluster_secret_file: None,
+            cluster_tls: Default::default(),
         }
     }
 }

@@ -333,7 +333,14 @@ async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, secret: Secret) -> 
         ip.to_string()
     };
     let advertised = format!("{host}:{}", bound.port());
-    let cluster = crate::cluster::node::Cluster::start(broker, listener, advertised.clone(), secret)
+    let tls = crate::cluster::tls::LinkTls::from_options(&c.cluster_tls.or_amqps(&c.tls))
+        .map_err(|e| anyhow::anyhow!("cannot set up TLS on the cluster link: {e}"))?
+        .map(Arc::new);
+    match &tls {
+        Some(t) => tracing::info!("cluster link: TLS ({})", t.description),
+        None => tracing::info!("cluster link: plain TCP (cluster.tls is off)"),
+    }
+    let cluster = crate::cluster::node::Cluster::start(broker, listener, advertised.clone(), secret, tls)
         .await
         .map_err(|e| anyhow::anyhow!("cannot start the cluster listener: {e}"))?;
     let _ = app.cluster.set(cluster);

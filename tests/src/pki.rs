@@ -149,3 +149,22 @@ pub fn connector(
     };
     TlsConnector::from(Arc::new(config))
 }
+
+/// A second CA, unrelated to the test CA, and a certificate for localhost
+/// and 127.0.0.1 it signed, written to `dir` as `other_ca.pem`,
+/// `other_server.pem` and `other_server_key.pem`: a node with these is not
+/// one the test CA vouches for.
+pub fn write_other_ca(dir: &std::path::Path) {
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.distinguished_name.push(DnType::CommonName, "unrelated test CA");
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
+    p.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = p.signed_by(&key, &ca, &ca_key).unwrap();
+    std::fs::write(dir.join("other_ca.pem"), ca.pem()).unwrap();
+    std::fs::write(dir.join("other_server.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("other_server_key.pem"), key.serialize_pem()).unwrap();
+}

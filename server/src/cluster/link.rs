@@ -10,6 +10,18 @@
 //! caller sends [`Wire::Call`]s and the callee answers each with a
 //! [`Wire::Reply`] carrying the same id, in any order.
 //!
+//! The link runs on plain TCP, or on TLS when the cluster has
+//! `cluster.tls = true` ([`super::tls`]): the TLS session is set up
+//! first, and the secret handshake and every frame after it travel inside
+//! it. The two are told apart by the first byte a dialling node sends (a
+//! TLS record starts with 22, a handshake frame's length with 0), so a
+//! node refuses a peer of the other kind with a clear reason instead of a
+//! garbled handshake: a plain peer of a TLS node is told so in a plain
+//! `Refused` frame. Once the handshakes are done, the stream is split into
+//! boxed read and write halves ([`LinkIo`]), the same types for both kinds,
+//! so the rest of the link is written once; the plain path's halves are
+//! still tokio's lock-free `TcpStream` halves.
+//!
 //! [`Peer`] is the calling side: it connects on the first call, and again
 //! on the next call after the connection was lost. [`serve`] is the called
 //! side: it runs a handler per call. Each connection's outgoing frames wait
@@ -28,12 +40,13 @@ use bytes::{Bytes, BytesMut};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::codec::{Framed, FramedRead, FramedWrite, LengthDelimitedCodec};
 
 use super::secret::Secret;
+use super::tls::LinkTls;
 use crate::broker::error::BrokerError;
 
 /// The largest frame either side accepts once the link is authenticated.
@@ -93,8 +106,44 @@ pub enum Wire<Q, A> {
 /// How many encoded frames may wait for a connection's writer.
 const WRITE_QUEUE: usize = 256;
 
-type Reader = FramedRead<OwnedReadHalf, LengthDelimitedCodec>;
-type Writer = FramedWrite<OwnedWriteHalf, LengthDelimitedCodec>;
+type BoxRead = Box<dyn AsyncRead + Send + Unpin>;
+type BoxWrite = Box<dyn AsyncWrite + Send + Unpin>;
+type Reader = FramedRead<BoxRead, LengthDelimitedCodec>;
+type Writer = FramedWrite<BoxWrite, LengthDelimitedCodec>;
+
+/// A connected stream the link can run on, and how it splits into halves
+/// that a reading task and a writing task own.
+trait LinkIo: AsyncRead + AsyncWrite + Send + Unpin + 'static {
+    fn into_halves(self) -> (BoxRead, BoxWrite);
+}
+
+impl LinkIo for TcpStream {
+    fn into_halves(self) -> (BoxRead, BoxWrite) {
+        let (r, w) = self.into_split();
+        (Box::new(r), Box::new(w))
+    }
+}
+
+impl LinkIo for tokio_rustls::server::TlsStream<TcpStream> {
+    fn into_halves(self) -> (BoxRead, BoxWrite) {
+        let (r, w) = tokio::io::split(self);
+        (Box::new(r), Box::new(w))
+    }
+}
+
+impl LinkIo for tokio_rustls::client::TlsStream<TcpStream> {
+    fn into_halves(self) -> (BoxRead, BoxWrite) {
+        let (r, w) = tokio::io::split(self);
+        (Box::new(r), Box::new(w))
+    }
+}
+
+/// The first byte of a TLS handshake record.
+const TLS_HANDSHAKE_RECORD: u8 = 22;
+
+/// What this node says to a plain-TCP peer when its link requires TLS.
+const TLS_REQUIRED: &str =
+    "this node's cluster link requires TLS (cluster.tls = true) and the peer dialled in plain TCP";
 
 fn codec(max: usize) -> LengthDelimitedCodec {
     LengthDelimitedCodec::builder().length_field_length(4).max_frame_length(max).new_codec()
@@ -131,7 +180,8 @@ where
 }
 
 /// Writes the frames queued for a connection, as many per flush as are
-/// waiting, until the queue closes or the socket fails.
+/// waiting, until the queue closes (then shuts the write side down) or the
+/// socket fails.
 async fn write_queued(mut w: Writer, mut rx: mpsc::Receiver<Bytes>) {
     while let Some(f) = rx.recv().await {
         if w.feed(f).await.is_err() {
@@ -146,16 +196,21 @@ async fn write_queued(mut w: Writer, mut rx: mpsc::Receiver<Bytes>) {
             return;
         }
     }
+    // The queue closed: the connection is done with. Shutting the write
+    // side down tells the other node (a TLS close_notify, then FIN); a TLS
+    // write half would otherwise keep the socket open while the read half
+    // lives.
+    let _ = SinkExt::<Bytes>::close(&mut w).await;
 }
 
 /// A stream after its handshake, split into framed halves for the
 /// authenticated link.
-fn split_framed(framed: Framed<TcpStream, LengthDelimitedCodec>) -> Result<(Reader, Writer), String> {
+fn split_framed<S: LinkIo>(framed: Framed<S, LengthDelimitedCodec>) -> Result<(Reader, Writer), String> {
     let parts = framed.into_parts();
     if !parts.read_buf.is_empty() {
         return Err("data arrived before the handshake ended".into());
     }
-    let (rd, wr) = parts.io.into_split();
+    let (rd, wr) = parts.io.into_halves();
     Ok((FramedRead::new(rd, codec(MAX_FRAME)), FramedWrite::new(wr, codec(MAX_FRAME))))
 }
 
@@ -164,8 +219,8 @@ fn nonce() -> Vec<u8> {
 }
 
 /// The calling side of the handshake. Returns the peer's node name.
-async fn client_handshake(
-    s: &mut Framed<TcpStream, LengthDelimitedCodec>,
+async fn client_handshake<S: LinkIo>(
+    s: &mut Framed<S, LengthDelimitedCodec>,
     me: &str,
     secret: &Secret,
 ) -> Result<String, String> {
@@ -192,8 +247,8 @@ async fn client_handshake(
 }
 
 /// The called side of the handshake. Returns the peer's node name.
-async fn server_handshake(
-    s: &mut Framed<TcpStream, LengthDelimitedCodec>,
+async fn server_handshake<S: LinkIo>(
+    s: &mut Framed<S, LengthDelimitedCodec>,
     me: &str,
     secret: &Secret,
 ) -> Result<String, String> {
@@ -229,10 +284,16 @@ async fn server_handshake(
 pub type Handler<Q, A> =
     Arc<dyn Fn(String, Q) -> Pin<Box<dyn Future<Output = Result<A, BrokerError>> + Send>> + Send + Sync>;
 
-/// Accepts links on `listener` and runs `handler` for every call, until
-/// the task is aborted.
-pub async fn serve<Q, A>(listener: TcpListener, me: String, secret: Secret, handler: Handler<Q, A>)
-where
+/// Accepts links on `listener` (TLS ones only when `tls` is set, plain
+/// ones only when not) and runs `handler` for every call, until the task
+/// is aborted.
+pub async fn serve<Q, A>(
+    listener: TcpListener,
+    me: String,
+    secret: Secret,
+    tls: Option<Arc<LinkTls>>,
+    handler: Handler<Q, A>,
+) where
     Q: DeserializeOwned + Send + 'static,
     A: Serialize + Send + 'static,
 {
@@ -245,20 +306,24 @@ where
                 continue;
             }
         };
-        let (me, secret, handler) = (me.clone(), secret.clone(), handler.clone());
+        let (me, secret, tls, handler) = (me.clone(), secret.clone(), tls.clone(), handler.clone());
         tokio::spawn(async move {
-            if let Err(e) = serve_one(stream, peer, me, secret, handler).await {
+            if let Err(e) = accept_one(stream, peer, me, secret, tls, handler).await {
                 tracing::warn!("cluster link from {peer}: {e}");
             }
         });
     }
 }
 
-async fn serve_one<Q, A>(
+/// Sets up TLS on an accepted connection when the link uses it, after
+/// checking from its first byte that the peer speaks what this node
+/// speaks; then serves it.
+async fn accept_one<Q, A>(
     stream: TcpStream,
     peer: SocketAddr,
     me: String,
     secret: Secret,
+    tls: Option<Arc<LinkTls>>,
     handler: Handler<Q, A>,
 ) -> Result<(), String>
 where
@@ -266,6 +331,56 @@ where
     A: Serialize + Send + 'static,
 {
     let _ = stream.set_nodelay(true);
+    let mut first = [0u8; 1];
+    let n = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.peek(&mut first))
+        .await
+        .map_err(|_| "handshake timed out".to_owned())?
+        .map_err(|e| e.to_string())?;
+    if n == 0 {
+        return Ok(());
+    }
+    let speaks_tls = first[0] == TLS_HANDSHAKE_RECORD;
+    match tls {
+        Some(tls) if speaks_tls => {
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream))
+                .await
+                .map_err(|_| "TLS handshake timed out".to_owned())?
+                .map_err(|e| format!("TLS handshake failed, peer refused: {e}"))?;
+            serve_one(tls, peer, me, secret, handler).await
+        }
+        Some(_) => {
+            // Tell the plain peer why, in the plain handshake it expects;
+            // its Hello is read first, so that closing does not reset the
+            // connection before the answer arrives.
+            let mut framed = Framed::new(stream, codec(MAX_HANDSHAKE_FRAME));
+            let _ = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+                let _ = read_frame::<_, serde::de::IgnoredAny>(&mut framed).await;
+                let _ = write_frame(&mut framed, &Handshake::Refused { reason: TLS_REQUIRED.into() }).await;
+            })
+            .await;
+            Err(format!("refused a plain-TCP peer: {TLS_REQUIRED}"))
+        }
+        None if speaks_tls => {
+            Err("refused a TLS peer: this node's cluster link is plain TCP (cluster.tls is \
+                                   off) and the peer dialled with TLS"
+                .into())
+        }
+        None => serve_one(stream, peer, me, secret, handler).await,
+    }
+}
+
+async fn serve_one<S, Q, A>(
+    stream: S,
+    peer: SocketAddr,
+    me: String,
+    secret: Secret,
+    handler: Handler<Q, A>,
+) -> Result<(), String>
+where
+    S: LinkIo,
+    Q: DeserializeOwned + Send + 'static,
+    A: Serialize + Send + 'static,
+{
     let mut framed = Framed::new(stream, codec(MAX_HANDSHAKE_FRAME));
     let from = tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(&mut framed, &me, &secret))
         .await
@@ -314,6 +429,7 @@ pub struct Peer<Q, A> {
     addr: String,
     me: String,
     secret: Secret,
+    tls: Option<Arc<LinkTls>>,
     conn: tokio::sync::Mutex<Option<Arc<Conn<A>>>>,
     next_id: AtomicU64,
     _q: std::marker::PhantomData<fn(Q)>,
@@ -324,11 +440,18 @@ where
     Q: Serialize + Send + 'static,
     A: DeserializeOwned + Send + 'static,
 {
-    pub fn new(addr: impl Into<String>, me: impl Into<String>, secret: Secret) -> Peer<Q, A> {
+    /// A link to `addr`, over TLS when `tls` is set.
+    pub fn new(
+        addr: impl Into<String>,
+        me: impl Into<String>,
+        secret: Secret,
+        tls: Option<Arc<LinkTls>>,
+    ) -> Peer<Q, A> {
         Peer {
             addr: addr.into(),
             me: me.into(),
             secret,
+            tls,
             conn: tokio::sync::Mutex::new(None),
             next_id: AtomicU64::new(1),
             _q: std::marker::PhantomData,
@@ -392,12 +515,50 @@ where
             .await
             .map_err(|e| LinkError::Unreachable(format!("{}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
+        let conn = match &self.tls {
+            None => self.establish(stream).await?,
+            Some(tls) => {
+                let name = LinkTls::server_name(&self.addr);
+                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector.connect(name, stream))
+                    .await
+                    .map_err(|_| LinkError::Timeout(self.addr.clone()))?
+                    .map_err(|e| {
+                        LinkError::Refused(
+                            self.addr.clone(),
+                            format!(
+                                "TLS handshake failed: {e} (does that node have cluster.tls on, with a \
+                                 certificate from this node's CA?)"
+                            ),
+                        )
+                    })?;
+                self.establish(tls).await?
+            }
+        };
+        *slot = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Runs the secret handshake on a connected stream, then starts the
+    /// connection's writer and reader.
+    async fn establish<S: LinkIo>(&self, stream: S) -> Result<Arc<Conn<A>>, LinkError> {
         let mut framed = Framed::new(stream, codec(MAX_HANDSHAKE_FRAME));
         let peer =
             tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut framed, &self.me, &self.secret))
                 .await
                 .map_err(|_| LinkError::Timeout(self.addr.clone()))?
-                .map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
+                .map_err(|e| {
+                    // In TLS 1.3 the client's handshake ends before the
+                    // server has checked its certificate: a refusal of it
+                    // arrives as an alert on the first read.
+                    let e = match self.tls.is_some() && e.contains("alert") {
+                        true => format!(
+                            "the TLS session was refused ({e}): is this node's certificate signed by the \
+                             cluster's CA?"
+                        ),
+                        false => e,
+                    };
+                    LinkError::Refused(self.addr.clone(), e)
+                })?;
         tracing::debug!("cluster link to {peer} ({}) authenticated", self.addr);
         let (mut rd, wr) = split_framed(framed).map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
         let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
@@ -416,7 +577,6 @@ where
             // Every call still waiting fails now, rather than at its timeout.
             reader_conn.pending.lock().take();
         });
-        *slot = Some(conn.clone());
         Ok(conn)
     }
 }
@@ -443,14 +603,14 @@ mod tests {
     async fn server(secret: &str) -> (String, tokio::task::JoinHandle<()>) {
         let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = l.local_addr().unwrap().to_string();
-        let task = tokio::spawn(serve(l, "warren@b".into(), Secret::new(secret), echo()));
+        let task = tokio::spawn(serve(l, "warren@b".into(), Secret::new(secret), None, echo()));
         (addr, task)
     }
 
     #[tokio::test]
     async fn calls_and_replies_share_one_link_in_any_order() {
         let (addr, _task) = server("s3cret").await;
-        let p: Arc<Peer<String, String>> = Arc::new(Peer::new(addr, "warren@a", Secret::new("s3cret")));
+        let p: Arc<Peer<String, String>> = Arc::new(Peer::new(addr, "warren@a", Secret::new("s3cret"), None));
         let t = Duration::from_secs(5);
         let slow = {
             let p = p.clone();
@@ -467,7 +627,7 @@ mod tests {
     #[tokio::test]
     async fn a_wrong_secret_is_refused_on_both_sides() {
         let (addr, _task) = server("right").await;
-        let p: Peer<String, String> = Peer::new(addr.clone(), "warren@a", Secret::new("wrong"));
+        let p: Peer<String, String> = Peer::new(addr.clone(), "warren@a", Secret::new("wrong"), None);
         match p.call("hi".into(), Duration::from_secs(5)).await {
             Err(LinkError::Refused(_, reason)) => {
                 assert!(reason.contains("does not know the cluster secret"), "{reason}")
@@ -479,7 +639,8 @@ mod tests {
     #[tokio::test]
     async fn a_lost_link_fails_the_waiting_call_and_the_next_call_reconnects() {
         let (addr, task) = server("s").await;
-        let p: Arc<Peer<String, String>> = Arc::new(Peer::new(addr.clone(), "warren@a", Secret::new("s")));
+        let p: Arc<Peer<String, String>> =
+            Arc::new(Peer::new(addr.clone(), "warren@a", Secret::new("s"), None));
         let t = Duration::from_secs(5);
         assert!(p.call("hi".into(), t).await.is_ok());
         task.abort();
@@ -490,7 +651,7 @@ mod tests {
         assert!(matches!(p.call("hi".into(), t).await, Err(LinkError::Unreachable(_))));
         // A new server on the same port: the next call connects again.
         let l = TcpListener::bind(&addr).await.unwrap();
-        let _again = tokio::spawn(serve(l, "warren@b".into(), Secret::new("s"), echo()));
+        let _again = tokio::spawn(serve(l, "warren@b".into(), Secret::new("s"), None, echo()));
         assert_eq!(p.call("back".into(), t).await.unwrap(), "warren@a said back");
     }
 
@@ -502,7 +663,7 @@ mod tests {
         let mut buf = [0u8; 16];
         let n = tokio::time::timeout(Duration::from_secs(5), raw.read(&mut buf)).await.unwrap().unwrap_or(0);
         assert_eq!(n, 0, "the connection is closed without an answer");
-        let p: Peer<String, String> = Peer::new(addr, "warren@a", Secret::new("s"));
+        let p: Peer<String, String> = Peer::new(addr, "warren@a", Secret::new("s"), None);
         assert!(p.call("hi".into(), Duration::from_secs(5)).await.is_ok());
     }
 }

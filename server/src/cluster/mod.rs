@@ -41,6 +41,7 @@ pub mod replicated;
 pub mod resync;
 pub mod secret;
 pub mod state_machine;
+pub mod tls;
 pub mod types;
 pub mod wal;
 

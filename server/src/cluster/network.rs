@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::link::{LinkError, Peer};
 use super::secret::Secret;
+use super::tls::LinkTls;
 use super::types::{Member, NodeId, Outcome, Proposal, TypeConfig};
 
 /// A call from one node to another.
@@ -179,19 +180,22 @@ pub struct NodeInfo {
 pub struct Peers {
     me: String,
     secret: Secret,
+    tls: Option<Arc<LinkTls>>,
     links: parking_lot::Mutex<HashMap<String, Arc<Peer<Call, Reply>>>>,
 }
 
 impl Peers {
-    pub fn new(me: String, secret: Secret) -> Peers {
-        Peers { me, secret, links: Default::default() }
+    pub fn new(me: String, secret: Secret, tls: Option<Arc<LinkTls>>) -> Peers {
+        Peers { me, secret, tls, links: Default::default() }
     }
 
     pub fn to(&self, addr: &str) -> Arc<Peer<Call, Reply>> {
         self.links
             .lock()
             .entry(addr.to_owned())
-            .or_insert_with(|| Arc::new(Peer::new(addr, self.me.clone(), self.secret.clone())))
+            .or_insert_with(|| {
+                Arc::new(Peer::new(addr, self.me.clone(), self.secret.clone(), self.tls.clone()))
+            })
             .clone()
     }
 

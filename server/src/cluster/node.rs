@@ -120,6 +120,7 @@ impl Cluster {
         listener: TcpListener,
         advertised: String,
         secret: Secret,
+        tls: Option<Arc<super::tls::LinkTls>>,
     ) -> Result<Arc<Cluster>> {
         let defs = broker
             .definitions
@@ -128,7 +129,7 @@ impl Cluster {
         let me = Member { name: broker.config.node_name.clone(), addr: advertised };
         let cluster = Arc::new(Cluster {
             id: node_id(&me.name),
-            peers: Arc::new(Peers::new(me.name.clone(), secret.clone())),
+            peers: Arc::new(Peers::new(me.name.clone(), secret.clone(), tls.clone())),
             me,
             broker: Arc::downgrade(broker),
             db: defs.raft(),
@@ -170,7 +171,7 @@ impl Cluster {
             Some(c) => c.handle(from, call),
             None => Box::pin(async { Err(super::consume::stopping()) }),
         });
-        tokio::spawn(link::serve(listener, cluster.me.name.clone(), secret, handler));
+        tokio::spawn(link::serve(listener, cluster.me.name.clone(), secret, tls, handler));
         Ok(cluster)
     }
 

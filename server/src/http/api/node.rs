@@ -113,7 +113,10 @@ async fn join_cluster(
     }
     let address = body.address.unwrap_or_else(|| format!("{host}:25672"));
     tracing::info!("join_cluster {} at {address} requested by '{}'", body.node, who.name());
-    cluster.join(&address).await.map_err(|e| ApiError::unavailable(e.message))?;
+    cluster.join(&address).await.map_err(|e| {
+        tracing::warn!("join_cluster {} at {address} failed: {}", body.node, e.message);
+        ApiError::unavailable(e.message)
+    })?;
     Ok(no_content())
 }
 
