@@ -217,7 +217,9 @@ async fn run_channels(data: &[u8]) {
                 c.on_header(&mut ctx, class_id, body_size, raw_properties)
             }
             Frame::Body(_, body) => c.on_body(&mut ctx, body),
-            Frame::Heartbeat(_) => Err((crate::broker::error::BrokerError::unexpected_frame("heartbeat"), 0, 0)),
+            Frame::Heartbeat(_) => {
+                Err((crate::broker::error::BrokerError::unexpected_frame("heartbeat"), 0, 0))
+            }
         };
         if let Err((e, _, _)) = result {
             if e.kind.is_hard() {
@@ -398,7 +400,8 @@ pub fn conf(data: &[u8]) {
 pub fn definitions(data: &[u8]) {
     let Ok(body) = serde_json::from_slice::<Value>(data) else { return };
     let broker = Broker::in_memory();
-    let Ok((cmds, limits)) = crate::http::api::definitions::import::parse_and_plan(&broker, body, None) else {
+    let Ok((cmds, limits)) = crate::http::api::definitions::import::parse_and_plan(&broker, body, None)
+    else {
         return;
     };
     for (_, l) in &limits {
@@ -488,7 +491,8 @@ pub fn http_json(data: &[u8]) {
                     "priority": p.priority.map_or(0, |i| i.0),
                     "apply-to": p.apply_to.unwrap_or_else(|| "all".into())});
                 if crate::broker::parameters::validate_policy(&value).is_ok() {
-                    let _ = crate::broker::parameters::validate_policy_keys(crate::definitions::POLICY, &value);
+                    let _ =
+                        crate::broker::parameters::validate_policy_keys(crate::definitions::POLICY, &value);
                 }
             }
         }
