@@ -33,9 +33,10 @@ use crate::broker::message::{decode_properties, encode_properties};
 use crate::broker::props::PropsView;
 use crate::definitions::ExchangeType;
 
-/// The most a read buffer may hold beyond the input given to it: a frame
-/// header must not make the reader reserve its whole announced size.
-const READ_BUFFER_SLACK: usize = 2 * 1024 * 1024;
+/// The most a read buffer may hold beyond twice the input given to it
+/// (BytesMut may double its capacity when it grows): a frame header must
+/// not make the reader reserve its whole announced size.
+const READ_BUFFER_SLACK: usize = 4 * 1024 * 1024;
 
 /// `frames`: the frame reader on a byte stream, fed in chunks as a socket
 /// would. The first byte picks frame_max (4096, 131072 or 0, no limit) and
@@ -59,7 +60,7 @@ pub fn frames(data: &[u8]) {
                 Ok(None) => {
                     assert_eq!(buf.len(), before, "a partial frame consumed bytes");
                     assert!(
-                        buf.capacity() <= stream.len() + READ_BUFFER_SLACK,
+                        buf.capacity() <= 2 * stream.len() + READ_BUFFER_SLACK,
                         "reserved {} bytes for {} bytes of input",
                         buf.capacity(),
                         stream.len()
