@@ -4,6 +4,7 @@
 # the Python tests (pytest): the tutorial's pika programs, Celery,
 # rabbitmqadmin, the OpenAPI document, and the Go, Java and Node clients.
 # What the tests need is installed first, when missing (scripts/test-deps.sh).
+# Last, a bounded fuzzing pass (scripts/fuzz.sh, about 25 s per target).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-target}"
@@ -31,3 +32,6 @@ if [ ! -f "$stamp" ] || ! cmp -s tests/python/requirements.txt "$stamp"; then
     cp tests/python/requirements.txt "$stamp"
 fi
 WARREN_SERVER_BIN="$target/debug/warren-server" "$venv/bin/pytest" -q tests/python
+
+echo "== fuzzing (bounded)"
+./scripts/fuzz.sh

@@ -31,6 +31,9 @@
 //! - [`server`]: starts the listeners and stops them on a signal; [`net`]
 //!   puts peer addresses in the form RabbitMQ shows (IPv4-mapped as IPv4).
 //!
+//! - `fuzzing` (tests and fuzz builds only): the fuzz targets' entry points
+//!   (`fuzz/`), which a unit test also replays the committed corpus through.
+//!
 //! Not in this library: `warrenctl` (`src/ctl/`, built into the
 //! `warrenctl` binary by `src/bin/warrenctl.rs`), rabbitmqctl's verbs as a
 //! client of the management API, with the API's types from
@@ -42,6 +45,9 @@ pub mod cluster;
 pub mod conf;
 pub mod config;
 pub mod definitions;
+#[cfg(any(test, fuzzing))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod http;
 pub mod net;
 pub mod server;

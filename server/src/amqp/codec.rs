@@ -27,6 +27,13 @@ pub const FRAME_OVERHEAD: usize = 8;
 pub const FRAME_MIN_SIZE: u32 = 4096;
 pub const PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
 
+/// The most `read_frame` reserves ahead for a frame still arriving. Its
+/// size field alone must not make the reader allocate what it announces:
+/// with frame_max 0 (no limit, when warren.conf allows it) that is up to
+/// 4 GiB from seven bytes (found by the `frames` fuzz target). A larger
+/// frame grows the buffer as its bytes arrive.
+const MAX_RESERVE_AHEAD: usize = 1024 * 1024;
+
 /// Bodies at least this large are kept as slices of the read buffer; smaller
 /// ones are copied, so a small message never pins a large buffer.
 const ZERO_COPY_MIN: usize = 4096;
@@ -94,7 +101,7 @@ pub fn read_frame(buf: &mut BytesMut, frame_max: u32) -> Result<Option<Frame>, B
     }
     let total = FRAME_HEADER_SIZE + size + 1;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        buf.reserve((total - buf.len()).min(MAX_RESERVE_AHEAD));
         return Ok(None);
     }
     if buf[total - 1] != FRAME_END {

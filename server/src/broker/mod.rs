@@ -132,8 +132,9 @@ impl Broker {
     }
 
     /// A broker with no data directory, and the vhost `/` and the user
-    /// `guest` (no password), for unit tests.
-    #[cfg(test)]
+    /// `guest` (no password), for unit tests and the fuzz targets
+    /// ([`crate::fuzzing`]).
+    #[cfg(any(test, fuzzing))]
     pub fn in_memory() -> Arc<Self> {
         let broker = Arc::new(Broker {
             stores: None,

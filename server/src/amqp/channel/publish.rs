@@ -3,6 +3,9 @@
 
 use super::*;
 
+/// The most a message's body buffer reserves ahead of the bytes received.
+const MAX_BODY_RESERVE: usize = 1024 * 1024;
+
 impl Channel {
     // ----- content assembly ------------------------------------------------
 
@@ -95,7 +98,11 @@ impl Channel {
                 p.first = Some(chunk);
             } else {
                 if let Some(first) = p.first.take() {
-                    p.body.reserve(size as usize);
+                    // Not the whole announced size at once: a header may
+                    // announce max_message_size and the body never come,
+                    // on every channel. Beyond this the buffer grows as
+                    // bytes arrive.
+                    p.body.reserve((size as usize).min(MAX_BODY_RESERVE));
                     p.body.extend_from_slice(&first);
                 }
                 p.body.extend_from_slice(&chunk);

@@ -9,7 +9,7 @@
 mod direct;
 mod fanout;
 mod headers;
-mod topic;
+pub(crate) mod topic;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,7 @@
 //! trie with the message's words, so its cost depends on the key's length and
 //! the number of wildcard branches, not on the number of bindings.
 
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use super::Destination;
 
@@ -73,24 +73,37 @@ impl TopicTrie {
     /// the caller deduplicates.
     pub fn route(&self, key: &str, out: &mut Vec<Destination>) {
         let ws: Vec<&str> = words(key).collect();
-        Self::walk(&self.root, &ws, out);
+        Self::walk(&self.root, &ws, &mut FxHashSet::default(), out);
     }
 
-    fn walk(node: &Node, ws: &[&str], out: &mut Vec<Destination>) {
+    /// `walked` holds the `#` nodes already walked with a given number of
+    /// words left. Walking one twice finds the same destinations again, and
+    /// binding keys like `#.#.#.*.#` would otherwise make a long routing key
+    /// take exponential time (found by the `topic` fuzz target); with it a
+    /// key costs at most (words × `#` nodes) walks of the trie. The set
+    /// allocates only when a `#` is met.
+    fn walk(
+        node: &Node,
+        ws: &[&str],
+        walked: &mut FxHashSet<(*const Node, usize)>,
+        out: &mut Vec<Destination>,
+    ) {
         if let Some(hash) = node.children.get("#") {
             // `#` consumes zero or more words: try every suffix.
             for i in 0..=ws.len() {
-                Self::walk(hash, &ws[i..], out);
+                if walked.insert((hash as *const Node, ws.len() - i)) {
+                    Self::walk(hash, &ws[i..], walked, out);
+                }
             }
         }
         match ws.split_first() {
             None => out.extend(node.dests.iter().cloned()),
             Some((w, rest)) => {
                 if let Some(child) = node.children.get(*w) {
-                    Self::walk(child, rest, out);
+                    Self::walk(child, rest, walked, out);
                 }
                 if let Some(star) = node.children.get("*") {
-                    Self::walk(star, rest, out);
+                    Self::walk(star, rest, walked, out);
                 }
             }
         }

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json as j};
 use warren_api_types::requests::Tags;
 
+use crate::broker::Broker;
 use crate::broker::auth::{Permissions, TopicPermission};
 use crate::broker::parameters::{validate_policy, validate_policy_keys};
 use crate::definitions::{DefinitionCommand, ExchangeType, OPERATOR_POLICY, POLICY, User};
@@ -170,10 +171,10 @@ fn target(item: &Option<String>, only: Option<&str>) -> ApiResult<String> {
 }
 
 /// Everything the import will do, checked, as broker commands.
-fn plan(ctx: &Ctx, d: Defs, only: Option<&str>) -> ApiResult<Vec<DefinitionCommand>> {
+fn plan(broker: &Broker, d: Defs, only: Option<&str>) -> ApiResult<Vec<DefinitionCommand>> {
     let mut cmds = Vec::new();
-    let mut vhosts: HashSet<String> = ctx.broker.vhosts().iter().map(|v| v.name.to_string()).collect();
-    let mut users: HashSet<String> = ctx.broker.auth.users().iter().map(|u| u.name.clone()).collect();
+    let mut vhosts: HashSet<String> = broker.vhosts().iter().map(|v| v.name.to_string()).collect();
+    let mut users: HashSet<String> = broker.auth.users().iter().map(|u| u.name.clone()).collect();
     let need_vhost = |vs: &HashSet<String>, v: &str| {
         if vs.contains(v) {
             Ok(())
@@ -327,7 +328,14 @@ fn user_limits(v: &Value) -> Vec<(String, Map<String, Value>)> {
         .unwrap_or_default()
 }
 
-async fn import(ctx: Ctx, body: Value, only: Option<&str>) -> ApiResult<Response> {
+/// A document as the import reads it, checked: the commands to apply and
+/// the users' limits to set after them. Nothing is applied here (the fuzz
+/// target `definitions` calls it too, with an in-memory broker).
+pub(crate) fn parse_and_plan(
+    broker: &Broker,
+    body: Value,
+    only: Option<&str>,
+) -> ApiResult<(Vec<DefinitionCommand>, Vec<(String, Map<String, Value>)>)> {
     if !body.is_object() {
         return Err(ApiError::bad_request("definitions must be a JSON object"));
     }
@@ -345,7 +353,12 @@ async fn import(ctx: Ctx, body: Value, only: Option<&str>) -> ApiResult<Response
         defs.global_parameters.clear();
         defs.operator_policies.clear();
     }
-    ctx.broker.apply_all(plan(&ctx, defs, only)?).await?;
+    Ok((plan(broker, defs, only)?, limits))
+}
+
+async fn import(ctx: Ctx, body: Value, only: Option<&str>) -> ApiResult<Response> {
+    let (cmds, limits) = parse_and_plan(&ctx.broker, body, only)?;
+    ctx.broker.apply_all(cmds).await?;
     for (u, l) in limits {
         limits::set_user_limits(&ctx, &u, l).await?;
     }

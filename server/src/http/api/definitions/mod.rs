@@ -25,7 +25,7 @@ use crate::http::error::ApiResult;
 use crate::http::extract::{P, json};
 use crate::http::paging::ListQuery;
 
-mod import;
+pub(crate) mod import;
 
 pub fn router() -> Router<Ctx> {
     Router::new()
