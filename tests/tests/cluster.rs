@@ -640,12 +640,17 @@ async fn a_queue_whose_home_is_down_is_down_and_keeps_its_messages() {
     assert!(seen.await.is_some(), "node 2 never saw the queue's depth");
 
     nodes[0].server.kill();
-    let down = eventually(T, || async {
-        let q = api2.ok("/api/queues/%2F/keep").await;
-        (q["state"] == "down").then_some(q)
-    })
-    .await;
-    assert!(down.is_some(), "node 2 never saw the queue down: {}", nodes[1].server.log_text());
+    // Each survivor finds the home down on its own (liveness pings), a few
+    // milliseconds apart: wait for both before asking either.
+    for n in &nodes[1..] {
+        let api = n.api();
+        let down = eventually(T, || async {
+            let q = api.ok("/api/queues/%2F/keep").await;
+            (q["state"] == "down").then_some(q)
+        })
+        .await;
+        assert!(down.is_some(), "{} never saw the queue down: {}", n.name, n.server.log_text());
+    }
     let listed = api2.ok("/api/queues/%2F").await;
     let row = listed.as_array().unwrap().iter().find(|q| q["name"] == "keep").cloned().unwrap();
     assert_eq!(row["state"], "down");
