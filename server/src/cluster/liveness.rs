@@ -100,8 +100,18 @@ pub(super) async fn watch(cluster: Weak<Cluster>) {
                 (m.name, up)
             }
         });
-        for (name, up) in futures_util::future::join_all(pings).await {
-            c.liveness.mark(&name, up);
+        let started = Instant::now();
+        let answers = futures_util::future::join_all(pings).await;
+        // A round bounded by PING_TIMEOUT that took far longer means this
+        // process was paused (SIGSTOP, a frozen VM, a starved runtime): the
+        // others' silence then says nothing about them, and marking them
+        // down would make this node refuse their queues for a round after
+        // it resumes. Answers still count.
+        let paused_here = started.elapsed() > PING_TIMEOUT * 3 / 2;
+        for (name, up) in answers {
+            if up || !paused_here {
+                c.liveness.mark(&name, up);
+            }
         }
     }
 }
