@@ -494,7 +494,7 @@ def markdown(res):
          f"warm-up {res['warmup_s'] / 60:.1f} min; sample every {res['sample_s']} s",
          f"- verdict: **{'PASS' if not res['failures'] else 'FAIL'}**"]
     L += [f"  - {f}" for f in res["failures"]]
-    L += ["", "| figure | middle mean | last mean | last/middle | slope per hour | middle min..max | last min..max |",
+    L += ["", "| figure (RSS in KiB) | middle mean | last mean | last/middle | least-squares slope per hour after warm-up | middle min..max | last min..max |",
           "|---|---|---|---|---|---|---|"]
     for k, x in res["trends"].items():
         L.append(f"| {k} | {x['middle_mean']:.0f} | {x['last_mean']:.0f} | {x['ratio'] or 0:.3f} | "
