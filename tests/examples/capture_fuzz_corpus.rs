@@ -159,8 +159,7 @@ async fn sessions(uri: &str) {
     let mut consumer =
         ch.basic_consume("c".into(), "ctag".into(), Default::default(), FieldTable::default()).await.unwrap();
     for i in 0..4 {
-        let Ok(Some(Ok(d))) =
-            tokio::time::timeout(std::time::Duration::from_secs(5), consumer.next()).await
+        let Ok(Some(Ok(d))) = tokio::time::timeout(std::time::Duration::from_secs(5), consumer.next()).await
         else {
             break;
         };

@@ -188,18 +188,19 @@ async fn a_restarted_node_has_the_transient_entities_and_its_own_go() {
     let mut nodes = cluster_of_three().await;
     let (_c1, ch1) = nodes[0].server.channel().await;
     let transient = QueueDeclareOptions::default();
-    ch1.exchange_declare(
+    ch1.exchange_declare("tx".into(), lapin::ExchangeKind::Topic, Default::default(), FieldTable::default())
+        .await
+        .unwrap();
+    ch1.queue_declare("on-1".into(), transient, FieldTable::default()).await.unwrap();
+    ch1.queue_bind(
+        "on-1".into(),
         "tx".into(),
-        lapin::ExchangeKind::Topic,
-        Default::default(),
+        "a.#".into(),
+        QueueBindOptions::default(),
         FieldTable::default(),
     )
     .await
     .unwrap();
-    ch1.queue_declare("on-1".into(), transient, FieldTable::default()).await.unwrap();
-    ch1.queue_bind("on-1".into(), "tx".into(), "a.#".into(), QueueBindOptions::default(), FieldTable::default())
-        .await
-        .unwrap();
     let (_c3, ch3) = nodes[2].server.channel().await;
     ch3.queue_declare("on-3".into(), transient, FieldTable::default()).await.unwrap();
 
@@ -214,7 +215,8 @@ async fn a_restarted_node_has_the_transient_entities_and_its_own_go() {
         let x = api2.get("/api/exchanges/%2F/tx").await.code() == 200;
         let q1 = api2.get("/api/queues/%2F/on-1").await.code() == 200;
         let q3 = api2.get("/api/queues/%2F/on-3").await.code() == 200;
-        let b = api2.get("/api/exchanges/%2F/tx/bindings/source").await.body.as_array().map(Vec::len) == Some(1);
+        let b =
+            api2.get("/api/exchanges/%2F/tx/bindings/source").await.body.as_array().map(Vec::len) == Some(1);
         (x && q1 && q3 && b).then_some(())
     })
     .await;
@@ -230,10 +232,9 @@ async fn a_restarted_node_has_the_transient_entities_and_its_own_go() {
         .await
         .unwrap();
     let api1 = nodes[0].api();
-    let routed = eventually(T, || async {
-        (api1.ok("/api/queues/%2F/on-1").await["messages"] == 1).then_some(())
-    })
-    .await;
+    let routed =
+        eventually(T, || async { (api1.ok("/api/queues/%2F/on-1").await["messages"] == 1).then_some(()) })
+            .await;
     assert!(routed.is_some(), "a publish through the restarted node was not routed by the binding");
 
     // Node 3 restarts: its transient queue goes everywhere; node 1's stays.
@@ -244,10 +245,9 @@ async fn a_restarted_node_has_the_transient_entities_and_its_own_go() {
     }
     for n in &nodes {
         let api = n.api();
-        let gone = eventually(T, || async {
-            (api.get("/api/queues/%2F/on-3").await.code() == 404).then_some(())
-        })
-        .await;
+        let gone =
+            eventually(T, || async { (api.get("/api/queues/%2F/on-3").await.code() == 404).then_some(()) })
+                .await;
         assert!(gone.is_some(), "{} still lists the transient queue of the restarted node", n.name);
         // The restarted node lacks on-3 at once, and has node 1's transient
         // entities once its restart's marker is applied.

@@ -153,7 +153,12 @@ async fn an_auto_delete_queue_goes_when_its_last_consumer_node_dies() {
     ch1.queue_declare("auto-on-1".into(), auto, FieldTable::default()).await.unwrap();
     let (_c2, ch2) = nodes[1].server.channel().await;
     let _consumer = ch2
-        .basic_consume("auto-on-1".into(), "far".into(), BasicConsumeOptions::default(), FieldTable::default())
+        .basic_consume(
+            "auto-on-1".into(),
+            "far".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
         .await
         .expect("consume through node 2");
     let api1 = nodes[0].api();

@@ -245,9 +245,15 @@ async fn a_rolling_restart_loses_nothing() {
         c.restart(i).await;
         c.until_all_running().await;
         c.until_queue_healthy("qrr", 3, T).await;
-        let d = recovered.unwrap_or_else(|| panic!("no confirm while {} was down{}", c.nodes[i].name, c.tails(60)));
+        let d = recovered
+            .unwrap_or_else(|| panic!("no confirm while {} was down{}", c.nodes[i].name, c.tails(60)));
         eprintln!("confirmed again {d:?} after {} stopped", c.nodes[i].name);
-        assert!(run.progress(200, T).await, "traffic stalled after {} came back{}", c.nodes[i].name, c.tails(60));
+        assert!(
+            run.progress(200, T).await,
+            "traffic stalled after {} came back{}",
+            c.nodes[i].name,
+            c.tails(60)
+        );
     }
     settle_and_check(&c, run, "qrr", 3, "rolling restart of three nodes").await;
 }

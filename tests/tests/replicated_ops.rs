@@ -215,9 +215,9 @@ async fn quorum_status_lists_the_members_with_one_leader() {
         let out = ctl(&nodes[0].server, &["--formatter", "json", "quorum_status", "st"]);
         let rows = rows_json(&out);
         let first = rows.first()?.clone();
-        let same = rows.iter().all(|r| {
-            ["Contents Applied", "Contents Digest", "Messages"].iter().all(|k| r[*k] == first[*k])
-        });
+        let same = rows
+            .iter()
+            .all(|r| ["Contents Applied", "Contents Digest", "Messages"].iter().all(|k| r[*k] == first[*k]));
         (same && first["Messages"] == 10).then_some(rows)
     })
     .await;

@@ -220,7 +220,10 @@ impl Broker {
                 .collect();
             for name in doomed {
                 if let Ok(Some((_, _, exchanges))) = v.delete_queue(&name, false, false, None) {
-                    tracing::info!("transient queue '{name}' in vhost '{}' went with the restart of {node}", v.name);
+                    tracing::info!(
+                        "transient queue '{name}' in vhost '{}' went with the restart of {node}",
+                        v.name
+                    );
                     gone.extend(exchanges.into_iter().map(|x| (v.name.to_string(), x)));
                 }
             }

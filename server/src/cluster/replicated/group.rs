@@ -320,7 +320,8 @@ async fn propose(group: Weak<Group>, wake: Arc<Notify>) {
                     // A group that cannot commit (no majority) answers no
                     // after a while rather than never.
                     // Committed and applied (not refused as stale).
-                    let ok = matches!(tokio::time::timeout(COMMIT_TIMEOUT, rx).await, Ok(Ok(Ok(r))) if r.data);
+                    let ok =
+                        matches!(tokio::time::timeout(COMMIT_TIMEOUT, rx).await, Ok(Ok(Ok(r))) if r.data);
                     for w in p.waiting {
                         let _ = w.send(ok);
                     }
