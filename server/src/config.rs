@@ -85,6 +85,11 @@ pub struct Config {
     /// rates and history (RabbitMQ's `collect_statistics_interval`). Zero
     /// turns the sampler off.
     pub stats_interval: Duration,
+    /// How many metadata changes a cluster node applies between snapshots
+    /// of the metadata, after which the log they cover is removed (as
+    /// Ra's `snapshot_interval`). A member that missed more than that
+    /// catches up from a snapshot instead of the log.
+    pub metadata_snapshot_every: u64,
     /// The configuration file read at start, for the banner and `environment`.
     pub config_file: Option<PathBuf>,
     /// The port other nodes of a cluster reach this one on
@@ -142,6 +147,7 @@ impl Default for Config {
             max_body_size: 20_000_000,
             jwt_secret: None,
             stats_interval: Duration::from_secs(5),
+            metadata_snapshot_every: 5000,
             config_file: None,
             cluster_port: None,
             cluster_secret: None,

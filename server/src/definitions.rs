@@ -106,6 +106,14 @@ pub enum DefinitionCommand {
         /// that declared it); None on a single node.
         #[serde(default)]
         home: Option<String>,
+        /// In a cluster, which declaration of the name this is: the index
+        /// of the metadata log entry that created the queue (set when it
+        /// is applied; 0 on a single node and for queues declared before
+        /// Warren recorded it). A queue deleted and declared again under
+        /// the same name is another queue: its replicated group is another
+        /// group, and a member that missed the delete drops the old one.
+        #[serde(default)]
+        incarnation: u64,
     },
     DeleteQueue {
         vhost: String,

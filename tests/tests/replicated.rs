@@ -560,3 +560,81 @@ async fn a_queue_without_a_majority_is_listed_as_minority() {
     let got = drain(&nodes[2], "qm").await;
     check(&[&published], &got);
 }
+
+/// A quorum queue is deleted and declared again under the same name while
+/// one of its members is down. That member comes back with the old
+/// queue's log; it must not mix it into the new queue: every member of the
+/// new queue holds only the new messages, and after the leader dies the
+/// queue serves exactly those.
+#[tokio::test]
+async fn a_queue_declared_again_while_a_member_was_down_does_not_take_its_old_log() {
+    // Metadata snapshots every few changes: the member that was down
+    // catches up from a snapshot, which lists the new queue, not from the
+    // log, which would show it the delete.
+    let start = |n| Node::start_with(n, cluster_support::SECRET, &["--metadata-snapshot-every", "3"]);
+    let mut nodes = cluster_support::form([start(1), start(2), start(3)]).await;
+    let opts = QueueDeclareOptions { durable: true, ..Default::default() };
+    {
+        let (_c, ch) = nodes[0].server.channel().await;
+        ch.queue_declare("qd".into(), opts, quorum_args()).await.unwrap();
+    }
+    until_members(&nodes[1], "qd", 3).await;
+    publish_confirmed(&nodes[0], "qd", 0, 500).await;
+
+    nodes[2].server.kill();
+    {
+        let (_c, ch) = nodes[0].server.channel().await;
+        ch.queue_delete("qd".into(), QueueDeleteOptions::default()).await.unwrap();
+        ch.queue_declare("qd".into(), opts, quorum_args()).await.unwrap();
+        // More changes, so that a snapshot covers the delete, and time for
+        // the leader to give up sending the log to the node that is down
+        // (it keeps the log that it is sending).
+        for i in 0..40 {
+            if i == 20 {
+                tokio::time::sleep(Duration::from_millis(1500)).await;
+            }
+            let x = format!("x{i}");
+            ch.exchange_declare(
+                x.as_str().into(),
+                lapin::ExchangeKind::Fanout,
+                Default::default(),
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+        }
+    }
+    let new = publish_confirmed(&nodes[0], "qd", 10_000, 100).await;
+
+    nodes[2].server.start_again();
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    until_members(&nodes[0], "qd", 3).await;
+    let agree = eventually(T, || async {
+        let rows = nodes[0].api().get("/api/queues/quorum/%2F/qd/status").await;
+        let rows = rows.body.as_array()?.clone();
+        let first = rows.first()?.clone();
+        let keys = ["Contents Applied", "Contents Digest", "Messages"];
+        let same = rows.len() == 3 && rows.iter().all(|r| keys.iter().all(|k| r[*k] == first[*k]));
+        (same && first["Messages"] == 100).then_some(())
+    })
+    .await;
+    let rows = nodes[0].api().get("/api/queues/quorum/%2F/qd/status").await.body;
+    assert!(
+        agree.is_some(),
+        "the members never agreed on the 100 new messages: {rows:#}\n{}",
+        tail(&nodes[2])
+    );
+
+    nodes[0].server.kill();
+    let led = eventually(T, || async {
+        let l = leader_of(&nodes[1], "qd").await?;
+        (l != nodes[0].name).then_some(l)
+    })
+    .await;
+    assert!(led.is_some(), "no new leader after the kill");
+    let got = drain(&nodes[1], "qd").await;
+    check(&[&new], &got);
+    assert_eq!(got.len(), 100);
+}

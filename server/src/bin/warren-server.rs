@@ -63,6 +63,10 @@ struct Args {
     /// (collect_statistics_interval); 0 turns the sampler off.
     #[arg(long)]
     stats_interval_ms: Option<u64>,
+    /// Metadata changes between snapshots of the cluster's metadata (for
+    /// tests that need a member to catch up from a snapshot).
+    #[arg(long, hide = true)]
+    metadata_snapshot_every: Option<u64>,
     /// The node's name, NAME@HOST (default warren@<hostname>).
     #[arg(long, env = "WARREN_NODENAME")]
     nodename: Option<String>,
@@ -134,6 +138,9 @@ fn configure(args: Args) -> Result<Config, String> {
     }
     if let Some(v) = args.stats_interval_ms {
         c.stats_interval = Duration::from_millis(v);
+    }
+    if let Some(v) = args.metadata_snapshot_every {
+        c.metadata_snapshot_every = v.max(1);
     }
     Ok(c)
 }

@@ -161,7 +161,16 @@ impl Broker {
                 let v = self.vhost_or_404(&vhost)?;
                 Ok(Applied::Changed(v.delete_exchange(&name, if_unused)?.is_some()))
             }
-            DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments, home } => {
+            DeclareQueue {
+                vhost,
+                name,
+                durable,
+                auto_delete,
+                exclusive_owner,
+                arguments,
+                home,
+                incarnation,
+            } => {
                 let v = self.vhost_or_404(&vhost)?;
                 let declared = v.declare_queue(QueueSpec {
                     name: &name,
@@ -170,6 +179,8 @@ impl Broker {
                     exclusive_owner,
                     arguments,
                 })?;
+                // The first declaration made the queue; a redeclare keeps it.
+                let _ = declared.queue.incarnation.set(incarnation);
                 if let Some(home) = home {
                     declared.queue.set_home(&home, &self.config.node_name, &self.backends);
                     declared.queue.replicate(declared.queue.config().replication.clone());

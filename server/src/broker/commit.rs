@@ -275,6 +275,7 @@ mod tests {
             exclusive_owner: None,
             arguments: FieldTable::default(),
             home: None,
+            incarnation: 0,
         })
         .await
         .unwrap()

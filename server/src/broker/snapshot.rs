@@ -48,11 +48,21 @@ impl Broker {
     /// disturbing what they keep: everything in them is applied (an entity
     /// that exists already, equal, stays as it is, queue contents
     /// included), then everything they lack is removed, bindings first and
-    /// vhosts last. Returns every command applied, in order, for the
-    /// definitions store to mirror.
+    /// vhosts last. A queue of the same name but another declaration
+    /// (deleted and declared again meanwhile) is deleted first, so that
+    /// nothing of the old one stays. Returns every command applied, in
+    /// order, for the definitions store to mirror.
     pub fn reconcile(&self, commands: &[DefinitionCommand]) -> Vec<DefinitionCommand> {
         let mut done = Vec::with_capacity(commands.len());
         for cmd in commands {
+            if let DefinitionCommand::DeclareQueue { vhost, name, incarnation, .. } = cmd
+                && let Some(q) = self.vhost(vhost).and_then(|v| v.queue(name))
+                && q.incarnation() != *incarnation
+                && let Some(delete) = removal(cmd)
+                && self.apply_in_memory(delete.clone()).is_ok()
+            {
+                done.push(delete);
+            }
             match self.apply_in_memory(cmd.clone()) {
                 Ok(_) => done.push(cmd.clone()),
                 Err(e) => tracing::error!("cluster snapshot: cannot apply {cmd:?}: {e}"),
@@ -119,6 +129,7 @@ impl Broker {
                     arguments: q.arguments.clone(),
                     // A queue made before the node was clustered lives here.
                     home: Some(q.home.get().map_or_else(|| self.config.node_name.clone(), |h| h.to_string())),
+                    incarnation: q.incarnation(),
                 });
             }
         }
@@ -180,6 +191,7 @@ mod tests {
                 exclusive_owner: None,
                 arguments: FieldTable::default(),
                 home: None,
+                incarnation: 0,
             },
             Bind {
                 vhost: "v".into(),
@@ -225,6 +237,7 @@ mod tests {
             exclusive_owner: None,
             arguments: FieldTable::default(),
             home: None,
+            incarnation: 0,
         };
         let target = Broker::in_memory();
         target.apply_in_memory(queue("kept")).unwrap();
@@ -251,5 +264,39 @@ mod tests {
             v
         };
         assert_eq!(show(&here), show(&target));
+    }
+
+    /// A queue deleted and declared again while this node was away is
+    /// another queue: the old one goes, contents and all.
+    #[test]
+    fn reconcile_replaces_a_queue_declared_again() {
+        use DefinitionCommand::*;
+        let queue = |incarnation| DeclareQueue {
+            vhost: "/".into(),
+            name: "q".into(),
+            durable: false,
+            auto_delete: false,
+            exclusive_owner: None,
+            arguments: FieldTable::default(),
+            home: None,
+            incarnation,
+        };
+        let target = Broker::in_memory();
+        target.apply_in_memory(queue(12)).unwrap();
+        let here = Broker::in_memory();
+        here.apply_in_memory(queue(7)).unwrap();
+        let before = here.vhost("/").unwrap().queue("q").unwrap();
+
+        let done = here.reconcile(&target.metadata_commands());
+
+        let after = here.vhost("/").unwrap().queue("q").unwrap();
+        assert!(!Arc::ptr_eq(&before, &after), "the old queue was replaced");
+        assert_eq!(after.incarnation(), 12);
+        let of_q = |c: &&DefinitionCommand| matches!(c, DeleteQueue { name, .. } | DeclareQueue { name, .. } if name == "q");
+        let of_q: Vec<&DefinitionCommand> = done.iter().filter(of_q).collect();
+        assert!(matches!(of_q[..], [DeleteQueue { .. }, DeclareQueue { incarnation: 12, .. }]), "{done:?}");
+        // The same declaration stays as it is.
+        let kept = here.reconcile(&target.metadata_commands());
+        assert!(Arc::ptr_eq(&after, &here.vhost("/").unwrap().queue("q").unwrap()), "{kept:?}");
     }
 }

@@ -83,7 +83,7 @@ pub struct Cluster {
     this: std::sync::OnceLock<Weak<Cluster>>,
 }
 
-fn raft_config() -> Arc<openraft::Config> {
+fn raft_config(snapshot_every: u64) -> Arc<openraft::Config> {
     let c = openraft::Config {
         cluster_name: "warren".into(),
         heartbeat_interval: 200,
@@ -93,6 +93,7 @@ fn raft_config() -> Arc<openraft::Config> {
         // gets one instead of a log that starts after the metadata it
         // needs.
         max_in_snapshot_log_to_keep: 0,
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
         ..Default::default()
     };
     Arc::new(c.validate().expect("a valid Raft configuration"))
@@ -202,7 +203,7 @@ impl Cluster {
         let sm = StateMachine::open(broker, self.weak_self(), self.db.clone(), self.me.name.clone()).await?;
         let raft = Raft::new(
             self.id,
-            raft_config(),
+            raft_config(broker.config.metadata_snapshot_every),
             Network(self.peers.clone()),
             LogStore::new(self.db.clone()),
             sm.clone(),

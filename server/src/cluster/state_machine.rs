@@ -180,8 +180,13 @@ impl StateMachine {
                     DefinitionCommand::NodeRestarted { node } => Some(node.clone()),
                     _ => None,
                 };
+                let mut cmd = p.cmd;
+                if let DefinitionCommand::DeclareQueue { incarnation, .. } = &mut cmd {
+                    // Every node applies the entry at the same index.
+                    *incarnation = entry.log_id.index;
+                }
                 let sink = AppliedSink { db: &self.0.db, applied: self.applied_json()? };
-                let result = broker.apply_committed(p.cmd, &sink).await.map_err(sm_err)?;
+                let result = broker.apply_committed(cmd, &sink).await.map_err(sm_err)?;
                 if let (Some(node), Some(cluster)) = (restarted, self.0.cluster.upgrade())
                     && let Some(copy) = cluster.restart_applied(&broker, &node, entry.log_id.index).await
                 {

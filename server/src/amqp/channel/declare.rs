@@ -245,6 +245,7 @@ impl Channel {
                     exclusive_owner: owner,
                     arguments: d.arguments,
                     home: None,
+                    incarnation: 0,
                 })
                 .await?;
             let Applied::Queue(declared) = applied else {

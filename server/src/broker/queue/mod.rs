@@ -74,6 +74,9 @@ pub struct Queue {
     pub store_id: OnceLock<u32>,
     /// In a cluster, the node that holds this queue's messages.
     pub home: OnceLock<Arc<str>>,
+    /// In a cluster, which declaration of its name this queue is
+    /// (`DefinitionCommand::DeclareQueue::incarnation`); unset is 0.
+    pub incarnation: OnceLock<u64>,
     /// In a cluster, this node's name.
     here: OnceLock<Arc<str>>,
     /// Whether `home` is another node: then this node holds no messages
@@ -151,6 +154,7 @@ impl Queue {
             arguments,
             store_id: OnceLock::new(),
             home: OnceLock::new(),
+            incarnation: OnceLock::new(),
             here: OnceLock::new(),
             remote: Default::default(),
             remote_counts: Default::default(),
@@ -285,6 +289,11 @@ impl Queue {
     /// whether that is another node. A queue's home never moves: declaring
     /// an existing queue again through another node (which proposes itself
     /// as the home) leaves it where its messages are.
+    /// Which declaration of its name this queue is (0: not recorded).
+    pub fn incarnation(&self) -> u64 {
+        self.incarnation.get().copied().unwrap_or(0)
+    }
+
     pub fn set_home(&self, home: &str, this_node: &str, backends: &backend::BackendsHook) {
         let home = self.home.get_or_init(|| home.into());
         let _ = self.here.set(this_node.into());

@@ -156,12 +156,12 @@ impl Cluster {
     /// The members an operator chose for `q`, if any.
     pub(super) fn chosen_for(&self, q: &Arc<Queue>) -> Option<Vec<String>> {
         let by = self.chosen.by_group.lock();
-        let (queue, members) = by.get(&group_id(&q.vhost, &q.name))?;
+        let (queue, members) = by.get(&group_id(q))?;
         std::ptr::eq(queue.as_ptr(), Arc::as_ptr(q)).then(|| members.clone())
     }
 
     fn set_chosen(&self, q: &Arc<Queue>, members: Vec<String>) {
-        self.chosen.by_group.lock().insert(group_id(&q.vhost, &q.name), (Arc::downgrade(q), members));
+        self.chosen.by_group.lock().insert(group_id(q), (Arc::downgrade(q), members));
     }
 
     /// Every choice this node knows of, for a node that restarted.
@@ -207,7 +207,7 @@ impl Cluster {
         let q = self.find_queue(vhost, queue)?;
         let member = members.contains(&self.me.name);
         self.set_chosen(&q, members.clone());
-        if member || self.replicas.slot(group_id(vhost, queue)).is_some() {
+        if member || self.replicas.slot(group_id(&q)).is_some() {
             self.register_replicated(&q);
         } else {
             q.set_members(members);
@@ -244,7 +244,7 @@ impl Cluster {
 
     /// The members chosen for `q`, as this node knows them.
     fn wanted_of(&self, q: &Arc<Queue>) -> Vec<String> {
-        match self.replicas.slot(group_id(&q.vhost, &q.name)) {
+        match self.replicas.slot(group_id(q)) {
             Some(slot) => slot.wanted.lock().clone(),
             None => self.chosen_for(q).unwrap_or_else(|| q.members()),
         }

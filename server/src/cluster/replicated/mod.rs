@@ -111,7 +111,7 @@ impl Replicas {
 
     /// The group of a queue, when this node is a member and it runs.
     pub fn group_of(&self, q: &Queue) -> Option<Arc<Group>> {
-        self.slot(group_id(&q.vhost, &q.name)).and_then(|s| s.group.get().cloned())
+        self.slot(group_id(q)).and_then(|s| s.group.get().cloned())
     }
 }
 
@@ -125,7 +125,7 @@ impl Cluster {
     /// members chosen ([`Cluster::grow`]).
     pub fn register_replicated(self: &Arc<Self>, q: &Arc<Queue>) {
         let Some(replication) = q.replication() else { return };
-        let id = group_id(&q.vhost, &q.name);
+        let id = group_id(q);
         let home = q.home.get().map(|h| h.to_string()).unwrap_or_else(|| self.me.name.clone());
         let mut all: Vec<Member> = self.other_members();
         all.push(self.me.clone());
@@ -225,7 +225,7 @@ impl Cluster {
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_secs(5)).await;
             let (Some(c), Some(q)) = (me.upgrade(), q.upgrade()) else { return };
-            let wanted = c.replicas.slot(group_id(&q.vhost, &q.name)).map(|s| s.wanted.lock().clone());
+            let wanted = c.replicas.slot(group_id(&q)).map(|s| s.wanted.lock().clone());
             let Some(wanted) = wanted.filter(|w| !w.contains(&c.me.name)) else { return };
             let group = c.replicas.group_of(&q);
             c.drop_replicated(&q);
@@ -277,7 +277,7 @@ impl Cluster {
 
     /// A replicated queue was deleted: its group stops and its log goes.
     pub fn drop_replicated(&self, q: &Queue) {
-        let id = group_id(&q.vhost, &q.name);
+        let id = group_id(q);
         let Some(slot) = self.replicas.slots.lock().remove(&id) else { return };
         let wal = self.replicas.wal().cloned();
         tokio::spawn(async move {

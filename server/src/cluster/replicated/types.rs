@@ -57,14 +57,22 @@ pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
 pub type Snapshot = openraft::Snapshot<QueueTypes>;
 pub type StorageError = openraft::StorageError<NodeId>;
 
-/// A group's id: from the queue's vhost and name, so that every node
-/// computes the same.
-pub fn group_id(vhost: &str, queue: &str) -> u64 {
+/// A queue's group id: from its vhost, name and incarnation (which
+/// declaration of the name it is), so that every node computes the same,
+/// and a queue declared again under a deleted one's name has another
+/// group. Incarnation 0 (queues from before it was recorded) leaves it
+/// out, as those groups' ids were computed.
+pub fn group_id(q: &crate::broker::queue::Queue) -> u64 {
     use sha2::Digest;
     let mut h = sha2::Sha256::new();
-    h.update(vhost.as_bytes());
+    h.update(q.vhost.as_bytes());
     h.update([0]);
-    h.update(queue.as_bytes());
+    h.update(q.name.as_bytes());
+    let incarnation = q.incarnation();
+    if incarnation != 0 {
+        h.update([0]);
+        h.update(incarnation.to_be_bytes());
+    }
     let d = h.finalize();
     u64::from_be_bytes(d[..8].try_into().expect("8 bytes"))
 }

@@ -71,6 +71,7 @@ async fn aliveness(State(ctx): State<Ctx>, who: Authed, P(v): P<String>) -> ApiR
             exclusive_owner: None,
             arguments: FieldTable::default(),
             home: None,
+            incarnation: 0,
         })
         .await;
     let q = match applied {

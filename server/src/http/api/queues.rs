@@ -186,6 +186,7 @@ async fn declare(
             exclusive_owner: None,
             arguments,
             home: None,
+            incarnation: 0,
         })
         .await?;
     Ok(created_or_no_content(!exists))

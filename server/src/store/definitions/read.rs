@@ -94,12 +94,14 @@ async fn exchanges(conn: &mut SqliteConnection) -> Result<Vec<ExchangeRow>> {
 }
 
 async fn queues(conn: &mut SqliteConnection) -> Result<Vec<QueueRow>> {
-    let rows: Vec<(i64, String, String, bool, Vec<u8>, Option<String>)> =
-        sqlx::query_as("SELECT id, vhost, name, auto_delete, arguments, home FROM queues ORDER BY id")
-            .fetch_all(conn)
-            .await?;
+    type Row = (i64, String, String, bool, Vec<u8>, Option<String>, i64);
+    let rows: Vec<Row> = sqlx::query_as(
+        "SELECT id, vhost, name, auto_delete, arguments, home, incarnation FROM queues ORDER BY id",
+    )
+    .fetch_all(conn)
+    .await?;
     rows.into_iter()
-        .map(|(id, vhost, name, auto_delete, arguments, home)| {
+        .map(|(id, vhost, name, auto_delete, arguments, home, incarnation)| {
             Ok(QueueRow {
                 id: queue_id_from_i64(id)?,
                 vhost,
@@ -107,6 +109,8 @@ async fn queues(conn: &mut SqliteConnection) -> Result<Vec<QueueRow>> {
                 auto_delete,
                 arguments: decode_table(&arguments)?,
                 home,
+                incarnation: u64::try_from(incarnation)
+                    .map_err(|_| StoreError::corrupt("queue incarnation", incarnation.to_string()))?,
             })
         })
         .collect()

@@ -53,6 +53,8 @@ pub struct QueueRow {
     pub arguments: FieldTable,
     /// In a cluster, the node holding the queue's messages.
     pub home: Option<String>,
+    /// In a cluster, which declaration of the name this is.
+    pub incarnation: u64,
 }
 
 /// A binding between two durable ends.
@@ -166,6 +168,7 @@ impl Snapshot {
             exclusive_owner: None,
             arguments: q.arguments.clone(),
             home: q.home.clone(),
+            incarnation: q.incarnation,
         }));
         out.extend(self.topic_permissions.iter().map(|t| DefinitionCommand::SetTopicPermissions {
             vhost: t.vhost.clone(),

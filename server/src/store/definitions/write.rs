@@ -84,9 +84,10 @@ pub(super) async fn write_command(
             }
         }
         DeleteExchange { vhost, name, .. } => delete_exchange(conn, vhost, name).await?,
-        DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments, home } => {
+        DeclareQueue { vhost, name, durable, auto_delete, exclusive_owner, arguments, home, incarnation } => {
             if *durable && exclusive_owner.is_none() {
-                let id = declare_queue(conn, vhost, name, *auto_delete, arguments, home.as_deref()).await?;
+                let placed = (home.as_deref(), *incarnation);
+                let id = declare_queue(conn, vhost, name, *auto_delete, arguments, placed).await?;
                 return Ok(Some(id));
             }
         }
@@ -230,7 +231,7 @@ pub(super) async fn declare_queue(
     name: &str,
     auto_delete: bool,
     arguments: &FieldTable,
-    home: Option<&str>,
+    (home, incarnation): (Option<&str>, u64),
 ) -> Result<u32> {
     // Look first: redeclaring is what every client does at start-up, and a
     // read costs no write and no fsync.
@@ -238,14 +239,18 @@ pub(super) async fn declare_queue(
         return Ok(id);
     }
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO queues (vhost, name, auto_delete, arguments, home) VALUES (?, ?, ?, ?, ?)
-         RETURNING id",
+        "INSERT INTO queues (vhost, name, auto_delete, arguments, home, incarnation)
+         VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(vhost)
     .bind(name)
     .bind(auto_delete)
     .bind(encode_table(arguments)?)
     .bind(home)
+    .bind(
+        i64::try_from(incarnation)
+            .map_err(|_| StoreError::corrupt("queue incarnation", incarnation.to_string()))?,
+    )
     .fetch_one(conn)
     .await?;
     queue_id_from_i64(id)

@@ -292,6 +292,7 @@ fn plan(broker: &Broker, d: Defs, only: Option<&str>) -> ApiResult<Vec<Definitio
             exclusive_owner: None,
             arguments: json_to_table(&q.arguments)?,
             home: None,
+            incarnation: 0,
         });
     }
     for b in d.bindings {

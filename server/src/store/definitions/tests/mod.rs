@@ -113,6 +113,7 @@ fn queue(vhost: &str, name: &str, durable: bool, exclusive: bool) -> Cmd {
         exclusive_owner: exclusive.then_some(7),
         arguments: args(),
         home: None,
+        incarnation: 0,
     }
 }
 

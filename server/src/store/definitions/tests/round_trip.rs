@@ -44,6 +44,7 @@ async fn every_command_round_trips() {
             exclusive_owner: None,
             arguments: FieldTable::default(),
             home: None,
+            incarnation: 42,
         })
         .await
         .unwrap();
@@ -132,6 +133,7 @@ async fn every_command_round_trips() {
                 auto_delete: false,
                 arguments: args(),
                 home: None,
+                incarnation: 0,
             },
             QueueRow {
                 id: 2,
@@ -140,6 +142,7 @@ async fn every_command_round_trips() {
                 auto_delete: true,
                 arguments: FieldTable::default(),
                 home: None,
+                incarnation: 42,
             },
         ]
     );
