@@ -539,7 +539,7 @@ impl Connection {
         if self.channels.contains_key(&ch) {
             return self.close_connection(BrokerError::channel_error("second 'channel.open' seen"), 20, 10);
         }
-        // RabbitMQ names no method (class 0, method 0) for this limit.
+        // RabbitMQ names no method (class 0, method 0) for either limit.
         if ch > self.channel_max || self.channels.len() >= usize::from(self.channel_max) {
             return self.close_connection(
                 BrokerError::not_allowed(format!(
@@ -550,6 +550,9 @@ impl Connection {
                 0,
                 0,
             );
+        }
+        if let Err(e) = self.s.broker.check_channel_limit(&self.s.user.name) {
+            return self.close_connection(e, 0, 0);
         }
         let channel = Channel::new(ch, self.s.broker.next_id());
         self.s.info.channel_stats.lock().insert(ch, channel.stats.clone());

@@ -298,7 +298,8 @@ pub async fn run(
             "unexpected method in connection state opening",
         )));
     };
-    // RabbitMQ checks the node's cap first, at connection.open.
+    // RabbitMQ checks the node's cap first, then the vhost's and the
+    // user's limits, then the user's access to the vhost.
     let Some(ticket) = broker.connections.admission.open(cfg.connection_max) else {
         let limit = cfg.connection_max.unwrap_or_default();
         return Err(Refused::AtOpen(BrokerError::not_allowed(format!(
@@ -309,6 +310,7 @@ pub async fn run(
     let Some(vhost) = broker.vhost(vname) else {
         return Err(Refused::AtOpen(BrokerError::not_allowed(format!("vhost {vname} not found"))));
     };
+    broker.check_connection_limits(vname, &user.name).map_err(Refused::AtOpen)?;
     if broker.auth.permissions(vname, &user.name).is_none() {
         return Err(Refused::AtOpen(BrokerError::not_allowed(format!(
             "access to vhost '{vname}' refused for user '{}'",
