@@ -64,14 +64,8 @@ pub async fn serve(
             return;
         }
         Ok(Err(Refused::Gone)) | Ok(Err(Refused::Silent)) => return,
-        Ok(Err(Refused::Error(e))) => {
-            tracing::error!("closing AMQP connection {name}: {e}");
-            io.out.method(0, &close_method(&e, 0, 0));
-            let _ = tokio::time::timeout(Duration::from_secs(1), io.flush_all()).await;
-            // Give the client a moment to read the close before the socket goes.
-            let _ = tokio::time::timeout(Duration::from_millis(500), io.read_some()).await;
-            return;
-        }
+        Ok(Err(Refused::Error(e))) => return refuse(io, &name, e, 0, 0).await,
+        Ok(Err(Refused::AtOpen(e))) => return refuse(io, &name, e, 10, 40).await,
         Ok(Ok(o)) => o,
     };
     drop(handshake);
@@ -136,6 +130,15 @@ pub async fn serve(
     };
     conn.run().await;
     conn.cleanup().await;
+}
+
+/// Ends a refused handshake with a connection.close.
+async fn refuse(mut io: Io, name: &str, e: BrokerError, class_id: u16, method_id: u16) {
+    tracing::error!("closing AMQP connection {name}: {e}");
+    io.out.method(0, &close_method(&e, class_id, method_id));
+    let _ = tokio::time::timeout(Duration::from_secs(1), io.flush_all()).await;
+    // Give the client a moment to read the close before the socket goes.
+    let _ = tokio::time::timeout(Duration::from_millis(500), io.read_some()).await;
 }
 
 fn close_method(e: &BrokerError, class_id: u16, method_id: u16) -> AMQPClass {
@@ -536,6 +539,7 @@ impl Connection {
         if self.channels.contains_key(&ch) {
             return self.close_connection(BrokerError::channel_error("second 'channel.open' seen"), 20, 10);
         }
+        // RabbitMQ names no method (class 0, method 0) for either limit.
         if ch > self.channel_max || self.channels.len() >= usize::from(self.channel_max) {
             return self.close_connection(
                 BrokerError::not_allowed(format!(
@@ -543,9 +547,12 @@ impl Connection {
                     self.channels.len(),
                     self.channel_max
                 )),
-                20,
-                10,
+                0,
+                0,
             );
+        }
+        if let Err(e) = self.s.broker.check_channel_limit(&self.s.user.name) {
+            return self.close_connection(e, 0, 0);
         }
         let channel = Channel::new(ch, self.s.broker.next_id());
         self.s.info.channel_stats.lock().insert(ch, channel.stats.clone());

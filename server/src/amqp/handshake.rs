@@ -47,6 +47,9 @@ pub enum Refused {
     Gone,
     /// Close with this error (already logged).
     Error(BrokerError),
+    /// Close with this error, naming `connection.open` as the method that
+    /// failed, as RabbitMQ does for a refused open.
+    AtOpen(BrokerError),
     /// Close silently: the peer did not speak AMQP 0-9-1, or failed
     /// authentication without asking for a close frame.
     Silent,
@@ -295,19 +298,21 @@ pub async fn run(
             "unexpected method in connection state opening",
         )));
     };
-    // RabbitMQ checks the node's cap first, at connection.open.
+    // RabbitMQ checks the node's cap first, then the vhost's and the
+    // user's limits, then the user's access to the vhost.
     let Some(ticket) = broker.connections.admission.open(cfg.connection_max) else {
         let limit = cfg.connection_max.unwrap_or_default();
-        return Err(Refused::Error(BrokerError::not_allowed(format!(
+        return Err(Refused::AtOpen(BrokerError::not_allowed(format!(
             "connection refused: node connection limit ({limit}) is reached"
         ))));
     };
     let vname = open.virtual_host.as_str();
     let Some(vhost) = broker.vhost(vname) else {
-        return Err(Refused::Error(BrokerError::not_allowed(format!("vhost {vname} not found"))));
+        return Err(Refused::AtOpen(BrokerError::not_allowed(format!("vhost {vname} not found"))));
     };
+    broker.check_connection_limits(vname, &user.name).map_err(Refused::AtOpen)?;
     if broker.auth.permissions(vname, &user.name).is_none() {
-        return Err(Refused::Error(BrokerError::not_allowed(format!(
+        return Err(Refused::AtOpen(BrokerError::not_allowed(format!(
             "access to vhost '{vname}' refused for user '{}'",
             user.name
         ))));

@@ -235,6 +235,16 @@ impl Connections {
         self.len() == 0
     }
 
+    /// How many open connections match.
+    pub fn count(&self, matches: impl Fn(&ConnectionInfo) -> bool) -> usize {
+        self.map.read().values().filter(|c| matches(c)).count()
+    }
+
+    /// A figure summed over the open connections.
+    pub fn sum(&self, figure: impl Fn(&ConnectionInfo) -> u64) -> u64 {
+        self.map.read().values().map(|c| figure(c)).sum()
+    }
+
     pub fn close_vhost(&self, vhost: &str, reason: &str) {
         for c in self.list() {
             if c.vhost == vhost {

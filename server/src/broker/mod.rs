@@ -21,7 +21,8 @@
 //! - Who may do what: [`auth`] (users, tags, permissions) and [`password`]
 //!   (argon2id, bounded in memory and time).
 //! - The node around it: [`connections`] (the registry of open
-//!   connections), [`alarms`] (memory and disk alarms), [`error`] (the
+//!   connections), [`limits`] (the per-vhost and per-user limits),
+//!   [`alarms`] (memory and disk alarms), [`error`] (the
 //!   `BrokerError` every layer turns into a reply code or HTTP status).
 //! - The seam to a cluster: [`consensus`] (metadata changes committed
 //!   through a cluster) and `queue::backend` (queues served from
@@ -39,6 +40,7 @@ pub mod deadletter;
 pub mod error;
 pub mod exchange;
 pub mod field_table;
+pub mod limits;
 pub mod message;
 pub mod parameters;
 pub mod password;

@@ -234,6 +234,9 @@ impl Channel {
                 self.check(s, Access::Read, "queue", &name)?;
                 self.check(s, Access::Write, "exchange", &dlx)?;
             }
+            if !exists {
+                s.broker.check_queue_limit(&vname, &name)?;
+            }
             let owner = d.exclusive.then_some(s.conn_id);
             let applied = s
                 .broker

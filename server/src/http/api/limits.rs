@@ -1,9 +1,9 @@
 //! Limits: `/api/vhost-limits` (stored as RabbitMQ stores them, the
 //! runtime parameter `vhost-limits`/`limits` of each vhost) and
-//! `/api/user-limits`. The broker's `User` has no limits yet, so user
-//! limits live in one global parameter, [`USER_LIMITS`], hidden from the
-//! global parameter list and exported inside each user, as RabbitMQ exports
-//! them. Warren stores and returns limits; it does not enforce them yet.
+//! `/api/user-limits`. The broker's `User` has no limits, so user limits
+//! live in one global parameter, [`USER_LIMITS`], hidden from the global
+//! parameter list and exported inside each user, as RabbitMQ exports them.
+//! The broker enforces them (`broker::limits`).
 
 use std::collections::HashSet;
 
@@ -23,8 +23,7 @@ use crate::http::error::{ApiError, ApiResult, check_echo};
 use crate::http::extract::{Body, P, json, no_content};
 use crate::http::paging::{ListQuery, Listed, respond};
 
-/// The global parameter holding every user's limits.
-pub const USER_LIMITS: &str = "warren_user_limits";
+pub use crate::broker::limits::USER_LIMITS;
 const VHOST_LIMIT_NAMES: [&str; 2] = ["max-connections", "max-queues"];
 const USER_LIMIT_NAMES: [&str; 2] = ["max-connections", "max-channels"];
 

@@ -177,6 +177,9 @@ async fn declare(
             "queue name '{name}' contains reserved prefix 'amq.*'"
         )));
     }
+    if !exists {
+        ctx.broker.check_queue_limit(&v, &name)?;
+    }
     ctx.broker
         .apply(DefinitionCommand::DeclareQueue {
             vhost: v,
