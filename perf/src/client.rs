@@ -92,7 +92,7 @@ impl Endpoint {
 /// What to do about a failed TLS handshake, when rustls' reason says.
 fn hint(e: &std::io::Error) -> &'static str {
     match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
-        Some(rustls::Error::InvalidCertificate(_)) => {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
             "; give the CA that signed the broker's certificate with --cacert FILE"
         }
         Some(rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)) => {

@@ -130,7 +130,7 @@ impl Client {
         }
         if let Some(tls) = tls_error(e) {
             let hint = match tls {
-                rustls::Error::InvalidCertificate(_) => {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
                     "; pass the CA that signed its certificate with --cacert FILE"
                 }
                 rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
