@@ -4,7 +4,9 @@
 //!
 //! After setup a connection is split into its read and write halves, which
 //! the publisher and consumer loops drive with their own hand-made frames
-//! (see [`crate::wire`]). Heartbeats are switched off (we answer tune with
+//! (see [`crate::wire`]). An `amqps://` URI puts TLS ([`crate::tls`])
+//! under the same frames; the halves are then boxed, so that the loops
+//! drive either kind of stream. Heartbeats are switched off (we answer tune with
 //! 0): a load test runs for seconds, and a loop busy with its own work
 //! should not also have to keep a timer.
 
@@ -13,12 +15,15 @@ use std::time::Duration;
 use amq_protocol::frame::{AMQPFrame, gen_frame};
 use amq_protocol::protocol::{AMQPClass, basic, channel, confirm, connection, exchange, queue};
 use amq_protocol::types::{AMQPValue, FieldTable, LongString, ShortString};
-use amq_protocol::uri::AMQPUri;
+use amq_protocol::uri::{AMQPScheme, AMQPUri, SASLMechanism};
 use anyhow::{Context, Result, anyhow, bail};
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio_rustls::rustls;
+
+use crate::Common;
+use crate::tls::Tls;
 
 use crate::wire::{FRAME_METHOD, RawFrame, next_frame, split_frames};
 
@@ -28,7 +33,20 @@ const DEFAULT_FRAME_MAX: u32 = 131_072;
 /// How long a close waits for close-ok; see the publisher for why it waits.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Where to connect and as whom, from an `amqp://` URI.
+/// A connection's read half: a TCP socket's, or a TLS stream's.
+pub type Reader = Box<dyn AsyncRead + Send + Sync + Unpin>;
+/// A connection's write half; see [`write_out`].
+pub type Writer = Box<dyn AsyncWrite + Send + Sync + Unpin>;
+
+/// Writes all of `buf`, then flushes: over TLS, the last bytes could
+/// otherwise wait in the session's buffer (on TCP the flush does nothing).
+pub async fn write_out(wr: &mut Writer, buf: &[u8]) -> std::io::Result<()> {
+    wr.write_all(buf).await?;
+    wr.flush().await
+}
+
+/// Where to connect and as whom, from an `amqp://` or `amqps://` URI and
+/// the TLS options.
 #[derive(Debug, Clone)]
 pub struct Endpoint {
     pub host: String,
@@ -37,11 +55,27 @@ pub struct Endpoint {
     pub password: String,
     pub vhost: String,
     pub frame_max: u32,
+    /// Log in with EXTERNAL (the TLS client certificate), not PLAIN.
+    pub external: bool,
+    pub tls: Option<Tls>,
 }
 
 impl Endpoint {
-    pub fn parse(uri: &str) -> Result<Self> {
+    pub fn new(opts: &Common) -> Result<Self> {
+        let uri = &opts.uri;
         let u: AMQPUri = uri.parse().map_err(|e: String| anyhow!("bad URI {uri}: {e}"))?;
+        let external = match u.query.auth_mechanism {
+            None | Some(SASLMechanism::Plain) => false,
+            Some(SASLMechanism::External) => true,
+            Some(other) => bail!("auth_mechanism={other}: warren-perf logs in with plain or external"),
+        };
+        let tls = match u.scheme {
+            AMQPScheme::AMQPS => Some(Tls::new(&u.authority.host, opts)?),
+            AMQPScheme::AMQP if opts.cacert.is_some() || opts.cert.is_some() => {
+                bail!("--cacert, --cert and --key are for amqps:// URIs")
+            }
+            AMQPScheme::AMQP => None,
+        };
         Ok(Endpoint {
             host: u.authority.host,
             port: u.authority.port,
@@ -49,7 +83,22 @@ impl Endpoint {
             password: u.authority.userinfo.password,
             vhost: u.vhost,
             frame_max: u.query.frame_max.unwrap_or(DEFAULT_FRAME_MAX),
+            external,
+            tls,
         })
+    }
+}
+
+/// What to do about a failed TLS handshake, when rustls' reason says.
+fn hint(e: &std::io::Error) -> &'static str {
+    match e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) {
+        Some(rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer)) => {
+            "; give the CA that signed the broker's certificate with --cacert FILE"
+        }
+        Some(rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired)) => {
+            "; the broker asks for a client certificate: --cert FILE --key FILE"
+        }
+        _ => "",
     }
 }
 
@@ -99,8 +148,8 @@ pub fn decode_method(frame: &RawFrame<'_>) -> Result<AMQPClass> {
 /// One open connection (with channel 1 once [`Connection::open`] opened it),
 /// before it is split into the halves the hot loops drive.
 pub struct Connection {
-    pub rd: OwnedReadHalf,
-    pub wr: OwnedWriteHalf,
+    pub rd: Reader,
+    pub wr: Writer,
     pub rbuf: BytesMut,
     pub frame_max: u32,
     wbuf: Vec<u8>,
@@ -113,7 +162,19 @@ impl Connection {
             .await
             .with_context(|| format!("cannot connect to {}:{}", ep.host, ep.port))?;
         stream.set_nodelay(true)?;
-        let (rd, wr) = stream.into_split();
+        let (rd, wr): (Reader, Writer) = match &ep.tls {
+            None => {
+                let (rd, wr) = stream.into_split();
+                (Box::new(rd), Box::new(wr))
+            }
+            Some(tls) => {
+                let stream = tls.connector.connect(tls.name.clone(), stream).await.map_err(|e| {
+                    anyhow!("TLS handshake with {}:{} failed: {e}{}", ep.host, ep.port, hint(&e))
+                })?;
+                let (rd, wr) = tokio::io::split(stream);
+                (Box::new(rd), Box::new(wr))
+            }
+        };
         let mut c = Connection {
             rd,
             wr,
@@ -121,20 +182,26 @@ impl Connection {
             frame_max: 4096,
             wbuf: Vec::new(),
         };
-        c.wr.write_all(b"AMQP\x00\x00\x09\x01").await?;
+        write_out(&mut c.wr, b"AMQP\x00\x00\x09\x01").await?;
         match c.next_method(0).await? {
             AMQPClass::Connection(connection::AMQPMethod::Start(_)) => {}
             other => bail!("expected connection.start, got {other:?}"),
         }
-        let mut response = vec![0u8];
-        response.extend_from_slice(ep.user.as_bytes());
-        response.push(0);
-        response.extend_from_slice(ep.password.as_bytes());
+        let (mechanism, response) = match ep.external {
+            true => ("EXTERNAL", Vec::new()),
+            false => {
+                let mut response = vec![0u8];
+                response.extend_from_slice(ep.user.as_bytes());
+                response.push(0);
+                response.extend_from_slice(ep.password.as_bytes());
+                ("PLAIN", response)
+            }
+        };
         c.send(
             0,
             AMQPClass::Connection(connection::AMQPMethod::StartOk(connection::StartOk {
                 client_properties: client_properties(name),
-                mechanism: "PLAIN".into(),
+                mechanism: mechanism.into(),
                 response: LongString::from(response),
                 locale: "en_US".into(),
             })),
@@ -182,7 +249,7 @@ impl Connection {
     pub async fn send(&mut self, channel: u16, method: AMQPClass) -> Result<()> {
         self.wbuf.clear();
         encode_method(&mut self.wbuf, channel, method);
-        self.wr.write_all(&self.wbuf).await?;
+        write_out(&mut self.wr, &self.wbuf).await?;
         Ok(())
     }
 
@@ -362,10 +429,10 @@ pub fn connection_close() -> AMQPClass {
 
 /// Sends connection.close and waits (bounded) for close-ok, ignoring every
 /// other frame still in flight, such as deliveries.
-pub async fn close_with(rd: &mut OwnedReadHalf, wr: &mut OwnedWriteHalf, rbuf: &mut BytesMut) -> Result<()> {
+pub async fn close_with(rd: &mut Reader, wr: &mut Writer, rbuf: &mut BytesMut) -> Result<()> {
     let mut out = Vec::new();
     encode_method(&mut out, 0, connection_close());
-    wr.write_all(&out).await?;
+    write_out(wr, &out).await?;
     let wait = async {
         loop {
             let mut done = false;

@@ -12,11 +12,12 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use anyhow::{Result, anyhow, bail};
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-use crate::client::{CHANNEL, Connection, Endpoint, close_with, closing_error, decode_method};
+use crate::client::{
+    CHANNEL, Connection, Endpoint, Reader, Writer, close_with, closing_error, decode_method, write_out,
+};
 use crate::stats::{Histogram, Stats};
 use crate::wire::{self, FRAME_BODY, FRAME_HEADER, FRAME_METHOD, RawFrame, split_frames};
 
@@ -36,8 +37,8 @@ pub struct ConsumerConfig {
 /// A consumer whose `basic.consume` the broker has accepted.
 pub struct Consumer {
     cfg: ConsumerConfig,
-    rd: OwnedReadHalf,
-    wr: OwnedWriteHalf,
+    rd: Reader,
+    wr: Writer,
     rbuf: BytesMut,
     stats: Arc<Stats>,
     histogram: Arc<Histogram>,
@@ -139,7 +140,7 @@ impl Consumer {
         }
         self.stats.consumed.fetch_add(delivered, Relaxed);
         if !self.acks.is_empty() {
-            self.wr.write_all(&self.acks).await?;
+            write_out(&mut self.wr, &self.acks).await?;
             self.acks.clear();
         }
         Ok(())

@@ -4,6 +4,7 @@
 //! A tour of the modules:
 //! - [`wire`]: the hot frames (publish, deliver, ack, confirm) by hand;
 //! - [`client`]: connection handshake, channel 1 and the slow methods;
+//! - [`tls`]: the rustls client for `amqps://` URIs;
 //! - [`publisher`] and [`consumer`]: the batched write and read loops;
 //! - [`stats`]: counters, latency histograms, the per-second report;
 //! - [`modes`]: throughput, latency, backlog, the churns and the loopback
@@ -14,7 +15,10 @@ mod consumer;
 mod modes;
 mod publisher;
 mod stats;
+mod tls;
 mod wire;
+
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
@@ -48,9 +52,21 @@ enum Mode {
 
 #[derive(Args, Debug, Clone)]
 pub struct Common {
-    /// Broker URI; the vhost is the path, URL-encoded (%2f is "/").
+    /// Broker URI, amqp:// or amqps:// (TLS; port 5671 by default); the vhost
+    /// is the path, URL-encoded (%2f is "/"). ?auth_mechanism=external logs
+    /// in with the --cert client certificate.
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     pub uri: String,
+    /// amqps://: PEM file of the CA(s) the broker's certificate must chain
+    /// to (default: the system's).
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// amqps://: PEM client certificate to present (with --key).
+    #[arg(long, value_name = "FILE", requires = "key")]
+    pub cert: Option<PathBuf>,
+    /// amqps://: PEM private key of --cert.
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
     /// Print a JSON summary on stdout (the per-second lines go to stderr).
     #[arg(long)]
     pub json: bool,

@@ -14,12 +14,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Result, anyhow, bail};
 use bytes::{Buf, BytesMut};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::AsyncReadExt;
 use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
-use crate::client::{CHANNEL, Connection, Endpoint, closing_error, decode_method, encode_method};
+use crate::client::{
+    CHANNEL, Connection, Endpoint, Reader, Writer, closing_error, decode_method, encode_method, write_out,
+};
 use crate::stats::Stats;
 use crate::wire::{self, FRAME_METHOD, PublishSpec, PublishTemplate, split_frames};
 
@@ -88,7 +89,7 @@ impl Shared {
 /// A producer whose connection is open and channel ready.
 pub struct Publisher {
     cfg: PublisherConfig,
-    wr: OwnedWriteHalf,
+    wr: Writer,
     templates: Vec<PublishTemplate>,
     shared: Arc<Shared>,
     reader: JoinHandle<()>,
@@ -152,7 +153,7 @@ impl Publisher {
     async fn close(&mut self) -> bool {
         let mut out = Vec::new();
         encode_method(&mut out, 0, crate::client::connection_close());
-        if self.wr.write_all(&out).await.is_err() {
+        if write_out(&mut self.wr, &out).await.is_err() {
             return false;
         }
         tokio::time::timeout(self.cfg.close_timeout, &mut self.reader).await.is_ok()
@@ -213,7 +214,7 @@ impl Publisher {
             // A write cut short would leave half a frame on the wire, so a
             // stop only interrupts a write that is stuck.
             tokio::select! {
-                r = self.wr.write_all(&buf) => r?,
+                r = write_out(&mut self.wr, &buf) => r?,
                 _ = wait_stuck(stop, self.cfg.close_timeout) => return Ok((seq, false)),
             }
             seq += n;
@@ -249,7 +250,7 @@ async fn wait_stuck(stop: &mut watch::Receiver<bool>, patience: Duration) {
     tokio::time::sleep(patience).await;
 }
 
-async fn read_loop(mut rd: OwnedReadHalf, mut rbuf: BytesMut, shared: Arc<Shared>, stats: Arc<Stats>) {
+async fn read_loop(mut rd: Reader, mut rbuf: BytesMut, shared: Arc<Shared>, stats: Arc<Stats>) {
     let mut tracker = ConfirmTracker::default();
     loop {
         if rbuf.capacity() - rbuf.len() < 4096 {

@@ -1,8 +1,9 @@
 """AMQPS and HTTPS: pika over TLS to a warren-server whose warren.conf turns
 on ``listeners.ssl.default`` with rabbitmq.conf's ``ssl_options`` keys, as
-RabbitMQ's TLS guide configures it, and urllib to its management API over
-HTTPS (``management.ssl.*``). The certificates are made here, with
-the openssl command, for this run only.
+RabbitMQ's TLS guide configures it, the RabbitMQ Java client's scenario
+(``test_clients.py``) over ``amqps://`` trusting the test CA, and urllib to
+its management API over HTTPS (``management.ssl.*``). The certificates are
+made here, with the openssl command, for this run only.
 
 Runs against Warren only (it starts its own server with its own config).
 """
@@ -17,12 +18,14 @@ import ssl
 import subprocess
 import urllib.error
 import urllib.request
+import uuid
 from pathlib import Path
 
 import pika
 import pytest
 
 from conftest import DEFAULT_SERVER_BIN, WarrenServer, free_port, wait_for_port
+from test_clients import RUN_TIMEOUT_S, build_java, run
 
 pytestmark = pytest.mark.skipif(bool(os.environ.get("BROKER_HOST")), reason="starts its own Warren")
 
@@ -156,6 +159,21 @@ def test_a_client_that_does_not_trust_the_server_is_refused_and_others_are_serve
     plain.close()
     conn = pika.BlockingConnection(tls_parameters(tls_broker))
     conn.close()
+
+
+def test_java_client_scenario_over_tls(tls_broker, tmp_path):
+    # The Java client checks the chain against the test CA only (its SSLContext
+    # from AMQP_CACERT); version 5.0 of the client does not check the host name.
+    command = build_java(tmp_path)
+    env = dict(os.environ,
+               AMQP_URL=f"amqps://guest:guest@localhost:{tls_broker.tls_port}/%2f",
+               AMQP_CACERT=str(tls_broker.ca),
+               NAME_PREFIX=f"tls-{uuid.uuid4().hex[:8]}-")
+    result = run(command, env=env, timeout=RUN_TIMEOUT_S)
+    assert result.returncode == 0 and "OK java" in result.stdout, (
+        f"Java over TLS failed (exit {result.returncode}):\n{result.stdout}{result.stderr}\n"
+        f"broker log:\n{tls_broker.log_tail()}"
+    )
 
 
 def test_management_api_over_https(tls_broker):

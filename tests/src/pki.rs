@@ -65,6 +65,21 @@ impl Pki {
         self.issue(p)
     }
 
+    /// Writes a client certificate the CA signed, subject `CN=<cn>`, and its
+    /// key as PEM files in `dir` (`<cn>.pem`, `<cn>_key.pem`), for the
+    /// clients that read files (warrenctl, warren-perf, pika).
+    pub fn write_client_pem(&self, cn: &str) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+        p.distinguished_name.push(DnType::CommonName, cn);
+        let cert = p.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
+        let (cert_path, key_path) =
+            (self.dir.join(format!("{cn}.pem")), self.dir.join(format!("{cn}_key.pem")));
+        std::fs::write(&cert_path, cert.pem()).unwrap();
+        std::fs::write(&key_path, key.serialize_pem()).unwrap();
+        (cert_path, key_path)
+    }
+
     /// Writes a new server certificate for localhost (subject `CN=<cn>`),
     /// signed by the CA, over `server.pem` and `server_key.pem`.
     pub fn rewrite_server_cert(&self, cn: &str) {

@@ -22,7 +22,7 @@ pub async fn run(a: LoadArgs) -> Result<bool> {
     if a.consumers == 0 || a.producers == 0 {
         bail!("backlog needs at least one producer and one consumer");
     }
-    let ep = Endpoint::parse(&a.common.uri)?;
+    let ep = Endpoint::new(&a.common)?;
     let stats = Arc::new(Stats::default());
     let topo = Topology::from_args(&a);
     let mut ctrl = Connection::open(&ep, "warren-perf control").await?;

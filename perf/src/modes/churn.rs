@@ -14,7 +14,7 @@ use crate::stats::{Histogram, Snapshot, fmt_us, per_second};
 /// Connects (handshake through connection.open-ok) and closes (close,
 /// close-ok), `--count` times in sequence.
 pub async fn connections(a: ChurnArgs) -> Result<bool> {
-    let ep = Endpoint::parse(&a.common.uri)?;
+    let ep = Endpoint::new(&a.common)?;
     let h = Histogram::default();
     let start = Instant::now();
     let mut errors = Vec::new();
@@ -39,7 +39,7 @@ pub async fn connections(a: ChurnArgs) -> Result<bool> {
 /// Declares and deletes `--count` queues in sequence on one channel (or
 /// only declares them with `--keep-queues`).
 pub async fn queues(a: ChurnArgs) -> Result<bool> {
-    let ep = Endpoint::parse(&a.common.uri)?;
+    let ep = Endpoint::new(&a.common)?;
     let mut c = Connection::open(&ep, "warren-perf queue churn").await?;
     let opts = QueueOptions { durable: a.durable, ..QueueOptions::default() };
     let h = Histogram::default();

@@ -28,7 +28,7 @@ pub enum Kind {
 }
 
 pub async fn run(a: LoadArgs, kind: Kind) -> Result<bool> {
-    let ep = Endpoint::parse(&a.common.uri)?;
+    let ep = Endpoint::new(&a.common)?;
     let rate_limit = match kind {
         Kind::Latency => Some(a.rate.unwrap_or(1000.0)),
         Kind::Throughput => a.rate,

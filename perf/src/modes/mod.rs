@@ -166,7 +166,7 @@ where
 }
 
 pub async fn connect_consumers(a: &LoadArgs, topo: &Topology, stats: &Arc<Stats>) -> Result<Vec<Consumer>> {
-    let ep = crate::client::Endpoint::parse(&a.common.uri)?;
+    let ep = crate::client::Endpoint::new(&a.common)?;
     let buffer = if a.consumers <= 16 { 256 * 1024 } else { 32 * 1024 };
     connect_all(a.consumers, |i| {
         let cfg = ConsumerConfig {
@@ -192,7 +192,7 @@ pub async fn connect_producers(
     count: Option<u64>,
     close_timeout: Duration,
 ) -> Result<Vec<Publisher>> {
-    let ep = crate::client::Endpoint::parse(&a.common.uri)?;
+    let ep = crate::client::Endpoint::new(&a.common)?;
     let producers = a.producers;
     connect_all(producers, |i| {
         let share = count.map(|c| c / producers as u64 + u64::from((i as u64) < c % producers as u64));

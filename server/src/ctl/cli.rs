@@ -14,18 +14,21 @@ use super::output::Format;
     about = "Manage a Warren node over its management API, with rabbitmqctl's verbs",
     after_help = "Exit codes (as rabbitmqctl): 0 ok, 64 usage, 65 data error (no such object, bad argument), \
 69 node unavailable, 70 software error, 75 timeout, 77 authentication or permission refused.\n\
-Credentials and node also come from WARRENCTL_NODE, WARRENCTL_USERNAME, WARRENCTL_PASSWORD, \
+Credentials and node also come from WARRENCTL_NODE, WARRENCTL_USERNAME, WARRENCTL_PASSWORD \
+(and WARRENCTL_CACERT, WARRENCTL_CERT, WARRENCTL_KEY), \
 or from a file ($WARRENCTL_CONFIG_FILE, else ~/.warrenctl.conf) with lines `node = HOST:PORT`, \
-`username = NAME`, `password = PASS` (78 when that file is wrong).",
+`username = NAME`, `password = PASS`, `cacert = FILE`, `cert = FILE`, `key = FILE` \
+(78 when that file is wrong).",
     disable_help_subcommand = true
 )]
 pub struct Cli {
-    /// The node's management listener, host:port.
+    /// The node's management listener: host:port, http://host:port or
+    /// https://host:port.
     #[arg(
         id = "ctl_node",
         short = 'n',
         long = "node",
-        value_name = "HOST:PORT",
+        value_name = "[SCHEME://]HOST:PORT",
         global = true,
         env = "WARRENCTL_NODE",
         default_value = "localhost:15672"
@@ -52,6 +55,19 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub password: String,
+    /// PEM file of the CA(s) an https:// node's certificate must chain to,
+    /// trusted instead of the system's.
+    #[arg(id = "ctl_cacert", long = "cacert", value_name = "FILE", global = true, env = "WARRENCTL_CACERT")]
+    pub cacert: Option<PathBuf>,
+    /// PEM client certificate to present to an https:// node (with --key).
+    #[arg(id = "ctl_cert", long = "cert", value_name = "FILE", global = true, env = "WARRENCTL_CERT")]
+    pub cert: Option<PathBuf>,
+    /// PEM private key of --cert.
+    #[arg(id = "ctl_key", long = "key", value_name = "FILE", global = true, env = "WARRENCTL_KEY")]
+    pub key: Option<PathBuf>,
+    /// Accept any certificate from an https:// node (no check at all; for tests).
+    #[arg(id = "ctl_insecure", long = "insecure", global = true)]
+    pub insecure: bool,
     /// Virtual host, for the verbs that act in one.
     #[arg(
         id = "ctl_vhost",

@@ -1,7 +1,13 @@
-//! The management API client: blocking HTTP with Basic auth, answers read
-//! into `warren_api_types` objects (or JSON where the API has no type), and
-//! the mapping of its failures onto rabbitmqctl's exit codes.
+//! The management API client: blocking HTTP or HTTPS with Basic auth,
+//! answers read into `warren_api_types` objects (or JSON where the API has
+//! no type), and the mapping of its failures onto rabbitmqctl's exit codes.
+//!
+//! An `https://` node is checked against the system's CAs, or, with
+//! `--cacert`, against that file's only (as curl's `--cacert`); `--cert`
+//! and `--key` present a client certificate to a listener that asks for
+//! one. A failed TLS handshake is reported as such, with rustls' reason.
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,7 +17,9 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::Value;
 use warren_api_types::ErrorBody;
 
-use super::{CtlError, EX_DATAERR, EX_NOPERM, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, R};
+use tokio_rustls::rustls;
+
+use super::{CtlError, EX_CONFIG, EX_DATAERR, EX_NOPERM, EX_SOFTWARE, EX_TEMPFAIL, EX_UNAVAILABLE, R};
 
 pub struct Client {
     http: Http,
@@ -25,6 +33,23 @@ pub struct Client {
 /// Percent-encodes one URL path segment (a vhost `/` becomes `%2F`).
 pub use warren_api_types::url::segment as seg;
 
+/// The rustls error under a failed request, if a TLS handshake failed. It
+/// sits in an `io::Error` (in another, under hyper's), whose `source` skips
+/// what it wraps, so those are opened with `get_ref`.
+fn tls_error(e: &reqwest::Error) -> Option<&rustls::Error> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if let Some(tls) = c.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        cause = match c.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => c.source(),
+        };
+    }
+    None
+}
+
 /// An answer that was not 2xx.
 pub struct Refusal {
     pub status: StatusCode,
@@ -32,18 +57,67 @@ pub struct Refusal {
     pub reason: String,
 }
 
+/// How to check an `https://` node, and what to show it.
+#[derive(Debug, Default)]
+pub struct TlsOptions {
+    /// PEM: the CAs to trust instead of the system's.
+    pub cacert: Option<PathBuf>,
+    /// PEM: a client certificate (chain) and its key.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Accept any server certificate.
+    pub insecure: bool,
+}
+
+fn read_pem(path: &Path, flag: &str) -> R<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| CtlError::new(EX_CONFIG, format!("cannot read {flag} {}: {e}", path.display())))
+}
+
 impl Client {
-    pub fn new(node: &str, user: &str, pass: &str, timeout: Duration) -> R<Client> {
-        let http = Http::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .build()
-            .map_err(|e| CtlError::new(EX_SOFTWARE, format!("cannot build the HTTP client: {e}")))?;
-        let base = if node.starts_with("http://") {
+    pub fn new(node: &str, user: &str, pass: &str, timeout: Duration, tls: &TlsOptions) -> R<Client> {
+        let base = if node.starts_with("http://") || node.starts_with("https://") {
             node.trim_end_matches('/').to_owned()
         } else {
             format!("http://{node}")
         };
+        let mut builder =
+            Http::builder().timeout(timeout).connect_timeout(timeout.min(Duration::from_secs(10)));
+        if !base.starts_with("https://") {
+            // Plain HTTP: no need to read the system's CAs.
+            builder = builder.tls_built_in_root_certs(false);
+        }
+        if let Some(path) = &tls.cacert {
+            let bad = |why: String| CtlError::new(EX_CONFIG, format!("--cacert {}: {why}", path.display()));
+            let certs = reqwest::Certificate::from_pem_bundle(&read_pem(path, "--cacert")?)
+                .map_err(|e| bad(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(bad("no PEM certificate in it".into()));
+            }
+            builder = builder.tls_built_in_root_certs(false);
+            for cert in certs {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        match (&tls.cert, &tls.key) {
+            (Some(cert), Some(key)) => {
+                let mut pem = read_pem(cert, "--cert")?;
+                pem.push(b'\n');
+                pem.extend(read_pem(key, "--key")?);
+                let id = reqwest::Identity::from_pem(&pem).map_err(|e| {
+                    CtlError::new(EX_CONFIG, format!("--cert/--key: not a PEM certificate and key: {e}"))
+                })?;
+                builder = builder.identity(id);
+            }
+            (None, None) => {}
+            _ => return Err(CtlError::usage("--cert and --key go together")),
+        }
+        if tls.insecure {
+            builder = builder.danger_accept_invalid_certs(true);
+        }
+        let http = builder
+            .build()
+            .map_err(|e| CtlError::new(EX_SOFTWARE, format!("cannot build the HTTP client: {e}")))?;
         Ok(Client { http, base, node: node.to_owned(), user: user.to_owned(), pass: pass.to_owned() })
     }
 
@@ -52,6 +126,21 @@ impl Client {
             return CtlError::new(
                 EX_TEMPFAIL,
                 format!("operation on node '{}' timed out; raise --timeout if it is busy", self.node),
+            );
+        }
+        if let Some(tls) = tls_error(e) {
+            let hint = match tls {
+                rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer) => {
+                    "; pass the CA that signed its certificate with --cacert FILE"
+                }
+                rustls::Error::AlertReceived(rustls::AlertDescription::CertificateRequired) => {
+                    "; the node asks for a client certificate: pass --cert FILE --key FILE"
+                }
+                _ => "",
+            };
+            return CtlError::new(
+                EX_UNAVAILABLE,
+                format!("TLS handshake with node '{}' failed: {tls}{hint}", self.node),
             );
         }
         let why =

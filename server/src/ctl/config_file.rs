@@ -5,9 +5,10 @@
 //! exists, in warren.conf's `key = value` syntax (`#` starts a comment):
 //!
 //! ```text
-//! node = rabbit-1.internal:15672
+//! node = https://rabbit-1.internal:15671
 //! username = ops
 //! password = s3cret
+//! cacert = /etc/warren/ca_certificate.pem
 //! ```
 //!
 //! A flag wins over the environment, which wins over the file, which wins
@@ -16,8 +17,14 @@
 use std::path::PathBuf;
 
 /// The file's keys and the environment variables the command line reads.
-const KEYS: &[(&str, &str)] =
-    &[("node", "WARRENCTL_NODE"), ("username", "WARRENCTL_USERNAME"), ("password", "WARRENCTL_PASSWORD")];
+const KEYS: &[(&str, &str)] = &[
+    ("node", "WARRENCTL_NODE"),
+    ("username", "WARRENCTL_USERNAME"),
+    ("password", "WARRENCTL_PASSWORD"),
+    ("cacert", "WARRENCTL_CACERT"),
+    ("cert", "WARRENCTL_CERT"),
+    ("key", "WARRENCTL_KEY"),
+];
 
 pub const FILE_ENV: &str = "WARRENCTL_CONFIG_FILE";
 
@@ -30,6 +37,10 @@ fn path() -> Option<(PathBuf, bool)> {
     let home = std::env::var_os("HOME")?;
     let p = PathBuf::from(home).join(".warrenctl.conf");
     p.exists().then_some((p, false))
+}
+
+fn known() -> String {
+    KEYS.iter().map(|(k, _)| *k).collect::<Vec<_>>().join(", ")
 }
 
 /// Parses the file's text into (environment variable, value) pairs.
@@ -45,7 +56,7 @@ pub fn parse(name: &str, text: &str) -> Result<Vec<(&'static str, String)>, Stri
         };
         let (k, v) = (k.trim(), v.trim());
         let Some((_, env)) = KEYS.iter().find(|(key, _)| *key == k) else {
-            return Err(format!("{name}:{}: unknown key '{k}' (known: node, username, password)", i + 1));
+            return Err(format!("{name}:{}: unknown key '{k}' (known: {})", i + 1, known()));
         };
         if v.is_empty() {
             return Err(format!("{name}:{}: '{k}' has no value", i + 1));
@@ -91,7 +102,7 @@ mod tests {
         );
         assert_eq!(
             parse("f", "nodes = x").unwrap_err(),
-            "f:1: unknown key 'nodes' (known: node, username, password)"
+            "f:1: unknown key 'nodes' (known: node, username, password, cacert, cert, key)"
         );
         assert_eq!(parse("f", "\nnode").unwrap_err(), "f:2: expected 'key = value', found 'node'");
         assert_eq!(parse("f", "username =").unwrap_err(), "f:1: 'username' has no value");

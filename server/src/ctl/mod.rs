@@ -1,7 +1,8 @@
 //! `warrenctl`: rabbitmqctl's verbs against a Warren node's management API.
 //!
 //! - [`cli`]: the flags and verbs (clap);
-//! - [`client`]: HTTP with Basic auth, failures mapped to exit codes;
+//! - [`client`]: HTTP or HTTPS with Basic auth, failures mapped to exit
+//!   codes;
 //! - [`output`]: the banner, then an aligned table, CSV or JSON;
 //! - one module per verb family: [`users`], [`vhosts`], [`permissions`],
 //!   [`policies`] (and runtime parameters), [`lists`] (list_queues and
@@ -110,8 +111,9 @@ fn run(cli: Cli) -> R<()> {
         (Cmd::AwaitStartup, _) | (_, None) => Duration::from_secs(60),
         (_, Some(t)) => Duration::from_secs(t.max(1)),
     };
+    let tls = client::TlsOptions { cacert: cli.cacert, cert: cli.cert, key: cli.key, insecure: cli.insecure };
     let ctx = Ctx {
-        client: Client::new(&cli.node, &cli.username, &cli.password, request_timeout)?,
+        client: Client::new(&cli.node, &cli.username, &cli.password, request_timeout, &tls)?,
         out: Out { format: cli.formatter, quiet: cli.quiet, silent: cli.silent },
         vhost: cli.vhost,
         timeout: cli.timeout,

@@ -4,13 +4,19 @@
 
 import com.rabbitmq.client.*;
 
+import java.io.FileInputStream;
+import java.io.InputStream;
 import java.nio.charset.StandardCharsets;
+import java.security.KeyStore;
+import java.security.cert.CertificateFactory;
 import java.util.Date;
 import java.util.HashMap;
 import java.util.Map;
 import java.util.concurrent.ArrayBlockingQueue;
 import java.util.concurrent.BlockingQueue;
 import java.util.concurrent.TimeUnit;
+import javax.net.ssl.SSLContext;
+import javax.net.ssl.TrustManagerFactory;
 
 public class Scenario {
     static final int COUNT = 100;
@@ -29,9 +35,29 @@ public class Scenario {
         }
     }
 
+    /** A TLS context whose only trusted CA is the PEM certificate in `path`. */
+    static SSLContext trusting(String path) throws Exception {
+        KeyStore roots = KeyStore.getInstance(KeyStore.getDefaultType());
+        roots.load(null, null);
+        try (InputStream in = new FileInputStream(path)) {
+            roots.setCertificateEntry("ca", CertificateFactory.getInstance("X.509").generateCertificate(in));
+        }
+        TrustManagerFactory tmf = TrustManagerFactory.getInstance(TrustManagerFactory.getDefaultAlgorithm());
+        tmf.init(roots);
+        SSLContext context = SSLContext.getInstance("TLS");
+        context.init(null, tmf.getTrustManagers(), null);
+        return context;
+    }
+
     static void run() throws Exception {
         ConnectionFactory f = new ConnectionFactory();
         f.setUri(System.getenv("AMQP_URL"));
+        // amqps:// with AMQP_CACERT: trust that CA (PEM) only. (setUri alone
+        // would trust any certificate.)
+        String cacert = System.getenv("AMQP_CACERT");
+        if (cacert != null) {
+            f.useSslProtocol(trusting(cacert));
+        }
         // A short heartbeat, so that the idle pause below proves both sides keep it.
         f.setRequestedHeartbeat(2);
         String prefix = System.getenv().getOrDefault("NAME_PREFIX", "") + "java-";

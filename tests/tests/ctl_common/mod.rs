@@ -50,6 +50,9 @@ pub fn run_raw(args: &[&str], stdin: Option<&[u8]>) -> Run {
         .env_remove("WARRENCTL_NODE")
         .env_remove("WARRENCTL_USERNAME")
         .env_remove("WARRENCTL_PASSWORD")
+        .env_remove("WARRENCTL_CACERT")
+        .env_remove("WARRENCTL_CERT")
+        .env_remove("WARRENCTL_KEY")
         .env_remove("WARRENCTL_CONFIG_FILE");
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("run warrenctl");
