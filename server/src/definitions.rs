@@ -149,6 +149,16 @@ pub enum DefinitionCommand {
     NodeRestarted {
         node: String,
     },
+    /// The cluster's own, never imported or exported: the members an
+    /// operator chose for a replicated queue (`add_member`,
+    /// `delete_member`, `grow`, `shrink`), which replace those its
+    /// arguments or policy choose. Kept with the queue, so that they
+    /// outlive a restart of the whole cluster.
+    SetQueueMembers {
+        vhost: String,
+        name: String,
+        members: Vec<String>,
+    },
 }
 
 /// An exchange's type: how it routes.

@@ -180,6 +180,41 @@ async fn delete_member_shrinks_a_queue() {
     assert_eq!(got.keys().copied().collect::<Vec<_>>(), (0..100).collect::<Vec<_>>());
 }
 
+/// The members an operator chose outlive a restart of the whole cluster:
+/// a quorum queue of two (its arguments) grown to three and shrunk to
+/// the other two keeps those two after every node restarted, rather than
+/// going back to the two its arguments choose; and keeps its messages.
+#[tokio::test]
+async fn members_chosen_by_hand_outlive_a_whole_cluster_restart() {
+    let mut nodes = cluster_of_three().await;
+    let [n1, n2, n3] = [&nodes[0].name, &nodes[1].name, &nodes[2].name].map(|s| s.clone());
+    declare(&nodes[0], "kept", quorum_args(Some(2))).await;
+    until_members(&nodes[1], "kept", &[&n1, &n2]).await;
+    ctl(&nodes[0].server, &["add_member", "kept", &n3]).ok();
+    ctl(&nodes[2].server, &["delete_member", "kept", &n2]).ok();
+    until_members(&nodes[1], "kept", &[&n1, &n3]).await;
+    publish_confirmed(&nodes[1], "kept", 0, 50).await;
+
+    for n in nodes.iter_mut() {
+        n.server.stop();
+    }
+    for n in nodes.iter_mut() {
+        n.server.start_again();
+    }
+    for n in &nodes {
+        n.until_running(3).await;
+    }
+    for n in &nodes {
+        until_members(n, "kept", &[&n1, &n3]).await;
+    }
+    // And they stay so (a leader growing back to its arguments' choice
+    // would change them a moment later).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    until_members(&nodes[0], "kept", &[&n1, &n3]).await;
+    let got = drain(&nodes[2], "kept").await;
+    assert_eq!(got.keys().copied().collect::<Vec<_>>(), (0..50).collect::<Vec<_>>());
+}
+
 /// `quorum_status` lists each member once, exactly one of them the leader,
 /// with its id, term and log indexes; a classic queue is refused.
 #[tokio::test]

@@ -214,6 +214,14 @@ impl Broker {
                 Ok(Applied::Unbound(removed, gone))
             }
             NodeRestarted { node } => Ok(Applied::Swept(self.sweep_transient_queues(&node))),
+            SetQueueMembers { vhost, name, members } => {
+                let v = self.vhost_or_404(&vhost)?;
+                let q = v
+                    .queue(&name)
+                    .ok_or_else(|| BrokerError::not_found(format!("no queue '{name}' in vhost '{vhost}'")))?;
+                q.choose_members(members);
+                Ok(Applied::Changed(true))
+            }
         }
     }
 

@@ -131,6 +131,13 @@ impl Broker {
                     home: Some(q.home.get().map_or_else(|| self.config.node_name.clone(), |h| h.to_string())),
                     incarnation: q.incarnation(),
                 });
+                if let Some(members) = q.chosen_members() {
+                    out.push(SetQueueMembers {
+                        vhost: v.name.to_string(),
+                        name: q.name.to_string(),
+                        members,
+                    });
+                }
             }
         }
         for v in &vhosts {

@@ -97,16 +97,6 @@ pub enum Call {
         add: bool,
         node: String,
     },
-    /// The members an operator chose for a quorum queue: keep them, and
-    /// start or stop this node's member accordingly.
-    SetMembers {
-        vhost: String,
-        queue: String,
-        members: Vec<String>,
-    },
-    /// The members operators chose, for every queue (a node that restarted
-    /// asks).
-    ChosenMembers,
     /// This node's member of a queue's group: its Raft state.
     ReplicaStatus {
         vhost: String,
@@ -151,8 +141,6 @@ pub enum Reply {
     /// A change of members was made (true), or the called node does not
     /// lead the group (any more): ask the leader.
     Changed(bool),
-    /// (vhost, queue, members) for each queue whose members an operator chose.
-    Chosen(Vec<(String, String, Vec<String>)>),
     ReplicaStatus(Option<super::replicated::members::ReplicaStatus>),
 }
 

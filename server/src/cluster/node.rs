@@ -430,10 +430,6 @@ impl Cluster {
             Call::ChangeMembers { vhost, queue, add, node } => {
                 Box::pin(async move { self.accept_change_members(&vhost, &queue, add, &node).await })
             }
-            Call::SetMembers { vhost, queue, members } => {
-                Box::pin(async move { self.accept_set_members(&vhost, &queue, members) })
-            }
-            Call::ChosenMembers => Box::pin(async move { Ok(Reply::Chosen(self.all_chosen())) }),
             Call::ReplicaStatus { vhost, queue } => {
                 Box::pin(async move { self.local_replica_status(&vhost, &queue).map(Reply::ReplicaStatus) })
             }

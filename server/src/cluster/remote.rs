@@ -56,6 +56,12 @@ impl QueueBackends for RemoteBackends {
             c.drop_replicated(q);
         }
     }
+
+    fn members_chosen(&self, q: &Arc<Queue>) {
+        if let Some(c) = self.cluster.upgrade() {
+            c.members_chosen(q);
+        }
+    }
 }
 
 /// Another node, as the home of some of this node's queues.

@@ -71,6 +71,10 @@ pub trait QueueBackends: Send + Sync {
     fn replicated(&self, q: &Arc<Queue>);
     /// A replicated queue was deleted: its group goes, with its log.
     fn deleted(&self, q: &Queue);
+    /// An operator chose a replicated queue's members
+    /// ([`Queue::chosen_members`]): this node joins or leaves its group,
+    /// or, leading it, changes its voters.
+    fn members_chosen(&self, q: &Arc<Queue>);
 }
 
 /// Where the broker's queues find the backends, once the cluster is there.

@@ -99,6 +99,8 @@ pub struct Queue {
     replica: RwLock<Option<Arc<dyn replica::ReplicaLog>>>,
     /// The nodes of a replicated queue's group.
     members: RwLock<Vec<String>>,
+    /// The members an operator chose (`DefinitionCommand::SetQueueMembers`).
+    chosen_members: RwLock<Option<Vec<String>>>,
     stores: Option<Arc<Stores>>,
     vhost_ref: Weak<VHost>,
     inner: Mutex<Inner>,
@@ -165,6 +167,7 @@ impl Queue {
             replica_ready: AtomicBool::new(false),
             replica: RwLock::new(None),
             members: RwLock::new(Vec::new()),
+            chosen_members: RwLock::new(None),
             stores,
             vhost_ref,
             inner: Mutex::new(Inner { state, effects: Effects::default() }),

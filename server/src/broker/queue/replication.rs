@@ -36,6 +36,23 @@ impl Queue {
         self.replica.read().clone()
     }
 
+    /// The members an operator chose for the queue, if any: they replace
+    /// those its replication computes.
+    pub fn chosen_members(&self) -> Option<Vec<String>> {
+        self.chosen_members.read().clone()
+    }
+
+    /// An operator chose the queue's members: the cluster makes its group
+    /// those.
+    pub fn choose_members(self: &Arc<Self>, members: Vec<String>) {
+        *self.chosen_members.write() = Some(members);
+        if self.is_replicated()
+            && let Some(b) = self.backends.get().and_then(|h| h.get())
+        {
+            b.members_chosen(self);
+        }
+    }
+
     /// The nodes of a replicated queue's group (set by the cluster).
     pub fn members(&self) -> Vec<String> {
         self.members.read().clone()

@@ -6,17 +6,16 @@
 //! **Changing members.** The leader of the queue's group makes every change
 //! (another node forwards it, [`Call::ChangeMembers`]), one at a time: it
 //! updates the members chosen for the queue (its slot's `wanted`, which
-//! [`Cluster::grow`] keeps the group to), tells every other node
-//! ([`Call::SetMembers`]: a new member starts its copy of the group, a
-//! removed one drops its copy a few seconds later, the others keep the new
-//! choice for when they lead), then adds the new member as a learner that
-//! catches up, and makes the voters the chosen members. Removing the
-//! leader's own node first hands the leadership to another member.
+//! [`Cluster::grow`] keeps the group to), commits the choice through the
+//! metadata log (`DefinitionCommand::SetQueueMembers`, which every node
+//! applies: a new member starts its copy of the group, a removed one drops
+//! its copy a few seconds later, the others keep the choice for when they
+//! lead), then adds the new member as a learner that catches up, and makes
+//! the voters the chosen members. Removing the leader's own node first
+//! hands the leadership to another member.
 //!
-//! The members an operator chose are kept in memory by every node; a node
-//! that restarts asks the others for them ([`Cluster::fetch_chosen`]). A
-//! restart of the whole cluster goes back to the members computed from
-//! the queue's arguments.
+//! The choice is kept with the queue's definition (and in metadata
+//! snapshots), so a node that restarts, or the whole cluster, keeps it.
 //!
 //! **Rebalancing.** openraft 0.9 has no leadership transfer. A leader is
 //! moved by asking the chosen follower to stand for election
@@ -24,8 +23,8 @@
 //! lease on the other voters has run out (the group is idle for
 //! `election_timeout_max`, 600 ms), as its log is as long as the leader's.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Weak};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use openraft::ServerState;
@@ -40,6 +39,7 @@ use crate::cluster::network::{Call, Reply};
 use crate::cluster::node::Cluster;
 use crate::cluster::node_id;
 use crate::cluster::types::Member;
+use crate::definitions::DefinitionCommand;
 
 /// How long one change of members may take (RabbitMQ's management API
 /// gives `add_member` 30 s).
@@ -53,15 +53,9 @@ pub const CLASSIC_NOT_SUPPORTED: &str = "classic_queue_not_supported";
 pub const NODE_NOT_RUNNING: &str = "node_not_running";
 pub const LAST_NODE: &str = "last_node";
 
-/// Members chosen for a queue, and the queue they were chosen for (a queue
-/// deleted and declared again starts afresh).
-type ChosenFor = (Weak<Queue>, Vec<String>);
-
-/// The members operators chose, by group.
+/// Changes of members on this node: one at a time.
 #[derive(Default)]
 pub struct Chosen {
-    by_group: parking_lot::Mutex<HashMap<u64, ChosenFor>>,
-    /// One change at a time on a leader.
     changing: tokio::sync::Mutex<()>,
 }
 
@@ -155,64 +149,27 @@ impl Cluster {
 
     /// The members an operator chose for `q`, if any.
     pub(super) fn chosen_for(&self, q: &Arc<Queue>) -> Option<Vec<String>> {
-        let by = self.chosen.by_group.lock();
-        let (queue, members) = by.get(&group_id(q))?;
-        std::ptr::eq(queue.as_ptr(), Arc::as_ptr(q)).then(|| members.clone())
+        q.chosen_members()
     }
 
-    fn set_chosen(&self, q: &Arc<Queue>, members: Vec<String>) {
-        self.chosen.by_group.lock().insert(group_id(q), (Arc::downgrade(q), members));
-    }
-
-    /// Every choice this node knows of, for a node that restarted.
-    pub(in crate::cluster) fn all_chosen(&self) -> Vec<(String, String, Vec<String>)> {
-        self.chosen
-            .by_group
-            .lock()
-            .values()
-            .filter_map(|(q, m)| {
-                q.upgrade()
-                    .filter(|q| !q.is_deleted())
-                    .map(|q| (q.vhost.to_string(), q.name.to_string(), m.clone()))
-            })
-            .collect()
-    }
-
-    /// At start: the members operators chose, from the first other node
-    /// that answers.
-    pub(super) async fn fetch_chosen(&self) {
-        let Ok(broker) = self.broker() else { return };
-        let asks = self.other_members().into_iter().map(|m| async move {
-            match self.peers().call(&m.addr, Call::ChosenMembers, CALL_TIMEOUT).await {
-                Ok(Reply::Chosen(list)) => Some(list),
-                _ => None,
-            }
-        });
-        let answers = futures_util::future::join_all(asks).await;
-        let Some(list) = answers.into_iter().flatten().next() else { return };
-        for (vhost, queue, members) in list {
-            if let Some(q) = broker.vhost(&vhost).and_then(|v| v.queue(&queue)) {
-                self.set_chosen(&q, members);
-            }
+    /// An operator's choice of `q`'s members was applied here: this node
+    /// starts or keeps its member, or shows the members chosen. The leader
+    /// only keeps the choice: it is making the change
+    /// ([`Cluster::change_here`]).
+    pub(crate) fn members_chosen(self: &Arc<Self>, q: &Arc<Queue>) {
+        let Some(members) = q.chosen_members() else { return };
+        let slot = self.replicas.slot(group_id(q));
+        if let Some(slot) = &slot
+            && slot.group.get().is_some_and(|g| g.is_leader())
+        {
+            *slot.wanted.lock() = members;
+            return;
         }
-    }
-
-    /// Another node chose the members of a queue.
-    pub(in crate::cluster) fn accept_set_members(
-        self: &Arc<Self>,
-        vhost: &str,
-        queue: &str,
-        members: Vec<String>,
-    ) -> Result<Reply> {
-        let q = self.find_queue(vhost, queue)?;
-        let member = members.contains(&self.me.name);
-        self.set_chosen(&q, members.clone());
-        if member || self.replicas.slot(group_id(&q)).is_some() {
-            self.register_replicated(&q);
+        if members.contains(&self.me.name) || slot.is_some() {
+            self.register_replicated(q);
         } else {
             q.set_members(members);
         }
-        Ok(Reply::Done)
     }
 
     // ------------------------------------------------------------ add and delete
@@ -362,31 +319,18 @@ impl Cluster {
             }
         }
         tracing::info!("queue '{}' in vhost '{}': members chosen {}", q.name, q.vhost, wanted.join(", "));
-        self.set_chosen(q, wanted.clone());
         *slot.wanted.lock() = wanted.clone();
-        self.tell_members(q, &wanted).await;
+        let choice = DefinitionCommand::SetQueueMembers {
+            vhost: q.vhost.to_string(),
+            name: q.name.to_string(),
+            members: wanted.clone(),
+        };
+        self.propose(choice).await?;
         let applied = tokio::time::timeout(CHANGE_TIMEOUT, self.apply_members(&g, &wanted)).await;
         match applied {
             Ok(r) => r.map(|_| true),
             Err(_) => Err(unavailable("timeout")),
         }
-    }
-
-    /// Tells every other running node the members chosen for `q`.
-    async fn tell_members(&self, q: &Arc<Queue>, members: &[String]) {
-        let asks = self.other_members().into_iter().filter(|m| !self.is_down(&m.name)).map(|m| {
-            let call = Call::SetMembers {
-                vhost: q.vhost.to_string(),
-                queue: q.name.to_string(),
-                members: members.to_vec(),
-            };
-            async move {
-                if let Err(e) = self.peers().call(&m.addr, call, CALL_TIMEOUT).await {
-                    tracing::warn!("queue '{}': {} did not take its new members: {e}", q.name, m.name);
-                }
-            }
-        });
-        futures_util::future::join_all(asks).await;
     }
 
     /// On the leader: the group's voters become `wanted` (new members

@@ -300,7 +300,6 @@ impl Cluster {
             for _ in 0..200 {
                 let Some(c) = me.upgrade() else { return };
                 if !c.other_members().is_empty() {
-                    c.fetch_chosen().await;
                     c.register_found();
                     return;
                 }

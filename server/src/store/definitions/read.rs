@@ -94,14 +94,19 @@ async fn exchanges(conn: &mut SqliteConnection) -> Result<Vec<ExchangeRow>> {
 }
 
 async fn queues(conn: &mut SqliteConnection) -> Result<Vec<QueueRow>> {
-    type Row = (i64, String, String, bool, Vec<u8>, Option<String>, i64);
+    type Row = (i64, String, String, bool, Vec<u8>, Option<String>, i64, Option<String>);
     let rows: Vec<Row> = sqlx::query_as(
-        "SELECT id, vhost, name, auto_delete, arguments, home, incarnation FROM queues ORDER BY id",
+        "SELECT id, vhost, name, auto_delete, arguments, home, incarnation, members FROM queues
+         ORDER BY id",
     )
     .fetch_all(conn)
     .await?;
     rows.into_iter()
-        .map(|(id, vhost, name, auto_delete, arguments, home, incarnation)| {
+        .map(|(id, vhost, name, auto_delete, arguments, home, incarnation, members)| {
+            let members = members
+                .map(|m| serde_json::from_str(&m))
+                .transpose()
+                .map_err(|e| StoreError::corrupt("queue members", e.to_string()))?;
             Ok(QueueRow {
                 id: queue_id_from_i64(id)?,
                 vhost,
@@ -111,6 +116,7 @@ async fn queues(conn: &mut SqliteConnection) -> Result<Vec<QueueRow>> {
                 home,
                 incarnation: u64::try_from(incarnation)
                     .map_err(|_| StoreError::corrupt("queue incarnation", incarnation.to_string()))?,
+                members,
             })
         })
         .collect()

@@ -55,6 +55,8 @@ pub struct QueueRow {
     pub home: Option<String>,
     /// In a cluster, which declaration of the name this is.
     pub incarnation: u64,
+    /// In a cluster, the members an operator chose for it.
+    pub members: Option<Vec<String>>,
 }
 
 /// A binding between two durable ends.
@@ -169,6 +171,13 @@ impl Snapshot {
             arguments: q.arguments.clone(),
             home: q.home.clone(),
             incarnation: q.incarnation,
+        }));
+        out.extend(self.queues.iter().filter_map(|q| {
+            Some(DefinitionCommand::SetQueueMembers {
+                vhost: q.vhost.clone(),
+                name: q.name.clone(),
+                members: q.members.clone()?,
+            })
         }));
         out.extend(self.topic_permissions.iter().map(|t| DefinitionCommand::SetTopicPermissions {
             vhost: t.vhost.clone(),

@@ -103,6 +103,18 @@ pub(super) async fn write_command(
         // Transient by nature: what it deletes is written as its own
         // commands.
         NodeRestarted { .. } => {}
+        SetQueueMembers { vhost, name, members } => {
+            // A transient queue has no row: its choice lives in memory
+            // (and in the cluster's snapshots) only.
+            let members = serde_json::to_string(members)
+                .map_err(|e| StoreError::corrupt("queue members", e.to_string()))?;
+            sqlx::query("UPDATE queues SET members = ? WHERE vhost = ? AND name = ?")
+                .bind(members)
+                .bind(vhost)
+                .bind(name)
+                .execute(conn)
+                .await?;
+        }
     }
     Ok(None)
 }

@@ -48,6 +48,11 @@ async fn every_command_round_trips() {
         })
         .await
         .unwrap();
+    let members = vec!["a@h".to_owned(), "b@h".to_owned()];
+    store
+        .persist(&Cmd::SetQueueMembers { vhost: "v2".into(), name: "q1".into(), members: members.clone() })
+        .await
+        .unwrap();
     assert_eq!((q1, q2), (Some(1), Some(2)));
     assert_eq!(store.persist(&queue("/", "q1", true, false)).await.unwrap(), Some(1));
     persist_all(
@@ -134,6 +139,7 @@ async fn every_command_round_trips() {
                 arguments: args(),
                 home: None,
                 incarnation: 0,
+                members: None,
             },
             QueueRow {
                 id: 2,
@@ -143,6 +149,7 @@ async fn every_command_round_trips() {
                 arguments: FieldTable::default(),
                 home: None,
                 incarnation: 42,
+                members: Some(members),
             },
         ]
     );
