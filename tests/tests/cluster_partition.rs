@@ -3,7 +3,8 @@
 //! partition in `cluster_status`, `/api/nodes` and a health check, and
 //! takes changes again once the others are back; the exclusive queues of a
 //! node that died are deleted by the others, while a brief pause deletes
-//! nothing.
+//! nothing; and a node forgotten with `forget_cluster_node` takes its
+//! classic queues with it.
 
 mod cluster_support;
 mod ctl_common;
@@ -195,4 +196,62 @@ async fn an_auto_delete_queue_goes_when_its_last_consumer_node_dies() {
     eprintln!("the auto-delete queue went {:?} after its consumer's node died", killed.elapsed());
     let uncounted = eventually(T, || async { (total(api1.clone()).await == Some(0)).then_some(()) }).await;
     assert!(uncounted.is_some(), "node 1's overview still counts the messages of a node that is down");
+}
+
+/// Node 3 is killed and at once forgotten with `warrenctl
+/// forget_cluster_node` through node 1, before the grace period of a dead
+/// member's exclusive queues: its exclusive queue goes from the others all
+/// the same, and so do its other classic queues, transient and durable, as
+/// RabbitMQ deletes a forgotten node's classic queues. A queue of node 1
+/// stays.
+#[tokio::test]
+async fn a_forgotten_node_takes_its_classic_queues_with_it() {
+    let mut nodes = cluster_of_three().await;
+    let (_c3, ch3) = nodes[2].server.channel().await;
+    let declare = |name: &'static str, opts: QueueDeclareOptions| {
+        let ch = ch3.clone();
+        async move { ch.queue_declare(name.into(), opts, FieldTable::default()).await.unwrap() }
+    };
+    declare("owned-by-3", QueueDeclareOptions { exclusive: true, ..Default::default() }).await;
+    declare("transient-on-3", QueueDeclareOptions::default()).await;
+    declare("durable-on-3", QueueDeclareOptions { durable: true, ..Default::default() }).await;
+    let (_c1, ch1) = nodes[0].server.channel().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch1.queue_declare("durable-on-1".into(), durable, FieldTable::default()).await.unwrap();
+    let names = |api: warren_tests::http::Api| async move {
+        let listed = api.ok("/api/queues").await;
+        let mut names: Vec<String> =
+            listed.as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap().to_owned()).collect();
+        names.sort();
+        names
+    };
+    for n in &nodes[..2] {
+        let api = n.api();
+        let all = ["durable-on-1", "durable-on-3", "owned-by-3", "transient-on-3"];
+        let listed = eventually(T, || async { (names(api.clone()).await == all).then_some(()) }).await;
+        assert!(listed.is_some(), "{} lists {:?}", n.name, names(api.clone()).await);
+    }
+
+    nodes[2].server.kill();
+    let killed = Instant::now();
+    // Retried while the others elect a new leader, if node 3 led.
+    let forgotten = eventually(T, || async {
+        let run = ctl(&nodes[0].server, &["forget_cluster_node", &nodes[2].name]);
+        (run.code == 0).then_some(()).or_else(|| {
+            eprintln!("forget_cluster_node: {run:?}");
+            None
+        })
+    })
+    .await;
+    assert!(forgotten.is_some(), "{} was never forgotten", nodes[2].name);
+    eprintln!("forgotten {:?} after the kill", killed.elapsed());
+    for n in &nodes[..2] {
+        let api = n.api();
+        let left = eventually(Duration::from_secs(10), || async {
+            (names(api.clone()).await == ["durable-on-1"]).then_some(())
+        })
+        .await;
+        assert!(left.is_some(), "{} still lists {:?}", n.name, names(api.clone()).await);
+    }
+    eprintln!("the queues of the forgotten node went {:?} after the kill", killed.elapsed());
 }

@@ -15,7 +15,10 @@
 //! the reason instead of waiting for the Raft timeout. And the Raft leader
 //! deletes, for the whole cluster, the exclusive queues of a member that
 //! has been down for [`EXCLUSIVE_GRACE`] ([`reap`]): their owner's
-//! connection died with it, as RabbitMQ deletes them.
+//! connection died with it, as RabbitMQ deletes them. It deletes every
+//! classic queue (exclusive, transient or durable) of a node that is no
+//! longer a member at all (`forget_cluster_node`): its messages went with
+//! that node, as RabbitMQ deletes a forgotten node's classic queues.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Weak;
@@ -116,10 +119,13 @@ pub(super) async fn watch(cluster: Weak<Cluster>) {
     }
 }
 
-/// As the Raft leader, deletes the exclusive queues whose home has been
-/// down for [`EXCLUSIVE_GRACE`], until the cluster is gone. Each deletion
-/// is an ordinary metadata change, applied by every member; one that fails
-/// (no majority, a new leader) is tried again on the next round.
+/// As the Raft leader, until the cluster is gone, deletes the exclusive
+/// queues whose home has been down for [`EXCLUSIVE_GRACE`], and the
+/// classic queues (the exclusive ones among them) whose home is no longer
+/// a member; a replicated queue that is not exclusive lives on in its
+/// other members. Each deletion is an ordinary metadata change, applied
+/// by every member; one that fails (no majority, a new leader) is tried
+/// again on the next round.
 pub(super) async fn reap(cluster: Weak<Cluster>) {
     loop {
         tokio::time::sleep(PING_INTERVAL).await;
@@ -128,18 +134,20 @@ pub(super) async fn reap(cluster: Weak<Cluster>) {
         if !c.is_leader() || c.minority().is_some() {
             continue;
         }
-        let gone: HashSet<String> = c.liveness.down_longer_than(EXCLUSIVE_GRACE).into_iter().collect();
-        if gone.is_empty() {
-            continue;
-        }
+        let down: HashSet<String> = c.liveness.down_longer_than(EXCLUSIVE_GRACE).into_iter().collect();
+        let mut members: HashSet<String> = c.other_members().into_iter().map(|m| m.name).collect();
+        members.insert(c.me.name.clone());
         let Ok(broker) = c.broker() else { return };
         for v in broker.vhosts() {
-            let orphans = v
-                .queues()
-                .into_iter()
-                .filter(|q| q.is_exclusive() && q.home.get().is_some_and(|h| gone.contains(h.as_ref())));
-            for q in orphans {
-                let home = q.home.get().map(|h| h.to_string()).unwrap_or_default();
+            for q in v.queues() {
+                let Some(home) = q.home.get() else { continue };
+                let why = if !members.contains(&**home) && (q.is_exclusive() || !q.is_replicated()) {
+                    "is no longer a member"
+                } else if q.is_exclusive() && down.contains(&**home) {
+                    "is down"
+                } else {
+                    continue;
+                };
                 let cmd = DefinitionCommand::DeleteQueue {
                     vhost: v.name.to_string(),
                     name: q.name.to_string(),
@@ -149,13 +157,11 @@ pub(super) async fn reap(cluster: Weak<Cluster>) {
                 };
                 match c.propose(cmd).await {
                     Ok(_) => tracing::info!(
-                        "cluster: deleted exclusive queue '{}' in vhost '{}': its node {home} is down",
+                        "cluster: deleted queue '{}' in vhost '{}': its node {home} {why}",
                         q.name,
                         v.name
                     ),
-                    Err(e) => {
-                        tracing::warn!("cluster: cannot delete exclusive queue '{}' of {home}: {e}", q.name)
-                    }
+                    Err(e) => tracing::warn!("cluster: cannot delete queue '{}' of {home}: {e}", q.name),
                 }
             }
         }
