@@ -127,16 +127,24 @@ pub(super) async fn watch(cluster: Weak<Cluster>) {
 /// by every member; one that fails (no majority, a new leader) is tried
 /// again on the next round.
 pub(super) async fn reap(cluster: Weak<Cluster>) {
+    // The members at the last round that left nothing to delete: while no
+    // member is down and they stay the same, there is nothing to look at.
+    let mut clean: Option<HashSet<String>> = None;
     loop {
         tokio::time::sleep(PING_INTERVAL).await;
         let Some(c) = cluster.upgrade() else { return };
         // A leader cut off from the majority cannot commit: not worth trying.
         if !c.is_leader() || c.minority().is_some() {
+            clean = None;
             continue;
         }
         let down: HashSet<String> = c.liveness.down_longer_than(EXCLUSIVE_GRACE).into_iter().collect();
         let mut members: HashSet<String> = c.other_members().into_iter().map(|m| m.name).collect();
         members.insert(c.me.name.clone());
+        if down.is_empty() && clean.as_ref() == Some(&members) {
+            continue;
+        }
+        let mut failed = false;
         let Ok(broker) = c.broker() else { return };
         for v in broker.vhosts() {
             for q in v.queues() {
@@ -161,9 +169,13 @@ pub(super) async fn reap(cluster: Weak<Cluster>) {
                         q.name,
                         v.name
                     ),
-                    Err(e) => tracing::warn!("cluster: cannot delete queue '{}' of {home}: {e}", q.name),
+                    Err(e) => {
+                        failed = true;
+                        tracing::warn!("cluster: cannot delete queue '{}' of {home}: {e}", q.name)
+                    }
                 }
             }
         }
+        clean = (!failed).then_some(members);
     }
 }
