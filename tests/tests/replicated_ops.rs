@@ -215,6 +215,37 @@ async fn members_chosen_by_hand_outlive_a_whole_cluster_restart() {
     assert_eq!(got.keys().copied().collect::<Vec<_>>(), (0..50).collect::<Vec<_>>());
 }
 
+/// A node killed and forgotten with `forget_cluster_node` leaves the
+/// members of every quorum queue, as RabbitMQ's forget shrinks them: one
+/// whose members its arguments chose, and one whose members an operator
+/// chose (`add_member`). Both keep serving on the two nodes left.
+#[tokio::test]
+async fn a_forgotten_node_leaves_the_quorum_queues() {
+    let mut nodes = cluster_of_three().await;
+    let [n1, n2, n3] = [&nodes[0].name, &nodes[1].name, &nodes[2].name].map(|s| s.clone());
+    declare(&nodes[0], "computed", quorum_args(None)).await;
+    declare(&nodes[0], "operated", quorum_args(Some(2))).await;
+    until_members(&nodes[1], "operated", &[&n1, &n2]).await;
+    ctl(&nodes[0].server, &["add_member", "operated", &n3]).ok();
+    for q in ["computed", "operated"] {
+        until_members(&nodes[1], q, &[&n1, &n2, &n3]).await;
+        publish_confirmed(&nodes[0], q, 0, 20).await;
+    }
+
+    nodes[2].server.kill();
+    let forgotten = eventually(T, || async {
+        (ctl(&nodes[0].server, &["forget_cluster_node", &n3]).code == 0).then_some(())
+    })
+    .await;
+    assert!(forgotten.is_some(), "{n3} was never forgotten");
+    for q in ["computed", "operated"] {
+        until_members(&nodes[0], q, &[&n1, &n2]).await;
+        until_members(&nodes[1], q, &[&n1, &n2]).await;
+        let got = drain(&nodes[1], q).await;
+        assert_eq!(got.keys().copied().collect::<Vec<_>>(), (0..20).collect::<Vec<_>>(), "{q}");
+    }
+}
+
 /// `quorum_status` lists each member once, exactly one of them the leader,
 /// with its id, term and log indexes; a classic queue is refused.
 #[tokio::test]

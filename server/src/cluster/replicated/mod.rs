@@ -130,8 +130,13 @@ impl Cluster {
         let mut all: Vec<Member> = self.other_members();
         all.push(self.me.clone());
         let names: Vec<String> = all.iter().map(|m| m.name.clone()).collect();
-        // Members an operator chose (add_member...) replace the computed ones.
-        let operated = self.chosen_for(q);
+        // Members an operator chose (add_member...) replace the computed
+        // ones; a node forgotten since is no longer one of them, as
+        // RabbitMQ's forget_cluster_node shrinks its quorum queues.
+        let operated = self
+            .chosen_for(q)
+            .map(|m| m.into_iter().filter(|n| names.contains(n)).collect::<Vec<_>>())
+            .filter(|m| !m.is_empty());
         let chosen = operated.clone().unwrap_or_else(|| replication.members(&home, &names));
         let member = chosen.contains(&self.me.name);
         if let Some(slot) = self.replicas.slot(id) {
