@@ -30,7 +30,7 @@ use crate::definitions::DefinitionCommand;
 
 /// Also how soon a replicated queue's followers find its leader's node
 /// gone (`super::replicated::elections`).
-pub const PING_INTERVAL: Duration = Duration::from_millis(200);
+pub const PING_INTERVAL: Duration = Duration::from_millis(100);
 pub const PING_TIMEOUT: Duration = Duration::from_millis(1000);
 /// How long a member stays down before the leader deletes its exclusive
 /// queues: a brief pause (a GC, a SIGSTOP, a slow disk) deletes nothing.
@@ -54,6 +54,11 @@ impl Liveness {
         let mut names: Vec<String> = self.down.read().keys().cloned().collect();
         names.sort();
         names
+    }
+
+    /// How long the member called `node` has been down (None: it is not).
+    pub fn down_for(&self, node: &str) -> Option<Duration> {
+        self.down.read().get(node).map(Instant::elapsed)
     }
 
     /// The members that have been down for longer than `grace`.

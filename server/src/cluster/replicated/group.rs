@@ -50,7 +50,7 @@ fn first_id(term: u64, next_in_log: u64) -> u64 {
 /// is told no (nack).
 const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 /// How long an election is given before another one is started.
-const ELECTION_SETTLE_MS: u64 = 300;
+const ELECTION_SETTLE_MS: u64 = 200;
 
 #[derive(Default)]
 struct Pending {

@@ -21,7 +21,7 @@
 //! moved by asking the chosen follower to stand for election
 //! (`Raft::trigger().elect()`, [`Call::Elect`]); it wins once the leader's
 //! lease on the other voters has run out (the group is idle for
-//! `election_timeout_max`, 600 ms), as its log is as long as the leader's.
+//! `election_timeout_max`, 200 ms), as its log is as long as the leader's.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

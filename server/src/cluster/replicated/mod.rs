@@ -44,10 +44,13 @@ use crate::broker::queue::Queue;
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How often the failure detector looks for groups without a live leader.
-const ELECTION_CHECK: Duration = Duration::from_millis(100);
+const ELECTION_CHECK: Duration = Duration::from_millis(50);
 /// The most a group waits, at random, before standing for election, so
 /// that the groups a lost node led do not all elect at the same instant.
 const ELECTION_JITTER_MS: u64 = 100;
+/// How long a follower keeps faith in the leader it last heard from
+/// (openraft's leader lease: it refuses its vote to another meanwhile).
+const LEASE_MS: u64 = 200;
 
 /// Idle groups cost nothing: no heartbeats, and no election timers. A
 /// leader contacts its followers when it has something to replicate; the
@@ -59,10 +62,13 @@ fn raft_config() -> Arc<openraft::Config> {
         enable_heartbeat: false,
         enable_elect: false,
         heartbeat_interval: 100,
-        // Also how long a follower keeps faith in a leader it heard from
-        // (it refuses to vote for another meanwhile).
-        election_timeout_min: 300,
-        election_timeout_max: 600,
+        // Only how long a follower keeps faith in a leader it heard from
+        // (it refuses to vote for another meanwhile): with elections off,
+        // no timer runs on them. Short, as only the node's failure
+        // detector starts elections, once the leader's node is gone; the
+        // lease then mostly delays the failover.
+        election_timeout_min: 150,
+        election_timeout_max: LEASE_MS,
         // Keep a tail of the log after a snapshot, so that a member that
         // was away briefly catches up from the log.
         max_in_snapshot_log_to_keep: 1000,
@@ -435,8 +441,13 @@ pub(super) async fn elections(cluster: Weak<Cluster>) {
                 if c.others_more_up_to_date(&g, &q).await && g.defer_election() {
                     return;
                 }
-                let jitter = rand::random::<u64>() % ELECTION_JITTER_MS;
-                tokio::time::sleep(Duration::from_millis(jitter)).await;
+                // The other voters heard from the leader at the latest when
+                // its node went down: standing before their lease ran out
+                // would only be refused.
+                let down_for = g.leader_name().and_then(|l| c.liveness.down_for(&l)).unwrap_or_default();
+                let lease_left = Duration::from_millis(LEASE_MS).saturating_sub(down_for);
+                let jitter = Duration::from_millis(rand::random::<u64>() % ELECTION_JITTER_MS);
+                tokio::time::sleep(lease_left + jitter).await;
                 if g.needs_leader(|name| c.is_down(name)) {
                     tracing::debug!("queue '{}': standing for election", q.name);
                     let _ = g.raft.trigger().elect().await;
@@ -448,9 +459,10 @@ pub(super) async fn elections(cluster: Weak<Cluster>) {
 
 impl Cluster {
     /// Whether a reachable member of `q`'s group has a more up-to-date log
-    /// than this node: such a member would refuse this node its vote, so
-    /// only the most up-to-date members stand (as Raft's pre-vote would
-    /// have it), and two followers do not take turns standing and losing.
+    /// than this node, or one as up to date and a smaller id: such a member
+    /// would refuse this node its vote, or stands too, so only one of the
+    /// most up-to-date members stands (as Raft's pre-vote would have it),
+    /// and two followers do not split the vote.
     async fn others_more_up_to_date(&self, g: &Group, q: &Queue) -> bool {
         let mine = self.replicas.log_position(g.id).unwrap_or((0, 0));
         for m in self.other_members() {
@@ -460,7 +472,7 @@ impl Cluster {
             if let Ok(Reply::LogPosition(Some(theirs))) =
                 self.peers().call(&m.addr, Call::LogPosition { group: g.id }, CALL_TIMEOUT).await
             {
-                if theirs > mine {
+                if theirs > mine || (theirs == mine && super::node_id(&m.name) < self.id) {
                     return true;
                 }
             }
