@@ -123,6 +123,15 @@ impl LinkTls {
         })
     }
 
+    /// The subject of the certificate a node presented, for the log.
+    pub fn subject(certs: Option<&[CertificateDer<'_>]>) -> String {
+        certs
+            .and_then(|c| c.first())
+            .and_then(|der| crate::x509::Certificate::parse(der))
+            .map(|c| c.subject.to_string())
+            .unwrap_or_else(|| "?".into())
+    }
+
     /// The name a dialled node is asked for (SNI); it is not checked
     /// against its certificate (see [`CaOnly`]).
     pub fn server_name(addr: &str) -> ServerName<'static> {
