@@ -344,7 +344,7 @@ where
     let speaks_tls = first[0] == TLS_HANDSHAKE_RECORD;
     match tls {
         Some(tls) if speaks_tls => {
-            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream))
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream))
                 .await
                 .map_err(|_| "TLS handshake timed out".to_owned())?
                 .map_err(|e| format!("TLS handshake failed, peer refused: {e}"))?;
@@ -530,7 +530,7 @@ where
             None => self.establish(stream, None).await?,
             Some(tls) => {
                 let name = LinkTls::server_name(&self.addr);
-                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector.connect(name, stream))
+                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector().connect(name, stream))
                     .await
                     .map_err(|_| LinkError::Timeout(self.addr.clone()))?
                     .map_err(|e| {
