@@ -5,8 +5,9 @@
 //! stops (listeners closed, clients disconnected) and `start_app` starts
 //! again on the same addresses, while the process and its management API
 //! keep running; `warrenctl stop` asks the whole node to exit. SIGHUP (and
-//! `warrenctl reload_certificates`) has the AMQPS and HTTPS listeners read
-//! their certificate files again, without closing any connection.
+//! `warrenctl reload_certificates`) has the AMQPS and HTTPS listeners and
+//! the cluster link read their certificate files again, without closing
+//! any connection or link.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -109,17 +110,24 @@ impl App {
         Ok(true)
     }
 
-    /// Reads the AMQPS and HTTPS listeners' certificate, key and CA files
-    /// again (SIGHUP, `warrenctl reload_certificates`). New connections
-    /// use them; open ones are untouched. A listener whose new files do not
-    /// make a valid configuration keeps its old one; the errors are
-    /// returned (and logged). Gives the listeners reloaded.
+    /// Reads the AMQPS and HTTPS listeners' and the cluster link's
+    /// certificate, key and CA files again (SIGHUP, `warrenctl
+    /// reload_certificates`). New connections and links use them; open
+    /// ones are untouched. One whose new files do not make a valid
+    /// configuration keeps its old one; the errors are returned (and
+    /// logged). Gives those reloaded.
     pub fn reload_certificates(&self) -> Result<Vec<&'static str>, String> {
         let mut done = Vec::new();
         let mut errors = Vec::new();
         for r in [&self.tls, &self.https_tls].into_iter().flatten() {
             match r.reload() {
                 Ok(()) => done.push(r.what),
+                Err(e) => errors.push(e),
+            }
+        }
+        if let Some(link) = self.cluster().and_then(|c| c.link_tls()) {
+            match link.reload() {
+                Ok(()) => done.push(crate::cluster::tls::WHAT),
                 Err(e) => errors.push(e),
             }
         }
@@ -337,7 +345,7 @@ async fn start_cluster(broker: &Arc<Broker>, app: &Arc<App>, secret: Secret) -> 
         .map_err(|e| anyhow::anyhow!("cannot set up TLS on the cluster link: {e}"))?
         .map(Arc::new);
     match &tls {
-        Some(t) => tracing::info!("cluster link: TLS ({})", t.description),
+        Some(t) => tracing::info!("cluster link: TLS ({})", t.description()),
         None => tracing::info!("cluster link: plain TCP (cluster.tls is off)"),
     }
     let cluster = crate::cluster::node::Cluster::start(broker, listener, advertised.clone(), secret, tls)

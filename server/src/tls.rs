@@ -8,6 +8,8 @@
 //! same options when asked (SIGHUP, `warrenctl reload_certificates`): new
 //! connections get the new certificate, open ones keep their session, and
 //! files that do not make a valid configuration leave the old one in place.
+//! The cluster link's reload (`crate::cluster::tls`) reports its outcome
+//! the same way ([`report_reload`]).
 //!
 //! A TLS connection is decrypted by its own task, which relays the plain
 //! bytes to the connection's task over an in-process socket pair. The AMQP
@@ -120,17 +122,23 @@ impl Reloadable {
     /// connections use them, on failure nothing changes and the reason is
     /// returned. Either way the outcome is logged.
     pub fn reload(&self) -> Result<(), String> {
-        match self.options.acceptor() {
-            Ok(acceptor) => {
-                *self.current.write() = acceptor;
-                tracing::info!("{}: reloaded the TLS certificate and key", self.what);
-                Ok(())
-            }
-            Err(e) => {
-                let e = format!("{}: {e}; still using the previous certificate", self.what);
-                tracing::error!("cannot reload TLS certificates: {e}");
-                Err(e)
-            }
+        report_reload(self.what, self.options.acceptor().map(|acceptor| *self.current.write() = acceptor))
+    }
+}
+
+/// Logs how reloading `what`'s certificates went, and gives the error as
+/// `reload_certificates` reports it. The cluster link's reload
+/// (`crate::cluster::tls`) uses it too.
+pub(crate) fn report_reload(what: &str, outcome: Result<(), String>) -> Result<(), String> {
+    match outcome {
+        Ok(()) => {
+            tracing::info!("{what}: reloaded the TLS certificate and key");
+            Ok(())
+        }
+        Err(e) => {
+            let e = format!("{what}: {e}; still using the previous certificate");
+            tracing::error!("cannot reload TLS certificates: {e}");
+            Err(e)
         }
     }
 }

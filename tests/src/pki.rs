@@ -83,12 +83,19 @@ impl Pki {
     /// Writes a new server certificate for localhost (subject `CN=<cn>`),
     /// signed by the CA, over `server.pem` and `server_key.pem`.
     pub fn rewrite_server_cert(&self, cn: &str) {
+        self.write_server_cert(cn, "server");
+    }
+
+    /// Writes a server certificate for localhost (subject `CN=<cn>`),
+    /// signed by the CA, and its key, as `<file>.pem` and `<file>_key.pem`
+    /// in `dir` (over any there).
+    pub fn write_server_cert(&self, cn: &str, file: &str) {
         let key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()]).unwrap();
         p.distinguished_name.push(DnType::CommonName, cn);
         let cert = p.signed_by(&key, &self.ca_cert, &self.ca_key).unwrap();
-        std::fs::write(self.dir.join("server.pem"), cert.pem()).unwrap();
-        std::fs::write(self.dir.join("server_key.pem"), key.serialize_pem()).unwrap();
+        std::fs::write(self.dir.join(format!("{file}.pem")), cert.pem()).unwrap();
+        std::fs::write(self.dir.join(format!("{file}_key.pem")), key.serialize_pem()).unwrap();
     }
 }
 

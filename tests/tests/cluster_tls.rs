@@ -2,8 +2,10 @@
 //! real warren-server processes on loopback and certificates made at test
 //! time: three TLS nodes form a cluster and forward and consume over it; a
 //! node whose certificate another CA signed cannot join, nor can a node
-//! without TLS (nor a TLS node a plain cluster); and the cluster port
-//! really speaks TLS, both ways.
+//! without TLS (nor a TLS node a plain cluster); the cluster port really
+//! speaks TLS, both ways; and a node's link certificate is reloaded
+//! (`reload_certificates`) for the links made after, in both directions,
+//! while the links already up stay up.
 
 mod cluster_support;
 
@@ -253,4 +255,120 @@ async fn the_cluster_port_speaks_tls_both_ways() {
     let first = tokio::time::timeout(T, first_bytes).await.unwrap().unwrap();
     assert_eq!(first[0], 22, "{first:?}");
     assert_eq!(first[1], 3, "{first:?}");
+}
+
+/// Publishes `body` to the default exchange with routing key `queue` and
+/// waits for its confirm.
+async fn publish_confirmed(ch: &lapin::Channel, queue: &str, body: &str) {
+    let props = BasicProperties::default().with_delivery_mode(2);
+    let confirm = ch
+        .basic_publish("".into(), queue.into(), BasicPublishOptions::default(), body.as_bytes(), props)
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack(), "{body}");
+}
+
+/// Whether `node` logged a line with every one of `parts`.
+fn logged(node: &Node, parts: &[&str]) -> bool {
+    node.server.log_text().lines().any(|l| parts.iter().all(|p| l.contains(p)))
+}
+
+async fn until_logged(node: &Node, parts: &[&str]) -> bool {
+    eventually(T, || async { logged(node, parts).then_some(()) }).await.is_some()
+}
+
+#[tokio::test]
+async fn the_link_certificate_reloads_for_new_links_and_old_links_stay_up() {
+    let pki = make_pki();
+    // Node one has certificate files of its own, which are renewed.
+    pki.write_server_cert("first", "node1");
+    let d = pki.dir.display();
+    let one_conf = conf(
+        &pki,
+        "node1.conf",
+        &format!(
+            "cluster.tls = true\n\
+             cluster.tls.cacertfile = {d}/ca.pem\n\
+             cluster.tls.certfile = {d}/node1.pem\n\
+             cluster.tls.keyfile = {d}/node1_key.pem\n"
+        ),
+    );
+    let c = tls_conf(&pki);
+    let [one, mut two, three] = form([tls_node(1, &one_conf), tls_node(2, &c), tls_node(3, &c)]).await;
+    let client = Some(&pki.client);
+    assert_eq!(server_cert_cn(one.cluster_port, connector(&pki, client)).await.unwrap(), "first");
+    // Node two's links to and from node one, and the certificate each
+    // shows it.
+    let to_one = ["cluster link to warren-1@127.0.0.1", "CN=first"];
+    let from_one = ["cluster link from warren-1@127.0.0.1", "CN=first"];
+    assert!(until_logged(&two, &to_one).await, "{}", two.server.log_text());
+    assert!(until_logged(&two, &from_one).await, "{}", two.server.log_text());
+
+    // A queue homed on node one, published to through node two.
+    let (_c1, ch1) = one.server.channel().await;
+    let durable = QueueDeclareOptions { durable: true, ..Default::default() };
+    ch1.queue_declare("on-one".into(), durable, FieldTable::default()).await.unwrap();
+    let api2 = two.api();
+    let seen =
+        eventually(T, || async { (api2.get("/api/queues/%2F/on-one").await.code() == 200).then_some(()) });
+    assert!(seen.await.is_some());
+    let (_c2, ch2) = two.server.channel().await;
+    ch2.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    publish_confirmed(&ch2, "on-one", "before").await;
+
+    // New files change nothing until the reload; then the cluster port
+    // shows the new certificate.
+    pki.write_server_cert("renewed", "node1");
+    assert_eq!(server_cert_cn(one.cluster_port, connector(&pki, client)).await.unwrap(), "first");
+    let r = one.api().post("/api/node/reload_certificates", json!({})).await;
+    assert_eq!(r.code(), 200, "{}", r.body);
+    assert_eq!(r.body["reloaded"], json!(["cluster link"]), "{}", r.body);
+    assert!(one.server.wait_for_log("cluster link: reloaded the TLS certificate and key", T));
+    assert_eq!(server_cert_cn(one.cluster_port, connector(&pki, client)).await.unwrap(), "renewed");
+
+    // The links already up stay up: node two still publishes to node one
+    // over the link it had, not a new one.
+    publish_confirmed(&ch2, "on-one", "after the reload").await;
+    assert!(
+        !logged(&two, &["cluster link to warren-1@127.0.0.1", "CN=renewed"]),
+        "{}",
+        two.server.log_text()
+    );
+    assert!(
+        !logged(&two, &["cluster link from warren-1@127.0.0.1", "CN=renewed"]),
+        "{}",
+        two.server.log_text()
+    );
+
+    // Node two crashes and comes back: both new links, the one it dials
+    // to node one and the one node one dials to it, carry the new
+    // certificate, and the cluster forms again.
+    two.server.crash_and_restart();
+    let to_one = ["cluster link to warren-1@127.0.0.1", "CN=renewed"];
+    let from_one = ["cluster link from warren-1@127.0.0.1", "CN=renewed"];
+    assert!(until_logged(&two, &to_one).await, "{}", two.server.log_text());
+    assert!(until_logged(&two, &from_one).await, "{}", two.server.log_text());
+    for n in [&one, &two, &three] {
+        n.until_running(3).await;
+    }
+    let (_c2, ch2) = two.server.channel().await;
+    ch2.confirm_select(ConfirmSelectOptions::default()).await.unwrap();
+    publish_confirmed(&ch2, "on-one", "after the restart").await;
+    let api1 = one.api();
+    let three_in =
+        eventually(T, || async { (api1.ok("/api/queues/%2F/on-one").await["messages"] == 3).then_some(()) });
+    assert!(three_in.await.is_some(), "{}", api1.ok("/api/queues/%2F/on-one").await);
+
+    // A file that does not load: the reload fails with the reason, as the
+    // listeners' does, and the last good certificate stays in force.
+    std::fs::write(pki.dir.join("node1.pem"), "not a certificate\n").unwrap();
+    let r = one.api().post("/api/node/reload_certificates", json!({})).await;
+    assert_eq!(r.code(), 500, "{}", r.body);
+    assert!(r.reason().contains("cluster link: no certificate in"), "{}", r.body);
+    assert!(r.reason().contains("still using the previous certificate"), "{}", r.body);
+    assert!(one.server.wait_for_log("cannot reload TLS certificates: cluster link", T));
+    assert_eq!(server_cert_cn(one.cluster_port, connector(&pki, client)).await.unwrap(), "renewed");
+    let _ = std::fs::remove_dir_all(&pki.dir);
 }

@@ -70,7 +70,7 @@ async fn certificates_reload_without_dropping_connections() {
     pki.rewrite_server_cert("second");
     assert_eq!(shown(&pki, amqps, https).await, pair("localhost"));
     let out = ctl(&server, &["reload_certificates"]);
-    assert!(out.ok().contains("Reloaded the certificates of the AMQPS and HTTPS listeners"), "{out:?}");
+    assert!(out.ok().contains("Reloaded the TLS certificates of: AMQPS, HTTPS"), "{out:?}");
     assert_eq!(shown(&pki, amqps, https).await, pair("second"));
 
     // The connection opened before still works, on its old session.

@@ -20,7 +20,9 @@
 //! `Refused` frame. Once the handshakes are done, the stream is split into
 //! boxed read and write halves ([`LinkIo`]), the same types for both kinds,
 //! so the rest of the link is written once; the plain path's halves are
-//! still tokio's lock-free `TcpStream` halves.
+//! still tokio's lock-free `TcpStream` halves. Each side logs a TLS link
+//! it authenticated with the subject of the certificate the other node
+//! presented.
 //!
 //! [`Peer`] is the calling side: it connects on the first call, and again
 //! on the next call after the connection was lost. [`serve`] is the called
@@ -342,11 +344,12 @@ where
     let speaks_tls = first[0] == TLS_HANDSHAKE_RECORD;
     match tls {
         Some(tls) if speaks_tls => {
-            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor.accept(stream))
+            let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream))
                 .await
                 .map_err(|_| "TLS handshake timed out".to_owned())?
                 .map_err(|e| format!("TLS handshake failed, peer refused: {e}"))?;
-            serve_one(tls, peer, me, secret, handler).await
+            let cert = LinkTls::subject(tls.get_ref().1.peer_certificates());
+            serve_one(tls, peer, Some(cert), me, secret, handler).await
         }
         Some(_) => {
             // Tell the plain peer why, in the plain handshake it expects;
@@ -365,13 +368,16 @@ where
                                    off) and the peer dialled with TLS"
                 .into())
         }
-        None => serve_one(stream, peer, me, secret, handler).await,
+        None => serve_one(stream, peer, None, me, secret, handler).await,
     }
 }
 
+/// Serves an accepted link; `cert` is the subject of the certificate the
+/// peer presented, on TLS.
 async fn serve_one<S, Q, A>(
     stream: S,
     peer: SocketAddr,
+    cert: Option<String>,
     me: String,
     secret: Secret,
     handler: Handler<Q, A>,
@@ -385,7 +391,12 @@ where
     let from = tokio::time::timeout(HANDSHAKE_TIMEOUT, server_handshake(&mut framed, &me, &secret))
         .await
         .map_err(|_| "handshake timed out".to_owned())??;
-    tracing::debug!("cluster link from {from} ({peer}) authenticated");
+    match cert {
+        Some(cert) => tracing::info!(
+            "cluster link from {from} ({peer}) authenticated, over TLS; its certificate: {cert}"
+        ),
+        None => tracing::debug!("cluster link from {from} ({peer}) authenticated"),
+    }
     let (mut rd, wr) = split_framed(framed)?;
     let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
     let writer = tokio::spawn(write_queued(wr, rx));
@@ -516,10 +527,10 @@ where
             .map_err(|e| LinkError::Unreachable(format!("{}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
         let conn = match &self.tls {
-            None => self.establish(stream).await?,
+            None => self.establish(stream, None).await?,
             Some(tls) => {
                 let name = LinkTls::server_name(&self.addr);
-                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector.connect(name, stream))
+                let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.connector().connect(name, stream))
                     .await
                     .map_err(|_| LinkError::Timeout(self.addr.clone()))?
                     .map_err(|e| {
@@ -531,7 +542,8 @@ where
                             ),
                         )
                     })?;
-                self.establish(tls).await?
+                let cert = LinkTls::subject(tls.get_ref().1.peer_certificates());
+                self.establish(tls, Some(cert)).await?
             }
         };
         *slot = Some(conn.clone());
@@ -539,8 +551,9 @@ where
     }
 
     /// Runs the secret handshake on a connected stream, then starts the
-    /// connection's writer and reader.
-    async fn establish<S: LinkIo>(&self, stream: S) -> Result<Arc<Conn<A>>, LinkError> {
+    /// connection's writer and reader. `cert` is the subject of the
+    /// certificate the other node presented, on TLS.
+    async fn establish<S: LinkIo>(&self, stream: S, cert: Option<String>) -> Result<Arc<Conn<A>>, LinkError> {
         let mut framed = Framed::new(stream, codec(MAX_HANDSHAKE_FRAME));
         let peer =
             tokio::time::timeout(HANDSHAKE_TIMEOUT, client_handshake(&mut framed, &self.me, &self.secret))
@@ -559,7 +572,13 @@ where
                     };
                     LinkError::Refused(self.addr.clone(), e)
                 })?;
-        tracing::debug!("cluster link to {peer} ({}) authenticated", self.addr);
+        match cert {
+            Some(cert) => tracing::info!(
+                "cluster link to {peer} ({}) authenticated, over TLS; its certificate: {cert}",
+                self.addr
+            ),
+            None => tracing::debug!("cluster link to {peer} ({}) authenticated", self.addr),
+        }
         let (mut rd, wr) = split_framed(framed).map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
         let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
         let conn = Arc::new(Conn { tx, pending: parking_lot::Mutex::new(Some(HashMap::new())) });

@@ -177,6 +177,10 @@ impl Peers {
         Peers { me, secret, tls, links: Default::default() }
     }
 
+    pub fn tls(&self) -> Option<&Arc<LinkTls>> {
+        self.tls.as_ref()
+    }
+
     pub fn to(&self, addr: &str) -> Arc<Peer<Call, Reply>> {
         self.links
             .lock()

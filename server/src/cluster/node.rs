@@ -220,6 +220,11 @@ impl Cluster {
         &self.peers
     }
 
+    /// The link's TLS, when `cluster.tls` is on.
+    pub fn link_tls(&self) -> Option<&Arc<super::tls::LinkTls>> {
+        self.peers.tls()
+    }
+
     /// Where the member called `name` listens, from the membership.
     pub(super) fn address_of(&self, name: &str) -> Option<String> {
         let running = self.running()?;

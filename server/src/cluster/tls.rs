@@ -14,7 +14,11 @@
 //! `WebPkiServerVerifier` makes) and leaves out only the name check.
 //!
 //! The files are `cluster.tls.cacertfile`, `certfile` and `keyfile`, or,
-//! when those are not set, `ssl_options.*`'s.
+//! when those are not set, `ssl_options.*`'s. [`LinkTls::reload`] reads
+//! them again (SIGHUP, `warrenctl reload_certificates`, with the AMQPS and
+//! HTTPS listeners' files): the links made after it, accepted or dialled,
+//! use the new files; the links up keep their sessions; files that do not
+//! make a valid configuration leave the old one in place.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,17 +53,29 @@ impl ClusterTlsOptions {
     }
 }
 
-/// Both ends of TLS on the link: how to accept a node and how to dial one.
+/// What `reload_certificates` calls the link.
+pub const WHAT: &str = "cluster link";
+
+/// Both ends of TLS on the link, how to accept a node and how to dial
+/// one, as last read from its files.
 pub struct LinkTls {
-    pub acceptor: TlsAcceptor,
-    pub connector: TlsConnector,
+    cacertfile: PathBuf,
+    certfile: PathBuf,
+    keyfile: PathBuf,
+    current: parking_lot::RwLock<Configs>,
+}
+
+/// What one reading of the files gives.
+struct Configs {
+    acceptor: TlsAcceptor,
+    connector: TlsConnector,
     /// For the log: `mutual, CA <subject> (<file>)`.
-    pub description: String,
+    description: String,
 }
 
 impl std::fmt::Debug for LinkTls {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "LinkTls({})", self.description)
+        write!(f, "LinkTls({})", self.description())
     }
 }
 
@@ -78,6 +94,39 @@ impl LinkTls {
     }
 
     pub fn new(cacertfile: &Path, certfile: &Path, keyfile: &Path) -> Result<LinkTls, String> {
+        let sessions = LinkTls::read(cacertfile, certfile, keyfile)?;
+        Ok(LinkTls {
+            cacertfile: cacertfile.to_owned(),
+            certfile: certfile.to_owned(),
+            keyfile: keyfile.to_owned(),
+            current: parking_lot::RwLock::new(sessions),
+        })
+    }
+
+    /// How to accept the next node.
+    pub fn acceptor(&self) -> TlsAcceptor {
+        self.current.read().acceptor.clone()
+    }
+
+    /// How to dial the next node.
+    pub fn connector(&self) -> TlsConnector {
+        self.current.read().connector.clone()
+    }
+
+    /// For the log: `mutual, CA <subject> (<file>)`.
+    pub fn description(&self) -> String {
+        self.current.read().description.clone()
+    }
+
+    /// Reads the files again; on success the next links use them, on
+    /// failure nothing changes and the reason is returned. Either way the
+    /// outcome is logged, as the listeners' reload does.
+    pub fn reload(&self) -> Result<(), String> {
+        let read = LinkTls::read(&self.cacertfile, &self.certfile, &self.keyfile);
+        crate::tls::report_reload(WHAT, read.map(|sessions| *self.current.write() = sessions))
+    }
+
+    fn read(cacertfile: &Path, certfile: &Path, keyfile: &Path) -> Result<Configs, String> {
         let ca_certs = crate::tls::read_certs(cacertfile)?;
         let mut roots = RootCertStore::empty();
         for c in &ca_certs {
@@ -116,11 +165,20 @@ impl LinkTls {
             .and_then(|der| crate::x509::Certificate::parse(der))
             .map(|c| c.subject.to_string())
             .unwrap_or_else(|| "?".into());
-        Ok(LinkTls {
+        Ok(Configs {
             acceptor: TlsAcceptor::from(Arc::new(server)),
             connector: TlsConnector::from(Arc::new(client)),
             description: format!("mutual, CA {ca_name} ({})", cacertfile.display()),
         })
+    }
+
+    /// The subject of the certificate a node presented, for the log.
+    pub fn subject(certs: Option<&[CertificateDer<'_>]>) -> String {
+        certs
+            .and_then(|c| c.first())
+            .and_then(|der| crate::x509::Certificate::parse(der))
+            .map(|c| c.subject.to_string())
+            .unwrap_or_else(|| "?".into())
     }
 
     /// The name a dialled node is asked for (SNI); it is not checked

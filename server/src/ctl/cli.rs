@@ -267,7 +267,7 @@ pub enum Cmd {
     StopApp,
     /// Starts the AMQP application again after stop_app.
     StartApp,
-    /// Re-reads the AMQPS and HTTPS listeners' certificate, key and CA files (as SIGHUP); open connections stay.
+    /// Re-reads the AMQPS and HTTPS listeners' and the cluster link's certificate, key and CA files (as SIGHUP); open connections and links stay.
     ReloadCertificates,
     /// Stops the node (the process exits).
     Stop,

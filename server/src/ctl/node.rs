@@ -267,9 +267,7 @@ pub fn reload_certificates(c: &Ctx) -> R<()> {
         .unwrap_or_default();
     match reloaded.is_empty() {
         true => c.out.info("No TLS listener to reload"),
-        false => {
-            c.out.info(&format!("Reloaded the certificates of the {} listeners", reloaded.join(" and ")))
-        }
+        false => c.out.info(&format!("Reloaded the TLS certificates of: {}", reloaded.join(", "))),
     }
     Ok(())
 }

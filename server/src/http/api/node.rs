@@ -11,9 +11,10 @@
 //!   AMQP listeners (clients are disconnected) while HTTP keeps serving.
 //! - `POST /api/node/stop`: the process shuts down, as on SIGTERM.
 //! - `POST /api/node/reload_certificates`: the AMQPS and HTTPS listeners
-//!   read their certificate, key and CA files again, as on SIGHUP
-//!   (`{"reloaded": ["AMQPS", "HTTPS"]}`); files that do not load keep
-//!   the old settings and are answered 500 with the reason.
+//!   and the cluster link read their certificate, key and CA files again,
+//!   as on SIGHUP (`{"reloaded": ["AMQPS", "HTTPS", "cluster link"]}`);
+//!   files that do not load keep the old settings and are answered 500
+//!   with the reason.
 //! - `POST /api/node/authenticate` `{"username", "password"}`: whether the
 //!   credentials are valid (`authenticate_user`), tags or no tags.
 //! - `GET /api/node/cluster_status`: the members, which run, the leader,
