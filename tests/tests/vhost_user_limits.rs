@@ -8,7 +8,7 @@
 //! test checks the offender's close frame, that everyone else is still
 //! served, and that changing or clearing the limit takes effect at once.
 //! A definitions import that would pass a vhost's `max-queues` is refused
-//! whole.
+//! whole, and the aliveness test's queue counts as any other.
 
 mod ctl_common;
 
@@ -420,4 +420,30 @@ async fn an_import_past_max_queues_is_refused_whole() {
     for path in ["/api/vhosts/fresh", "/api/queues/lim/q3", "/api/queues/%2F/elsewhere"] {
         assert_eq!(api.get(path).await.code(), 200, "{path}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aliveness_test_queue_counts_toward_max_queues() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    setup(&api, "lim", &[]).await;
+    set_limit(&api, "vhost", "lim", "max-queues", 0).await;
+    // RabbitMQ 3.10's answer when the channel declaring the queue closes.
+    let r = api.get("/api/aliveness-test/lim").await;
+    assert_eq!(
+        (r.code(), r.body["error"].as_str(), r.reason()),
+        (
+            400,
+            Some("bad_request"),
+            "406 PRECONDITION_FAILED - cannot declare queue 'aliveness-test': queue limit in vhost 'lim' (0) is reached"
+        )
+    );
+    assert_eq!(api.get("/api/queues/lim/aliveness-test").await.code(), 404);
+    assert_eq!(api.get("/api/aliveness-test/%2F").await.code(), 200);
+    set_limit(&api, "vhost", "lim", "max-queues", 1).await;
+    let r = api.get("/api/aliveness-test/lim").await;
+    assert_eq!((r.code(), &r.body), (200, &json!({"status": "ok"})));
+    // Its queue now exists: redeclaring it is no new queue.
+    set_limit(&api, "vhost", "lim", "max-queues", 0).await;
+    assert_eq!(api.get("/api/aliveness-test/lim").await.code(), 200);
 }
