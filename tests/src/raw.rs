@@ -15,7 +15,8 @@ pub struct Raw {
     buf: Vec<u8>,
 }
 
-fn client_properties(capabilities: &[&str]) -> FieldTable {
+/// Client properties announcing these capabilities.
+pub fn client_properties(capabilities: &[&str]) -> FieldTable {
     let mut caps = FieldTable::default();
     for c in capabilities {
         caps.insert((*c).into(), AMQPValue::Boolean(true));

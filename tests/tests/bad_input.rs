@@ -4,11 +4,11 @@
 use std::time::Duration;
 
 use amq_protocol::frame::AMQPFrame;
-use amq_protocol::protocol::{AMQPClass, basic, channel, queue};
+use amq_protocol::protocol::{AMQPClass, basic, channel, connection, queue};
 use lapin::options::*;
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use warren_tests::raw::{Raw, encode};
+use warren_tests::raw::{Raw, client_properties, encode};
 use warren_tests::{Server, reply_code, unique};
 
 const T: Duration = Duration::from_secs(5);
@@ -236,5 +236,80 @@ async fn silent_client_without_heartbeats_is_disconnected() {
     // The server itself sent heartbeats while waiting.
     assert!(bytes.windows(8).any(|w| w == [8, 0, 0, 0, 0, 0, 0, 0xCE]));
     assert!(s.wait_for_log("missed heartbeats from client, timeout: 1s", T));
+    still_serving(&s).await;
+}
+
+/// Header, connection.start, and a start-ok: the connection, and the
+/// broker's next method.
+async fn start_ok(s: &Server, mechanism: &str, response: &str, caps: &[&str]) -> (Raw, Option<AMQPClass>) {
+    let mut r = Raw::connect(&s.addr()).await;
+    r.send(b"AMQP\x00\x00\x09\x01").await;
+    r.method(T).await.expect("connection.start");
+    let ok = connection::StartOk {
+        client_properties: client_properties(caps),
+        mechanism: mechanism.into(),
+        response: response.into(),
+        locale: "en_US".into(),
+    };
+    r.send_frame(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::StartOk(ok)))).await;
+    let next = r.method(T).await.map(|(_, m)| m);
+    (r, next)
+}
+
+fn close_of(m: Option<AMQPClass>) -> (u16, String, u16, u16) {
+    match m {
+        Some(AMQPClass::Connection(connection::AMQPMethod::Close(c))) => {
+            (c.reply_code, c.reply_text.to_string(), c.class_id, c.method_id)
+        }
+        other => panic!("expected connection.close, got {other:?}"),
+    }
+}
+
+/// Refusals before connection.open name no method (class 0, method 0).
+/// RabbitMQ's one close there, a failed login's for a client that asked
+/// for it, is built with no method (rabbit_reader's auth_fail), so it
+/// names none either. For the others (an unknown mechanism, frame_max or
+/// channel_max out of bounds in tune-ok) RabbitMQ sends no close at all:
+/// it closes the socket 3 s later; Warren says why at once.
+#[tokio::test]
+async fn handshake_refusals_before_open_name_no_method() {
+    let s = Server::start();
+    let close_caps = ["authentication_failure_close"];
+    let (_r, m) = start_ok(&s, "PLAIN", "\0guest\0wrong", &close_caps).await;
+    assert_eq!(
+        close_of(m),
+        (
+            403,
+            "ACCESS_REFUSED - Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
+                .into(),
+            0,
+            0
+        )
+    );
+    // Without the capability, the socket just closes.
+    let (mut r, m) = start_ok(&s, "PLAIN", "\0guest\0wrong", &[]).await;
+    assert!(m.is_none(), "{m:?}");
+    assert!(r.read_until_closed(T).await.1);
+
+    let (_r, m) = start_ok(&s, "CRAM-MD5", "x", &close_caps).await;
+    assert_eq!(
+        close_of(m),
+        (503, "COMMAND_INVALID - unknown authentication mechanism 'CRAM-MD5'".into(), 0, 0)
+    );
+
+    for (frame_max, channel_max, text) in [
+        (4095, 0, "NOT_ALLOWED - negotiated frame_max = 4095 is lower than the minimum allowed value (4096)"),
+        (
+            131_072,
+            4000,
+            "NOT_ALLOWED - negotiated channel_max = 4000 is higher than the maximum allowed value (2047)",
+        ),
+    ] {
+        let (mut r, m) = start_ok(&s, "PLAIN", "\0guest\0guest", &[]).await;
+        assert!(matches!(m, Some(AMQPClass::Connection(connection::AMQPMethod::Tune(_)))), "{m:?}");
+        let ok = connection::TuneOk { channel_max, frame_max, heartbeat: 0 };
+        r.send_frame(AMQPFrame::Method(0, AMQPClass::Connection(connection::AMQPMethod::TuneOk(ok)))).await;
+        assert_eq!(close_of(r.method(T).await.map(|(_, m)| m)), (530, text.into(), 0, 0));
+    }
     still_serving(&s).await;
 }

@@ -7,6 +7,10 @@
 //! declaration of a new queue (406 on the channel; 400 over HTTP). Each
 //! test checks the offender's close frame, that everyone else is still
 //! served, and that changing or clearing the limit takes effect at once.
+//! A definitions import that would pass a vhost's `max-queues` is refused
+//! whole, and the aliveness test's queue counts as any other.
+
+mod ctl_common;
 
 use std::time::Duration;
 
@@ -348,4 +352,98 @@ async fn vhost_max_queues_refuses_a_new_queue_with_406() {
     assert_eq!(api.put("/api/queues/lim/q5", json!({})).await.code(), 400);
     clear_limit(&api, "vhost", "lim", "max-queues").await;
     assert_eq!(api.put("/api/queues/lim/q5", json!({})).await.code(), 201);
+}
+
+/// RabbitMQ's refusal of an import, from rabbit_definitions.erl.
+fn import_refused(adding: usize, vhost: &str, limit: u64, has: usize) -> String {
+    format!(
+        "Adding {adding} queue(s) to virtual host \"{vhost}\" would exceed the limit of {limit} queue(s).\n\n\
+         This virtual host currently has {has} queue(s) defined.\n\nImport aborted!"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_import_past_max_queues_is_refused_whole() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    setup(&api, "lim", &[]).await;
+    set_limit(&api, "vhost", "lim", "max-queues", 2).await;
+    assert_eq!(api.put("/api/queues/lim/q1", json!({})).await.code(), 201);
+    // q1 exists, q2 and q3 are new (q3 named twice): 1 + 2 > 2.
+    let doc = json!({
+        "vhosts": [{"name": "fresh"}],
+        "users": [{"name": "newbie", "password_hash": "", "tags": ""}],
+        "exchanges": [{"vhost": "lim", "name": "x", "type": "fanout"}],
+        "queues": [{"vhost": "lim", "name": "q1"}, {"vhost": "lim", "name": "q2"},
+                   {"vhost": "lim", "name": "q3"}, {"vhost": "lim", "name": "q3"},
+                   {"vhost": "/", "name": "elsewhere"}],
+        "bindings": [{"vhost": "lim", "source": "x", "destination": "q2", "destination_type": "queue"}],
+    });
+    let r = api.post("/api/definitions", doc.clone()).await;
+    assert_eq!((r.code(), r.reason()), (400, import_refused(2, "lim", 2, 1).as_str()), "{:?}", r.body);
+    assert_eq!(r.body["error"], "bad_request");
+    // Nothing was imported: not the users and vhosts RabbitMQ would have
+    // added before its check, nor anything else.
+    for path in [
+        "/api/vhosts/fresh",
+        "/api/users/newbie",
+        "/api/exchanges/lim/x",
+        "/api/queues/lim/q2",
+        "/api/queues/%2F/elsewhere",
+    ] {
+        assert_eq!(api.get(path).await.code(), 404, "{path}");
+    }
+    // The same through a vhost's import, whose items name no vhost.
+    let vdoc = json!({"queues": [{"name": "q1"}, {"name": "q2"}, {"name": "q3"}]});
+    let r = api.post("/api/definitions/lim", vdoc.clone()).await;
+    assert_eq!((r.code(), r.reason()), (400, import_refused(2, "lim", 2, 1).as_str()));
+    // And through warrenctl, which prints the reason.
+    let (s2, bytes) = (&s, serde_json::to_vec(&doc).unwrap());
+    let run = tokio::task::block_in_place(|| ctl_common::ctl_stdin(s2, &["import_definitions", "-"], &bytes));
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("would exceed the limit of 2 queue(s)"), "{run:?}");
+    assert_eq!(api.get("/api/queues/lim/q2").await.code(), 404);
+    // Within the limit it goes through; at the limit, a document adding no
+    // queue still does; a limit of 0 refuses any new one.
+    let r = api.post("/api/definitions/lim", json!({"queues": [{"name": "q1"}, {"name": "q2"}]})).await;
+    assert_eq!(r.code(), 204, "{:?}", r.body);
+    let again = json!({"queues": [{"vhost": "lim", "name": "q1"}, {"vhost": "lim", "name": "q2"}],
+                       "policies": [{"vhost": "lim", "name": "p", "pattern": "^q", "definition": {"max-length": 5}}]});
+    assert_eq!(api.post("/api/definitions", again).await.code(), 204);
+    assert_eq!(api.get("/api/policies/lim/p").await.code(), 200);
+    set_limit(&api, "vhost", "lim", "max-queues", 0).await;
+    let r = api.post("/api/definitions/lim", json!({"queues": [{"name": "q9"}]})).await;
+    assert_eq!((r.code(), r.reason()), (400, import_refused(1, "lim", 0, 2).as_str()));
+    // Other vhosts, and a cleared limit, are not held back.
+    clear_limit(&api, "vhost", "lim", "max-queues").await;
+    assert_eq!(api.post("/api/definitions", doc).await.code(), 204);
+    for path in ["/api/vhosts/fresh", "/api/queues/lim/q3", "/api/queues/%2F/elsewhere"] {
+        assert_eq!(api.get(path).await.code(), 200, "{path}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aliveness_test_queue_counts_toward_max_queues() {
+    let s = Server::start();
+    let api = Api::new(&s);
+    setup(&api, "lim", &[]).await;
+    set_limit(&api, "vhost", "lim", "max-queues", 0).await;
+    // RabbitMQ 3.10's answer when the channel declaring the queue closes.
+    let r = api.get("/api/aliveness-test/lim").await;
+    assert_eq!(
+        (r.code(), r.body["error"].as_str(), r.reason()),
+        (
+            400,
+            Some("bad_request"),
+            "406 PRECONDITION_FAILED - cannot declare queue 'aliveness-test': queue limit in vhost 'lim' (0) is reached"
+        )
+    );
+    assert_eq!(api.get("/api/queues/lim/aliveness-test").await.code(), 404);
+    assert_eq!(api.get("/api/aliveness-test/%2F").await.code(), 200);
+    set_limit(&api, "vhost", "lim", "max-queues", 1).await;
+    let r = api.get("/api/aliveness-test/lim").await;
+    assert_eq!((r.code(), &r.body), (200, &json!({"status": "ok"})));
+    // Its queue now exists: redeclaring it is no new queue.
+    set_limit(&api, "vhost", "lim", "max-queues", 0).await;
+    assert_eq!(api.get("/api/aliveness-test/lim").await.code(), 200);
 }

@@ -84,6 +84,23 @@ impl Broker {
         }
         Ok(())
     }
+
+    /// Before a definitions import: the vhost's `max-queues` against the
+    /// `adding` queues the document would create there, with RabbitMQ's
+    /// text (its limit of 0 reports 0 queues defined; this reports the
+    /// count).
+    pub fn check_queues_to_import(&self, vhost: &str, adding: usize) -> Result<()> {
+        if let Some(n) = self.vhost_limit(vhost, "max-queues") {
+            let queues = self.vhost(vhost).map_or(0, |v| v.queue_count());
+            if adding > 0 && (queues + adding) as u64 > n {
+                return Err(BrokerError::precondition_failed(format!(
+                    "Adding {adding} queue(s) to virtual host \"{vhost}\" would exceed the limit of {n} \
+                     queue(s).\n\nThis virtual host currently has {queues} queue(s) defined.\n\nImport aborted!"
+                )));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

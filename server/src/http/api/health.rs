@@ -1,5 +1,6 @@
 //! Health: `/api/aliveness-test/{vhost}` (declares a queue, publishes a
-//! message to it and gets it back, for real) and RabbitMQ's
+//! message to it and gets it back, for real, as RabbitMQ 3.10 does; 4.1
+//! made it a no-op) and RabbitMQ's
 //! `/api/health/checks/*`, answering 200 `{"status":"ok"}` or 503 with a
 //! reason; and the deprecated `/api/healthchecks/node[/{node}]`, which
 //! RabbitMQ 3.10 still serves and monitoring scripts still call.
@@ -61,6 +62,14 @@ fn status_ok() -> Response {
 async fn aliveness(State(ctx): State<Ctx>, who: Authed, P(v): P<String>) -> ApiResult<Response> {
     who.require_vhost(&v)?;
     let vh = vhost(&ctx, &v)?;
+    // RabbitMQ 3.10 declares the queue on a channel: a new one is held to
+    // the vhost's `max-queues`, and the channel's close becomes a 400
+    // naming its code and text.
+    if vh.queue(ALIVENESS_QUEUE).is_none()
+        && let Err(e) = ctx.broker.check_queue_limit(&v, ALIVENESS_QUEUE)
+    {
+        return Err(ApiError::bad_request(format!("{} {}", e.reply_code(), e.reply_text())));
+    }
     let applied = ctx
         .broker
         .apply(DefinitionCommand::DeclareQueue {

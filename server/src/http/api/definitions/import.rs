@@ -2,7 +2,7 @@
 //! item is checked and turned into a `DefinitionCommand` ([`plan`]) before
 //! the first one is applied, so a bad document changes nothing.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 
 use axum::extract::State;
 use axum::response::Response;
@@ -280,10 +280,16 @@ fn plan(broker: &Broker, d: Defs, only: Option<&str>) -> ApiResult<Vec<Definitio
             arguments: json_to_table(&x.arguments)?,
         });
     }
+    // The queues each vhost would gain, checked against its `max-queues`
+    // before anything is applied.
+    let mut new_queues: BTreeMap<String, HashSet<String>> = BTreeMap::new();
     for q in d.queues {
         let v = target(&q.vhost, only)?;
         need_vhost(&vhosts, &v)?;
         check_name("queue", &q.name)?;
+        if broker.vhost(&v).is_none_or(|vh| vh.queue(&q.name).is_none()) {
+            new_queues.entry(v.clone()).or_default().insert(q.name.clone());
+        }
         cmds.push(DefinitionCommand::DeclareQueue {
             vhost: v,
             name: q.name,
@@ -294,6 +300,9 @@ fn plan(broker: &Broker, d: Defs, only: Option<&str>) -> ApiResult<Vec<Definitio
             home: None,
             incarnation: 0,
         });
+    }
+    for (v, names) in &new_queues {
+        broker.check_queues_to_import(v, names.len())?;
     }
     for b in d.bindings {
         let v = target(&b.vhost, only)?;
