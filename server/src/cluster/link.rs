@@ -58,6 +58,10 @@ pub const MAX_FRAME: usize = 64 << 20;
 const MAX_HANDSHAKE_FRAME: usize = 4096;
 /// How long the handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long dialling a node may take: a node cut off by a partition does
+/// not refuse, its packets are dropped, and a connect would otherwise
+/// wait for the kernel's retries (minutes).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
@@ -433,6 +437,8 @@ struct Conn<A> {
     tx: mpsc::Sender<Bytes>,
     /// None once the connection is gone.
     pending: Pending<A>,
+    /// The task reading replies.
+    reader: std::sync::OnceLock<tokio::task::AbortHandle>,
 }
 
 /// The calling side of a link to one node.
@@ -471,6 +477,20 @@ where
 
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Gives the connection up (the node was found down): every call
+    /// waiting on it fails now instead of at its timeout, which a node cut
+    /// off by a partition would make long, and the next call dials again.
+    /// A connection being dialled is left to its own timeout.
+    pub fn abandon(&self) {
+        let Ok(mut slot) = self.conn.try_lock() else { return };
+        if let Some(c) = slot.take() {
+            c.pending.lock().take();
+            if let Some(r) = c.reader.get() {
+                r.abort();
+            }
+        }
     }
 
     /// Sends `q` now, after any call started before it, and returns where
@@ -522,8 +542,9 @@ where
         if let Some(c) = slot.as_ref().filter(|c| c.pending.lock().is_some() && !c.tx.is_closed()) {
             return Ok(c.clone());
         }
-        let stream = TcpStream::connect(&self.addr)
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(&self.addr))
             .await
+            .map_err(|_| LinkError::Timeout(self.addr.clone()))?
             .map_err(|e| LinkError::Unreachable(format!("{}: {e}", self.addr)))?;
         let _ = stream.set_nodelay(true);
         let conn = match &self.tls {
@@ -581,10 +602,14 @@ where
         }
         let (mut rd, wr) = split_framed(framed).map_err(|e| LinkError::Refused(self.addr.clone(), e))?;
         let (tx, rx) = mpsc::channel::<Bytes>(WRITE_QUEUE);
-        let conn = Arc::new(Conn { tx, pending: parking_lot::Mutex::new(Some(HashMap::new())) });
+        let conn = Arc::new(Conn {
+            tx,
+            pending: parking_lot::Mutex::new(Some(HashMap::new())),
+            reader: Default::default(),
+        });
         tokio::spawn(write_queued(wr, rx));
         let reader_conn = conn.clone();
-        tokio::spawn(async move {
+        let reader = tokio::spawn(async move {
             while let Ok(Some(Wire::Reply { id, body })) =
                 read_frame::<_, Wire<serde::de::IgnoredAny, A>>(&mut rd).await
             {
@@ -596,6 +621,7 @@ where
             // Every call still waiting fails now, rather than at its timeout.
             reader_conn.pending.lock().take();
         });
+        let _ = conn.reader.set(reader.abort_handle());
         Ok(conn)
     }
 }

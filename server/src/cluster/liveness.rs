@@ -66,7 +66,8 @@ impl Liveness {
         self.down.read().iter().filter(|(_, since)| since.elapsed() > grace).map(|(n, _)| n.clone()).collect()
     }
 
-    fn mark(&self, node: &str, up: bool) {
+    /// Records a ping's answer; whether the member was just found down.
+    fn mark(&self, node: &str, up: bool) -> bool {
         let changed = {
             let mut down = self.down.write();
             // A member keeps the time it first failed until it answers.
@@ -82,6 +83,7 @@ impl Liveness {
                 false => tracing::warn!("cluster: {node} does not answer; its queues are down"),
             }
         }
+        changed && !up
     }
 
     /// Forgets what it knew of members that left.
@@ -105,7 +107,7 @@ pub(super) async fn watch(cluster: Weak<Cluster>) {
             let peers = c.peers().clone();
             async move {
                 let up = matches!(peers.call(&m.addr, Call::Ping, PING_TIMEOUT).await, Ok(Reply::Done));
-                (m.name, up)
+                (m, up)
             }
         });
         let started = Instant::now();
@@ -116,9 +118,12 @@ pub(super) async fn watch(cluster: Weak<Cluster>) {
         // down would make this node refuse their queues for a round after
         // it resumes. Answers still count.
         let paused_here = started.elapsed() > PING_TIMEOUT * 3 / 2;
-        for (name, up) in answers {
-            if up || !paused_here {
-                c.liveness.mark(&name, up);
+        for (m, up) in answers {
+            // A member just found down: what waits on its link (forwarded
+            // publishes, calls to its queues) fails now, and is answered
+            // no, rather than waiting for a node that may be cut off.
+            if (up || !paused_here) && c.liveness.mark(&m.name, up) {
+                c.peers().abandon(&m.addr);
             }
         }
     }

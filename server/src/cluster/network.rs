@@ -191,6 +191,15 @@ impl Peers {
             .clone()
     }
 
+    /// Gives up the link to `addr` (its node was found down): the calls
+    /// waiting on it fail at once.
+    pub fn abandon(&self, addr: &str) {
+        let peer = self.links.lock().get(addr).cloned();
+        if let Some(p) = peer {
+            p.abandon();
+        }
+    }
+
     pub async fn call(&self, addr: &str, call: Call, timeout: Duration) -> Result<Reply, LinkError> {
         self.to(addr).call(call, timeout).await
     }
