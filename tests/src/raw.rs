@@ -152,6 +152,20 @@ impl Raw {
     }
 
     /// Waits for the broker's connection.close and returns (code, text).
+    /// Sends channel.open on `ch` and returns the reply (open-ok, or a
+    /// close).
+    pub async fn open_channel(&mut self, ch: u16, timeout: Duration) -> Option<(u16, AMQPClass)> {
+        let open = AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {}));
+        self.send_frame(AMQPFrame::Method(ch, open)).await;
+        self.method(timeout).await
+    }
+
+    /// Opens channel `ch`, which must be answered open-ok.
+    pub async fn channel_works(&mut self, ch: u16, timeout: Duration) {
+        let ok = self.open_channel(ch, timeout).await;
+        assert!(matches!(ok, Some((_, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))))), "{ok:?}");
+    }
+
     pub async fn expect_connection_close(&mut self) -> (u16, String) {
         loop {
             match self.method(Duration::from_secs(5)).await {

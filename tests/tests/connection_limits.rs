@@ -61,16 +61,6 @@ async fn open(addr: &str, from: &str) -> Raw {
     r
 }
 
-async fn open_channel(r: &mut Raw, ch: u16) -> Option<(u16, AMQPClass)> {
-    r.send_frame(method(ch, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})))).await;
-    r.method(T).await
-}
-
-async fn channel_works(r: &mut Raw, ch: u16) {
-    let ok = open_channel(r, ch).await;
-    assert!(matches!(ok, Some((_, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))))), "{ok:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_max_refuses_one_more_open_with_530() {
     let s = start("connection_max = 2\n");
@@ -85,8 +75,8 @@ async fn connection_max_refuses_one_more_open_with_530() {
         (530, "NOT_ALLOWED - connection refused: node connection limit (2) is reached")
     );
     // The two open ones are served, and when one goes, a place is free.
-    channel_works(&mut a, 1).await;
-    channel_works(&mut b, 1).await;
+    a.channel_works(1, T).await;
+    b.channel_works(1, T).await;
     drop(a);
     let mut d = None;
     for _ in 0..50 {
@@ -100,7 +90,7 @@ async fn connection_max_refuses_one_more_open_with_530() {
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
-    channel_works(d.as_mut().expect("a place after a connection closed"), 1).await;
+    d.as_mut().expect("a place after a connection closed").channel_works(1, T).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -112,7 +102,7 @@ async fn channel_max_is_negotiated_and_one_channel_more_is_530() {
     assert!(matches!(r.method(T).await, Some((_, AMQPClass::Connection(connection::AMQPMethod::OpenOk(_))))));
     let mut other = open(&addr, "127.0.0.1").await;
     for ch in 1..=3 {
-        channel_works(&mut r, ch).await;
+        r.channel_works(ch, T).await;
     }
     r.send_frame(method(4, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})))).await;
     let (code, text) = r.expect_connection_close().await;
@@ -120,7 +110,7 @@ async fn channel_max_is_negotiated_and_one_channel_more_is_530() {
         (code, text.as_str()),
         (530, "NOT_ALLOWED - number of channels opened (3) has reached the negotiated channel_max (3)")
     );
-    channel_works(&mut other, 3).await;
+    other.channel_works(3, T).await;
 }
 
 fn publish(ch: u16, q: &str, size: usize) -> [AMQPFrame; 3] {
@@ -143,8 +133,8 @@ async fn a_message_above_max_message_size_is_406_on_its_channel_only() {
     let (_c, lapin_ch) = s.channel().await;
     let q = lapin_ch.queue_declare("sizes".into(), Default::default(), FieldTable::default()).await.unwrap();
     let mut r = open(&s.addr(), "127.0.0.1").await;
-    channel_works(&mut r, 1).await;
-    channel_works(&mut r, 2).await;
+    r.channel_works(1, T).await;
+    r.channel_works(2, T).await;
     for f in publish(1, "sizes", 1001) {
         r.send_frame(f).await;
     }
@@ -218,8 +208,8 @@ async fn sockets_beyond_the_handshake_caps_are_closed_and_idle_ones_time_out() {
     assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
     drop(from_3);
     let mut again = open(&addr, "127.0.0.2").await;
-    channel_works(&mut again, 1).await;
+    again.channel_works(1, T).await;
     // The connection opened before all this was never disturbed.
     let mut served = served;
-    channel_works(&mut served, 1).await;
+    served.channel_works(1, T).await;
 }

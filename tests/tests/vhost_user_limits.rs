@@ -106,16 +106,6 @@ fn refusal(c: &connection::Close) -> (u16, &str, u16, u16) {
     (c.reply_code, c.reply_text.as_str(), c.class_id, c.method_id)
 }
 
-async fn open_channel(r: &mut Raw, ch: u16) -> Option<(u16, AMQPClass)> {
-    r.send_frame(method(ch, AMQPClass::Channel(channel::AMQPMethod::Open(channel::Open {})))).await;
-    r.method(T).await
-}
-
-async fn channel_works(r: &mut Raw, ch: u16) {
-    let ok = open_channel(r, ch).await;
-    assert!(matches!(ok, Some((_, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_))))), "{ok:?}");
-}
-
 async fn close_channel(r: &mut Raw, ch: u16) {
     let close = channel::Close { reply_code: 200, reply_text: "bye".into(), class_id: 0, method_id: 0 };
     r.send_frame(method(ch, AMQPClass::Channel(channel::AMQPMethod::Close(close)))).await;
@@ -162,9 +152,9 @@ async fn vhost_max_connections_refuses_one_more_open_with_530() {
     );
     // Other vhosts and the connections already open are served.
     let mut other = open_ok(&addr, "alice", "/").await;
-    channel_works(&mut other, 1).await;
-    channel_works(&mut a, 1).await;
-    channel_works(&mut b, 1).await;
+    other.channel_works(1, T).await;
+    a.channel_works(1, T).await;
+    b.channel_works(1, T).await;
     // A raised limit lets one more in at once.
     set_limit(&api, "vhost", "lim", "max-connections", 3).await;
     let _c = open_ok(&addr, "alice", "lim").await;
@@ -186,7 +176,7 @@ async fn vhost_max_connections_refuses_one_more_open_with_530() {
     assert!(open_as(&addr, "guest", "lim").await.is_err());
     clear_limit(&api, "vhost", "lim", "max-connections").await;
     let mut e = open_ok(&addr, "guest", "lim").await;
-    channel_works(&mut e, 1).await;
+    e.channel_works(1, T).await;
     // The ones refused were never counted, and a closed one gives its
     // place back.
     set_limit(&api, "vhost", "lim", "max-connections", 5).await;
@@ -214,9 +204,9 @@ async fn user_max_connections_refuses_that_user_only() {
         )
     );
     let mut b = open_ok(&addr, "bob", "lim").await;
-    channel_works(&mut b, 1).await;
+    b.channel_works(1, T).await;
     let mut g = open_ok(&addr, "guest", "/").await;
-    channel_works(&mut g, 1).await;
+    g.channel_works(1, T).await;
     // The first one's place comes back when it closes.
     drop(a);
     let a = open_eventually(&addr, "alice", "lim").await;
@@ -243,10 +233,10 @@ async fn user_max_channels_counts_all_the_users_connections() {
     set_limit(&api, "user", "alice", "max-channels", 2).await;
     let mut a = open_ok(&addr, "alice", "/").await;
     let mut b = open_ok(&addr, "alice", "lim").await;
-    channel_works(&mut a, 1).await;
-    channel_works(&mut b, 1).await;
+    a.channel_works(1, T).await;
+    b.channel_works(1, T).await;
     // A third channel, on either connection, closes that connection.
-    let third = open_channel(&mut a, 2).await;
+    let third = a.open_channel(2, T).await;
     let Some((0, AMQPClass::Connection(connection::AMQPMethod::Close(c)))) = third else {
         panic!("expected connection.close, got {third:?}")
     };
@@ -263,13 +253,13 @@ async fn user_max_channels_counts_all_the_users_connections() {
     // goes on, and gets a place once the closed connection's are free.
     let mut g = open_ok(&addr, "guest", "/").await;
     for ch in 1..=3 {
-        channel_works(&mut g, ch).await;
+        g.channel_works(ch, T).await;
     }
     declare_ok(&mut b, 1, "still-served").await;
     drop(a);
     let mut got = false;
     for _ in 0..50 {
-        match open_channel(&mut b, 2).await {
+        match b.open_channel(2, T).await {
             Some((_, AMQPClass::Channel(channel::AMQPMethod::OpenOk(_)))) => {
                 got = true;
                 break;
@@ -278,20 +268,20 @@ async fn user_max_channels_counts_all_the_users_connections() {
             _ => {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 b = open_ok(&addr, "alice", "lim").await;
-                channel_works(&mut b, 1).await;
+                b.channel_works(1, T).await;
             }
         }
     }
     assert!(got, "a channel once the other connection's were gone");
     // Closing a channel gives its place back.
     close_channel(&mut b, 2).await;
-    channel_works(&mut b, 3).await;
+    b.channel_works(3, T).await;
     // A raised limit, and no limit, take effect at once.
     set_limit(&api, "user", "alice", "max-channels", 3).await;
-    channel_works(&mut b, 4).await;
+    b.channel_works(4, T).await;
     clear_limit(&api, "user", "alice", "max-channels").await;
     for ch in 5..=8 {
-        channel_works(&mut b, ch).await;
+        b.channel_works(ch, T).await;
     }
 }
 
@@ -303,7 +293,7 @@ async fn vhost_max_queues_refuses_a_new_queue_with_406() {
     setup(&api, "lim", &[]).await;
     set_limit(&api, "vhost", "lim", "max-queues", 2).await;
     let mut r = open_ok(&addr, "guest", "lim").await;
-    channel_works(&mut r, 1).await;
+    r.channel_works(1, T).await;
     declare_ok(&mut r, 1, "q1").await;
     declare_ok(&mut r, 1, "q2").await;
     let c = declare(&mut r, 1, "q3").await.expect_err("a third queue in 'lim'");
@@ -318,7 +308,7 @@ async fn vhost_max_queues_refuses_a_new_queue_with_406() {
     );
     r.send_frame(method(1, AMQPClass::Channel(channel::AMQPMethod::CloseOk(channel::CloseOk {})))).await;
     // The connection goes on: declaring an existing queue is no new queue.
-    channel_works(&mut r, 2).await;
+    r.channel_works(2, T).await;
     declare_ok(&mut r, 2, "q1").await;
     // A server-named queue counts too.
     let c = declare(&mut r, 2, "").await.expect_err("a server-named queue");
@@ -336,14 +326,14 @@ async fn vhost_max_queues_refuses_a_new_queue_with_406() {
     assert_eq!(api.put("/api/queues/lim/q1", json!({"durable": false})).await.code(), 204);
     // Other vhosts are not limited.
     let mut other = open_ok(&addr, "guest", "/").await;
-    channel_works(&mut other, 1).await;
+    other.channel_works(1, T).await;
     for q in ["a", "b", "c"] {
         declare_ok(&mut other, 1, q).await;
     }
     // A deleted queue frees a place; a raised or cleared limit takes
     // effect at once.
     assert_eq!(api.delete("/api/queues/lim/q2").await.code(), 204);
-    channel_works(&mut r, 3).await;
+    r.channel_works(3, T).await;
     declare_ok(&mut r, 3, "q3").await;
     assert!(declare(&mut r, 3, "q4").await.is_err());
     set_limit(&api, "vhost", "lim", "max-queues", 3).await;
