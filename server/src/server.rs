@@ -64,6 +64,11 @@ impl App {
         if self.is_running() { self.addrs.clone() } else { Vec::new() }
     }
 
+    /// The AMQPS listeners' addresses while the app runs.
+    pub fn tls_listeners(&self) -> Vec<SocketAddr> {
+        if self.is_running() { self.tls_addrs.clone() } else { Vec::new() }
+    }
+
     pub fn is_running(&self) -> bool {
         self.running.lock().is_some()
     }
@@ -241,6 +246,12 @@ impl Node {
             cluster: Default::default(),
         });
         let http_addrs = http_listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?;
+        let https_addrs = match &https {
+            Some((_, listeners)) => {
+                listeners.iter().map(|l| l.local_addr()).collect::<Result<Vec<_>, _>>()?
+            }
+            None => Vec::new(),
+        };
         let secret = cluster_secret(&broker.config)?;
         start_cluster(&broker, &app, secret.clone()).await?;
         let stats = Arc::new(crate::http::stats::Stats::default());
@@ -250,6 +261,7 @@ impl Node {
             jwt: crate::http::auth::JwtKeys::new(broker.config.jwt_secret.as_deref(), Some(&secret)),
             app: app.clone(),
             http_addrs: http_addrs.clone(),
+            https_addrs,
         });
         if let Some(c) = app.cluster() {
             // What this node says about itself to the others, as its API

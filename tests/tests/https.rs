@@ -105,3 +105,41 @@ async fn https_client_certificates() {
     }
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
+
+/// `/api/overview` lists the TLS listeners with RabbitMQ's protocol names
+/// (`amqp/ssl`, `https`) beside the plain ones, and the health checks
+/// `port-listener` and `protocol-listener` know them.
+#[tokio::test]
+async fn the_overview_lists_the_tls_listeners() {
+    let pki = make_pki();
+    let amqps = free_port();
+    let d = pki.dir.display();
+    let extra = format!(
+        "listeners.ssl.default = {amqps}\n\
+         ssl_options.cacertfile = {d}/ca.pem\n\
+         ssl_options.certfile = {d}/server.pem\n\
+         ssl_options.keyfile = {d}/server_key.pem\n"
+    );
+    let (server, https) = start(&pki, &extra);
+    let api = Api::new(&server);
+    let overview = api.ok("/api/overview").await;
+    let listed: Vec<(String, u64)> = overview["listeners"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| (l["protocol"].as_str().unwrap().to_owned(), l["port"].as_u64().unwrap()))
+        .collect();
+    for want in [("amqp/ssl", u64::from(amqps)), ("https", u64::from(https))] {
+        assert!(listed.contains(&(want.0.to_owned(), want.1)), "{want:?} not in {listed:?}");
+    }
+    assert!(listed.iter().any(|(p, _)| p == "amqp") && listed.iter().any(|(p, _)| p == "http"), "{listed:?}");
+    for path in [
+        format!("/api/health/checks/port-listener/{amqps}"),
+        format!("/api/health/checks/port-listener/{https}"),
+        "/api/health/checks/protocol-listener/https".to_owned(),
+        "/api/health/checks/protocol-listener/amqp%2Fssl".to_owned(),
+    ] {
+        let r = api.get(&path).await;
+        assert_eq!(r.code(), 200, "{path}: {}", r.body);
+    }
+}

@@ -52,6 +52,8 @@ pub struct ApiState {
     /// `listeners()` are empty while it is stopped.
     pub app: Arc<crate::server::App>,
     pub http_addrs: Vec<SocketAddr>,
+    /// The management API's HTTPS listeners (`management.ssl.port`).
+    pub https_addrs: Vec<SocketAddr>,
 }
 
 pub type Ctx = Arc<ApiState>;

@@ -129,7 +129,9 @@ async fn no_alarms(State(ctx): State<Ctx>, _who: Authed) -> Response {
 }
 
 async fn port_listener(State(ctx): State<Ctx>, _who: Authed, P(port): P<String>) -> Response {
-    let ports: Vec<u16> = ctx.app.listeners().iter().chain(&ctx.http_addrs).map(|a| a.port()).collect();
+    let (amqp, amqps) = (ctx.app.listeners(), ctx.app.tls_listeners());
+    let ports: Vec<u16> =
+        amqp.iter().chain(&amqps).chain(&ctx.http_addrs).chain(&ctx.https_addrs).map(|a| a.port()).collect();
     match port.parse::<u16>() {
         Ok(p) if ports.contains(&p) => status_ok(),
         _ => {
@@ -141,7 +143,9 @@ async fn port_listener(State(ctx): State<Ctx>, _who: Authed, P(port): P<String>)
 async fn protocol_listener(State(ctx): State<Ctx>, _who: Authed, P(protocol): P<String>) -> Response {
     let present = match protocol.as_str() {
         "amqp" | "amqp091" | "amqp0-9-1" => ctx.app.is_running(),
+        "amqp/ssl" | "amqps" => !ctx.app.tls_listeners().is_empty(),
         "http" | "management" => !ctx.http_addrs.is_empty(),
+        "https" => !ctx.https_addrs.is_empty(),
         _ => false,
     };
     if present {

@@ -68,11 +68,13 @@ pub fn listeners(ctx: &Ctx) -> Vec<Listener> {
         ip_address: a.ip().to_string(),
         port: a.port(),
     };
-    ctx.app
-        .listeners()
-        .iter()
-        .map(|a| l(a, "amqp"))
+    // RabbitMQ's protocol names.
+    let amqp = ctx.app.listeners();
+    let amqps = ctx.app.tls_listeners();
+    (amqp.iter().map(|a| l(a, "amqp")))
+        .chain(amqps.iter().map(|a| l(a, "amqp/ssl")))
         .chain(ctx.http_addrs.iter().map(|a| l(a, "http")))
+        .chain(ctx.https_addrs.iter().map(|a| l(a, "https")))
         .collect()
 }
 
