@@ -252,6 +252,7 @@ fn tls_option(t: &mut crate::tls::TlsOptions, name: &str, key: &str, value: &str
             }
         }
         n if n.starts_with("versions.") => t.versions.push(value.to_owned()),
+        n if n.starts_with("ciphers.") => t.ciphers.push(value.to_owned()),
         _ => return Err(unknown(key)),
     }
     Ok(())
@@ -323,6 +324,8 @@ const FAMILIES: &[&str] = &[
     "listeners.ssl.",
     "ssl_options.versions.",
     "management.ssl.versions.",
+    "ssl_options.ciphers.",
+    "management.ssl.ciphers.",
     "loopback_users.",
     "default_user_tags.",
 ];

@@ -1,6 +1,7 @@
 //! TLS on the AMQP listener (AMQPS), configured with rabbitmq.conf's keys:
 //! `listeners.ssl.default = 5671` and `ssl_options.certfile`, `keyfile`,
-//! `cacertfile`, `verify`, `fail_if_no_peer_cert` and `versions.N`. The
+//! `cacertfile`, `verify`, `fail_if_no_peer_cert`, `versions.N` and
+//! `ciphers.N` (OpenSSL's or IANA's names of the suites rustls has). The
 //! management API's HTTPS listener (`management.ssl.*`, `crate::http::https`)
 //! builds its acceptor and does its handshakes here too.
 //!
@@ -43,6 +44,10 @@ pub struct TlsOptions {
     pub fail_if_no_peer_cert: bool,
     /// `versions.N`: `tlsv1.2`, `tlsv1.3`; empty for both.
     pub versions: Vec<String>,
+    /// `ciphers.N`: the cipher suites offered, by OpenSSL's name
+    /// (`ECDHE-RSA-AES256-GCM-SHA384`, `TLS_AES_256_GCM_SHA384`) or IANA's
+    /// (`TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384`); empty for rustls' own.
+    pub ciphers: Vec<String>,
 }
 
 impl TlsOptions {
@@ -56,7 +61,12 @@ impl TlsOptions {
         // ring, which the build already has, rather than aws-lc-rs (a large C
         // build); it lacks only the post-quantum key exchanges.
         #[allow(deprecated)]
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut provider = rustls::crypto::ring::default_provider();
+        if !self.ciphers.is_empty() {
+            let wanted = self.ciphers.iter().map(|c| cipher_suite(c)).collect::<Result<Vec<_>, _>>()?;
+            provider.cipher_suites.retain(|s| wanted.contains(&s.suite()));
+        }
+        let provider = Arc::new(provider);
         let versions = self.protocol_versions()?;
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&versions)
@@ -96,6 +106,58 @@ impl TlsOptions {
             })
             .collect()
     }
+}
+
+/// The suite a `ciphers.N` value names: OpenSSL's names (as RabbitMQ's
+/// docs and `openssl ciphers` write them) or IANA's, for the suites rustls
+/// implements; anything else is refused with the list of those.
+fn cipher_suite(name: &str) -> Result<rustls::CipherSuite, String> {
+    use rustls::CipherSuite as S;
+    const SUITES: &[(&str, &str, S)] = &[
+        ("TLS_AES_256_GCM_SHA384", "TLS13_AES_256_GCM_SHA384", S::TLS13_AES_256_GCM_SHA384),
+        ("TLS_AES_128_GCM_SHA256", "TLS13_AES_128_GCM_SHA256", S::TLS13_AES_128_GCM_SHA256),
+        ("TLS_CHACHA20_POLY1305_SHA256", "TLS13_CHACHA20_POLY1305_SHA256", S::TLS13_CHACHA20_POLY1305_SHA256),
+        (
+            "ECDHE-ECDSA-AES256-GCM-SHA384",
+            "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+            S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "ECDHE-ECDSA-AES128-GCM-SHA256",
+            "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+            S::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "ECDHE-ECDSA-CHACHA20-POLY1305",
+            "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+            S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+        (
+            "ECDHE-RSA-AES256-GCM-SHA384",
+            "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+            S::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        ),
+        (
+            "ECDHE-RSA-AES128-GCM-SHA256",
+            "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+            S::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+        ),
+        (
+            "ECDHE-RSA-CHACHA20-POLY1305",
+            "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+            S::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        ),
+    ];
+    SUITES
+        .iter()
+        .find(|(openssl, iana, suite)| {
+            [*openssl, *iana, suite.as_str().unwrap_or_default()].iter().any(|n| n.eq_ignore_ascii_case(name))
+        })
+        .map(|(_, _, s)| *s)
+        .ok_or_else(|| {
+            let known: Vec<&str> = SUITES.iter().map(|(o, _, _)| *o).collect();
+            format!("cipher '{name}' is not supported (supported: {})", known.join(", "))
+        })
 }
 
 /// A listener's TLS settings, which can be read again from their files.

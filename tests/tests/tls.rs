@@ -84,3 +84,78 @@ async fn amqps_with_client_certificates() {
     hello(port, connector(&pki, Some(&pki.client))).await.expect("TLS again");
     let _ = std::fs::remove_dir_all(&pki.dir);
 }
+
+/// A client offering only `suite`, trusting the test CA.
+fn connector_offering(pki: &Pki, suite: tokio_rustls::rustls::CipherSuite) -> TlsConnector {
+    use std::sync::Arc;
+    use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+    let mut roots = RootCertStore::empty();
+    roots.add(pki.ca.clone()).unwrap();
+    #[allow(deprecated)]
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites.retain(|s| s.suite() == suite);
+    let config = ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// `ssl_options.ciphers.N` (OpenSSL's names, as in rabbitmq.conf) limits
+/// the suites the AMQPS listener accepts: a client offering only a listed
+/// one (TLS 1.3 or 1.2) is served, one offering only another is refused
+/// at the handshake; a name rustls does not implement stops the node with
+/// the list of those it does.
+#[tokio::test]
+async fn ciphers_limit_the_suites_a_listener_accepts() {
+    use tokio_rustls::rustls::CipherSuite as S;
+    let pki = make_pki();
+    let port = free_port();
+    let d = pki.dir.display();
+    let conf = pki.dir.join("ciphers.conf");
+    let write = |ciphers: &str| {
+        std::fs::write(
+            &conf,
+            format!(
+                "listeners.ssl.default = {port}\n\
+                 ssl_options.certfile = {d}/server.pem\n\
+                 ssl_options.keyfile = {d}/server_key.pem\n{ciphers}"
+            ),
+        )
+        .unwrap()
+    };
+    write(
+        "ssl_options.ciphers.1 = TLS_AES_256_GCM_SHA384\nssl_options.ciphers.2 = ECDHE-ECDSA-AES256-GCM-SHA384\n",
+    );
+    let server = Server::start_with(&["--config", conf.to_str().unwrap()]);
+    assert!(server.wait_for_log("AMQP 0-9-1/TLS listener", Duration::from_secs(20)), "{}", server.log_text());
+    for (suite, served) in [
+        (S::TLS13_AES_256_GCM_SHA384, true),
+        (S::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384, true),
+        (S::TLS13_AES_128_GCM_SHA256, false),
+        (S::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, false),
+    ] {
+        let got = hello(port, connector_offering(&pki, suite)).await;
+        match served {
+            true => assert_eq!(&got.expect("served")[..4], &[1, 0, 0, 0], "{suite:?}: connection.start"),
+            false => assert!(got.is_err(), "{suite:?} was accepted: {got:?}"),
+        }
+    }
+    drop(server);
+
+    write("ssl_options.ciphers.1 = DES-CBC3-SHA\n");
+    let out = std::process::Command::new(warren_tests::server_bin())
+        .args(["--amqp-port", "0", "--http-port", "0", "--bind", "127.0.0.1", "--config"])
+        .arg(&conf)
+        .arg("--data-dir")
+        .arg(pki.dir.join("data"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cipher 'DES-CBC3-SHA' is not supported (supported: TLS_AES_256_GCM_SHA384"),
+        "{stderr}"
+    );
+}
